@@ -1,0 +1,29 @@
+"""One log line per epoch, so run logs (and runs without a progress bar) show how training went."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import lightning.pytorch as pl
+
+log = logging.getLogger("fer_attention.train")
+
+
+class EpochSummary(pl.Callback):
+    """Logs epoch number, seconds, and the epoch's train/val metrics after each validation."""
+
+    def __init__(self, keys: tuple[str, ...] = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best")):
+        self.keys = tuple(keys)
+        self._start = time.time()
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start = time.time()
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        metrics = trainer.callback_metrics
+        parts = [f"{k} {float(metrics[k]):.4f}" for k in self.keys if k in metrics]
+        log.info("epoch %d/%d (%.1f s): %s", trainer.current_epoch + 1, trainer.max_epochs, time.time() - self._start,
+                 ", ".join(parts))

@@ -1,0 +1,22 @@
+"""`fer-eval ckpt_path=<file.ckpt>`: test a checkpoint and write metrics.json in a new run dir."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from fer_attention.cli.common import run_task
+from fer_attention.config import config_dir
+from fer_attention.training.task import evaluate
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
+def main(cfg: DictConfig) -> None:
+    metrics = run_task(evaluate, cfg)
+    if metrics is not None:
+        split = cfg.get("split", "test")
+        print(f"{split} accuracy {metrics[f'{split}/acc']:.2%}; run dir {metrics['run_dir']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Where the Hydra configs live, and config validation that runs before any data is loaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+class ConfigError(ValueError):
+    """A config value is invalid; the message is one line naming the key, the value and what is allowed."""
+
+
+def config_dir() -> str:
+    """Absolute path of the `conf/` tree: shipped inside the wheel, or the checkout's top-level `conf/`."""
+    for candidate in (_PACKAGE_DIR / "conf", _PACKAGE_DIR.parent / "conf"):
+        if (candidate / "train.yaml").is_file():
+            return str(candidate)
+    raise FileNotFoundError(f"fer-attention configs not found next to {_PACKAGE_DIR}; reinstall the package")
+
+
+def _select(cfg, key: str, default=None):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.select(cfg, key, default=default)
+
+
+def validate_config(cfg) -> None:
+    """Check the values a run depends on before any data is loaded or any model is built.
+
+    Raises :class:`ConfigError` with one line naming the key, the bad value and what is allowed.
+    """
+    from fer_attention.lbp import METHODS
+    from fer_attention.models.reconstruction import check_rates
+    from fer_attention.models.vgg import ARCHS, NUM_STAGES, feature_size
+
+    data_classes = _select(cfg, "data.class_names")
+    num_classes = _select(cfg, "data.num_classes")
+    if data_classes is not None and num_classes is not None and len(data_classes) != num_classes:
+        raise ConfigError(f"data.num_classes={num_classes} but data.class_names has {len(data_classes)} names")
+    num_folds, fold = _select(cfg, "data.num_folds"), _select(cfg, "data.fold")
+    if _select(cfg, "data.protocol") == "kfold" and num_folds is not None and fold is not None:
+        if num_folds < 2:
+            raise ConfigError(f"data.num_folds={num_folds} must be at least 2")
+        if not 0 <= fold < num_folds:
+            raise ConfigError(f"data.fold={fold} must be in 0..{num_folds - 1} (data.num_folds={num_folds})")
+    root = _select(cfg, "data.root")
+    if root is not None and not Path(str(root)).exists():
+        raise ConfigError(f"data.root={root} does not exist")
+    image_size = _select(cfg, "data.image_size")
+    if image_size is not None and (not isinstance(image_size, int) or image_size < 8):
+        raise ConfigError(f"data.image_size={image_size!r} must be an integer >= 8")
+
+    net = _select(cfg, "model.net")
+    if net is None:
+        return
+    net_classes = _select(cfg, "model.net.num_classes")
+    if num_classes is not None and net_classes is not None and net_classes != num_classes:
+        raise ConfigError(f"model.net.num_classes={net_classes} does not match data.num_classes={num_classes}")
+    modules = _select(cfg, "model.net.modules") or {}
+    lbp = _select(cfg, "model.net.lbp") or {}
+    method = lbp.get("method")
+    if modules.get("lbp", True) and method is not None:
+        if method not in METHODS:
+            raise ConfigError(f"lbp.method='{method}' is not one of {', '.join(METHODS)} (or null for none)")
+        P, R = lbp.get("P", 8), lbp.get("R", 1.0)
+        if not isinstance(P, int) or P < 1:
+            raise ConfigError(f"lbp.P={P!r} must be an integer >= 1")
+        if not isinstance(R, int | float) or R <= 0:
+            raise ConfigError(f"lbp.R={R!r} must be a number > 0")
+    backbone = _select(cfg, "model.net.backbone") or {}
+    arch = backbone.get("arch", "vgg16_bn")
+    if arch not in ARCHS:
+        raise ConfigError(f"model.backbone.arch='{arch}' is not one of {', '.join(ARCHS)}")
+    last_stage = backbone.get("last_stage", 4)
+    if not isinstance(last_stage, int) or not 1 <= last_stage <= NUM_STAGES:
+        raise ConfigError(f"model.backbone.last_stage={last_stage!r} must be in 1..{NUM_STAGES} (4 = through conv4_3)")
+    width = backbone.get("width", 1.0)
+    if not isinstance(width, int | float) or width <= 0:
+        raise ConfigError(f"model.backbone.width={width!r} must be a number > 0")
+    size = _select(cfg, "model.net.image_size") or image_size
+    if size is not None:
+        fsize = feature_size(size, last_stage)
+        if fsize < 3:
+            raise ConfigError(
+                f"data.image_size={size} is too small for model.backbone.last_stage={last_stage}: "
+                f"need image_size >= {3 * 2 ** (last_stage - 1)} or an earlier last_stage"
+            )
+        if modules.get("reconstruction", True):
+            try:
+                check_rates(list(_select(cfg, "model.net.reconstruction.rates") or []), fsize)
+            except ValueError as err:
+                raise ConfigError(str(err)) from None

@@ -1,0 +1,30 @@
+"""Torch datasets over decoded uint8 face arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+
+class FaceArrayDataset(Dataset):
+    """Faces ``uint8 [N, H, W]`` with labels; yields ``(float32 [1, H, W] in [0, 1], label)``.
+
+    ``transform`` (albumentations) is applied to the uint8 image, so augmentation happens before the
+    network's LBP layer and the two never get out of step.
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform=None) -> None:
+        self.images = images
+        self.labels = torch.as_tensor(labels, dtype=torch.long)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = self.images[index]
+        if self.transform is not None:
+            image = self.transform(image=image)["image"]
+        x = torch.from_numpy(np.ascontiguousarray(image)).unsqueeze(0).float().div_(255.0)
+        return x, self.labels[index]

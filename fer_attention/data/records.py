@@ -1,0 +1,40 @@
+"""Decoded face datasets: images plus per-image label, subject, split and sequence information."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class FaceArrays:
+    """A decoded dataset: uint8 grayscale faces ``[N, H, W]`` and one record per face.
+
+    ``subjects`` groups faces for subject-independent splits; ``splits`` holds a fixed split name per
+    face ("train", "val", "test") where the dataset defines one, else ``None``.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    subjects: np.ndarray
+    class_names: tuple[str, ...]
+    splits: np.ndarray | None = None
+    sequences: np.ndarray | None = None
+    frames: np.ndarray | None = None
+    sources: np.ndarray | None = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        n = len(self.images)
+        if n == 0:
+            raise ValueError("the dataset is empty: no faces were found")
+        for name in ("labels", "subjects", "splits", "sequences", "frames", "sources"):
+            value = getattr(self, name)
+            if value is not None and len(value) != n:
+                raise ValueError(f"{name} has {len(value)} entries for {n} images")
+        if self.images.dtype != np.uint8 or self.images.ndim != 3:
+            raise ValueError(f"images must be uint8 [N, H, W], got {self.images.dtype} {self.images.shape}")
+
+    def __len__(self) -> int:
+        return len(self.images)

@@ -1,0 +1,33 @@
+"""The classification module: pooling, FC, dropout, FC."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+POOLS = ("avg", "flatten")
+
+
+class Classifier(nn.Module):
+    """Global average pooling (or flatten), FC to ``hidden`` + ReLU + dropout, FC to ``num_classes``."""
+
+    def __init__(
+        self, channels: int, feature_size: int, num_classes: int, hidden: int = 256, dropout: float = 0.5, pool: str = "avg"
+    ) -> None:
+        super().__init__()
+        if pool not in POOLS:
+            raise ValueError(f"model.classifier.pool='{pool}' is not one of {', '.join(POOLS)}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"model.classifier.dropout={dropout} must be in [0, 1)")
+        in_features = channels if pool == "avg" else channels * feature_size * feature_size
+        self.pool = nn.AdaptiveAvgPool2d(1) if pool == "avg" else nn.Identity()
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(in_features, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pool(x))

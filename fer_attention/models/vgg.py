@@ -1,0 +1,110 @@
+"""VGG16 convolution streams built from torchvision's VGG16 definition."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models import vgg as tv_vgg
+
+log = logging.getLogger(__name__)
+
+ARCHS = ("vgg16", "vgg16_bn")
+NUM_STAGES = 5
+
+
+def stage_config(last_stage: int, width: float) -> list[int | str]:
+    """torchvision's VGG16 layer list ("D") through the last conv of ``last_stage`` (1..5), with channel
+    counts scaled by ``width``; the pool after the last kept stage is dropped."""
+    cfg: list[int | str] = []
+    stage = 1
+    for v in tv_vgg.cfgs["D"]:
+        if v == "M":
+            if stage == last_stage:
+                break
+            stage += 1
+            cfg.append("M")
+        else:
+            cfg.append(max(8, int(round(int(v) * width))))
+    return cfg
+
+
+def feature_size(image_size: int, last_stage: int) -> int:
+    """Spatial size of the stream's output for a square input of ``image_size``."""
+    size = image_size
+    for _ in range(last_stage - 1):
+        size //= 2
+    return size
+
+
+class VGGStream(nn.Module):
+    """VGG16 convolutions from ``in_channels`` input channels through stage ``last_stage``."""
+
+    def __init__(
+        self,
+        arch: str = "vgg16_bn",
+        last_stage: int = 4,
+        width: float = 1.0,
+        in_channels: int = 1,
+        weights: str | None = None,
+    ) -> None:
+        super().__init__()
+        if arch not in ARCHS:
+            raise ValueError(f"model.backbone.arch='{arch}' is not one of {', '.join(ARCHS)}")
+        if not 1 <= last_stage <= NUM_STAGES:
+            raise ValueError(f"model.backbone.last_stage={last_stage} must be in 1..{NUM_STAGES} (4 = through conv4_3)")
+        cfg = stage_config(last_stage, width)
+        self.features = tv_vgg.make_layers(cfg, batch_norm=arch == "vgg16_bn")
+        first = self.features[0]
+        self.features[0] = nn.Conv2d(in_channels, first.out_channels, kernel_size=3, padding=1)
+        self.out_channels = int([v for v in cfg if v != "M"][-1])
+        self.arch = arch
+        if weights is not None:
+            if width != 1.0:
+                raise ValueError(f"model.backbone.weights='{weights}' needs model.backbone.width=1.0, got {width}")
+            self.load_pretrained(weights)
+
+    def load_pretrained(self, weights: str) -> None:
+        """Load ImageNet weights (torchvision's weights API) or a torchvision VGG16 state dict file.
+
+        The first convolution's RGB kernels are summed for one-channel input.
+        """
+        if weights == "imagenet":
+            state = _imagenet_state_dict(self.arch)
+        else:
+            path = Path(weights)
+            if not path.is_file():
+                raise FileNotFoundError(f"model.backbone.weights: no such file: {path}")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = state.get("state_dict", state)
+        own = self.features.state_dict()
+        loaded = {}
+        for key, value in own.items():
+            src = state.get(f"features.{key}")
+            if src is None:
+                raise ValueError(f"model.backbone.weights: '{weights}' has no tensor features.{key}; is it a {self.arch} state dict?")
+            if key == "0.weight" and src.shape[1] != value.shape[1]:
+                src = src.sum(dim=1, keepdim=True).repeat(1, value.shape[1], 1, 1) / value.shape[1]
+            if src.shape != value.shape:
+                raise ValueError(f"model.backbone.weights: features.{key} has shape {tuple(src.shape)}, expected {tuple(value.shape)}")
+            loaded[key] = src
+        self.features.load_state_dict(loaded)
+        log.info("loaded %s weights for %s (%d tensors)", weights, self.arch, len(loaded))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+def _imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
+    builder = {"vgg16": tv_vgg.vgg16, "vgg16_bn": tv_vgg.vgg16_bn}[arch]
+    weights_enum = {"vgg16": tv_vgg.VGG16_Weights, "vgg16_bn": tv_vgg.VGG16_BN_Weights}[arch].IMAGENET1K_V1
+    try:
+        return builder(weights=weights_enum).state_dict()
+    except Exception as err:  # noqa: BLE001 - download or cache failures come in many types
+        raise RuntimeError(
+            f"model.backbone.weights=imagenet: could not load torchvision's {arch} ImageNet weights "
+            f"(offline and not in the torch hub cache?): {type(err).__name__}: {err}. "
+            "Download them once on a connected machine, or pass a state dict file path."
+        ) from None

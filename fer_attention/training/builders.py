@@ -1,0 +1,92 @@
+"""Build the run's objects (data, model, callbacks, loggers, trainer) from a composed config."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from fer_attention.training.module import FERModule
+
+log = logging.getLogger(__name__)
+
+
+def to_dict(cfg: Any) -> Any:
+    """Resolved plain containers from a config node (``None`` stays ``None``)."""
+    if cfg is None:
+        return None
+    if isinstance(cfg, DictConfig) or OmegaConf.is_config(cfg):
+        return OmegaConf.to_container(cfg, resolve=True)
+    return cfg
+
+
+def build_datamodule(data_cfg: Any) -> pl.LightningDataModule:
+    """The LightningDataModule named by ``data_cfg._target_``."""
+    kwargs = to_dict(data_cfg)
+    cls = get_class(kwargs.pop("_target_"))
+    return cls(**kwargs)
+
+
+def build_model(model_cfg: Any, data_cfg: Any = None) -> FERModule:
+    """The LightningModule named by ``model_cfg._target_``; the data config is stored in it for later use."""
+    kwargs = to_dict(model_cfg)
+    cls = get_class(kwargs.pop("_target_"))
+    if data_cfg is not None:
+        kwargs["data_config"] = to_dict(data_cfg)
+    return cls(**kwargs)
+
+
+def build_callbacks(callbacks_cfg: Any) -> list[pl.Callback]:
+    """Every callback in the group with a ``_target_``."""
+    if not callbacks_cfg:
+        return []
+    return [instantiate(c) for c in callbacks_cfg.values() if c is not None and "_target_" in c]
+
+
+def wandb_credentials_available() -> bool:
+    """True when W&B would log online: an API key in the environment or in ~/.netrc."""
+    if os.environ.get("WANDB_MODE") in ("offline", "disabled", "dryrun"):
+        return False
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+
+
+def build_loggers(logger_cfg: Any) -> list:
+    """Every logger in the group; W&B goes offline when no credentials are configured."""
+    if not logger_cfg:
+        return []
+    loggers = []
+    for name, lcfg in logger_cfg.items():
+        if lcfg is None or "_target_" not in lcfg:
+            continue
+        kwargs: dict[str, Any] = {}
+        if name == "wandb" and lcfg.get("offline") is None:
+            kwargs["offline"] = not wandb_credentials_available()
+            if kwargs["offline"]:
+                log.info("W&B: no credentials found, logging offline (upload later with `wandb sync`)")
+        loggers.append(instantiate(lcfg, **kwargs))
+    return loggers
+
+
+def build_trainer(trainer_cfg: Any, callbacks: list, loggers: list) -> pl.Trainer:
+    """The Trainer; a learning-rate monitor is dropped when there is no logger for it to write to."""
+    if not loggers:
+        callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.LearningRateMonitor)]
+    return instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False)
+
+
+def finish_wandb() -> None:
+    """End the active W&B run, so that the next multirun job starts its own."""
+    try:
+        import wandb
+    except ImportError:  # pragma: no cover
+        return
+    if wandb.run is not None:
+        wandb.finish()

@@ -1,0 +1,124 @@
+"""The LightningModule: network, loss, optimiser and scheduler from config, torchmetrics per stage."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from hydra.utils import instantiate
+from torch import nn
+from torchmetrics import MaxMetric, MeanMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
+
+from fer_attention.models import count_parameters
+
+log = logging.getLogger(__name__)
+
+STAGES = ("train", "val", "test")
+
+
+class FERModule(pl.LightningModule):
+    """Trains and evaluates a facial-expression network.
+
+    Every argument is plain config data (dicts with ``_target_``), saved as hyperparameters, so
+    ``FERModule.load_from_checkpoint(path)`` needs nothing else and checkpoints load with
+    ``weights_only=True``. ``data_config`` records how the training faces were prepared, for
+    evaluation and inference.
+    """
+
+    def __init__(
+        self,
+        net: dict[str, Any],
+        optimizer: dict[str, Any],
+        class_names: Sequence[str],
+        scheduler: dict[str, Any] | None = None,
+        loss: dict[str, Any] | None = None,
+        compile: bool = False,
+        data_config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        self.class_names = list(class_names)
+        num_classes = len(self.class_names)
+        self.net: nn.Module = instantiate(net)
+        loss = dict(loss or {})
+        weights = loss.get("class_weights")
+        self.criterion = nn.CrossEntropyLoss(
+            weight=torch.tensor(weights, dtype=torch.float) if weights is not None else None,
+            label_smoothing=float(loss.get("label_smoothing", 0.0)),
+        )
+        if compile:
+            self.net = torch.compile(self.net)
+        scalar_metrics = MetricCollection(
+            {
+                "acc": MulticlassAccuracy(num_classes, average="micro"),
+                "f1_macro": MulticlassF1Score(num_classes, average="macro"),
+            }
+        )
+        # ModuleDict keys can't be "train" (nn.Module.train), hence the "_stage" suffix
+        self.metrics = nn.ModuleDict({f"{s}_stage": scalar_metrics.clone(prefix=f"{s}/") for s in STAGES})
+        self.losses = nn.ModuleDict({f"{s}_stage": MeanMetric() for s in STAGES})
+        self.confusion = nn.ModuleDict({f"{s}_stage": MulticlassConfusionMatrix(num_classes) for s in ("val", "test")})
+        self.val_acc_best = MaxMetric()
+        self.last_confusion: dict[str, list[list[int]]] = {}
+
+    def forward(self, x: torch.Tensor, return_mask: bool = False):
+        return self.net(x, return_mask=return_mask)
+
+    def on_fit_start(self) -> None:
+        counts = count_parameters(self.net)
+        log.info("network parameters: %s", ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+        self.val_acc_best.reset()
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        x, y = batch
+        logits = self.net(x)
+        loss = self.criterion(logits, y)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"{stage} loss is {loss.item()} at global step {self.global_step} (epoch {self.current_epoch}); "
+                "lower model.optimizer.lr or check the data"
+            )
+        preds = logits.argmax(dim=1)
+        key = f"{stage}_stage"
+        self.losses[key](loss.detach())
+        self.metrics[key](preds, y)
+        if key in self.confusion:
+            self.confusion[key](preds, y)
+        self.log(f"{stage}/loss", self.losses[key], on_step=False, on_epoch=True, prog_bar=stage != "test")
+        self.log_dict(self.metrics[key], on_step=False, on_epoch=True, prog_bar=stage != "test")
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def _store_confusion(self, stage: str) -> None:
+        metric = self.confusion[f"{stage}_stage"]
+        self.last_confusion[stage] = metric.compute().cpu().long().tolist()
+        metric.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        acc = self.metrics["val_stage"]["acc"].compute()
+        self.val_acc_best(acc)
+        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+        self._store_confusion("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._store_confusion("test")
+
+    def configure_optimizers(self):
+        # optimizer and scheduler configs are `_partial_: true` factories
+        optimizer = instantiate(self.hparams.optimizer)(params=[p for p in self.parameters() if p.requires_grad])
+        if not self.hparams.scheduler:
+            return optimizer
+        scheduler = instantiate(self.hparams.scheduler)(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

@@ -1,0 +1,161 @@
+"""The train and eval tasks: plain functions over a composed config, called by the CLIs and tests."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from fer_attention.config import validate_config
+from fer_attention.reporting.files import METRICS_FILE, write_json_atomic, write_status
+from fer_attention.reporting.plots import plot_confusion_matrix
+from fer_attention.training.builders import (
+    build_callbacks,
+    build_datamodule,
+    build_loggers,
+    build_model,
+    build_trainer,
+    finish_wandb,
+    to_dict,
+)
+from fer_attention.training.checkpoint import read_checkpoint, resolve_resume_path
+from fer_attention.training.module import FERModule
+
+log = logging.getLogger(__name__)
+
+
+def _overrides() -> list[str]:
+    if HydraConfig.initialized():
+        return list(HydraConfig.get().overrides.task)
+    return []
+
+
+def _metric(values: dict[str, Any], key: str) -> float | None:
+    value = values.get(key)
+    return None if value is None else float(value)
+
+
+def _results(model: FERModule, test_metrics: dict[str, Any], split: str) -> dict[str, Any]:
+    out = {f"{split}/{k}": _metric(test_metrics, f"test/{k}") for k in ("acc", "f1_macro", "loss")}
+    out[f"{split}/confusion_matrix"] = model.last_confusion.get("test")
+    out["class_names"] = list(model.class_names)
+    return out
+
+
+def _finish_run(run_dir: Path, metrics: dict[str, Any], title: str) -> dict[str, Any]:
+    split_cm = next((k for k in metrics if k.endswith("/confusion_matrix") and metrics[k]), None)
+    if split_cm:
+        plot_confusion_matrix(metrics[split_cm], metrics["class_names"], run_dir / "confusion_matrix.png", title)
+    write_json_atomic(run_dir / METRICS_FILE, metrics)
+    write_status(run_dir, "finished", seconds=metrics["seconds"])
+    return metrics
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit on train, select on val, test the best-on-val checkpoint once; write metrics.json.
+
+    Returns the metrics dict that is written to ``<run dir>/metrics.json``.
+    """
+    start = time.time()
+    validate_config(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_status(run_dir, "running")
+    try:
+        pl.seed_everything(int(cfg.seed), workers=True)
+        datamodule = build_datamodule(cfg.data)
+        model = build_model(cfg.model, cfg.data)
+        callbacks = build_callbacks(cfg.get("callbacks"))
+        loggers = build_loggers(cfg.get("logger"))
+        trainer = build_trainer(cfg.trainer, callbacks, loggers)
+        for lg in loggers:
+            lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+        if cfg.get("train", True):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=resolve_resume_path(cfg.get("ckpt_path"), run_dir))
+        fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        ckpt_cb = trainer.checkpoint_callback
+        best_ckpt = getattr(ckpt_cb, "best_model_path", "") or None
+        last_ckpt = getattr(ckpt_cb, "last_model_path", "") or None
+
+        metrics: dict[str, Any] = {"val/acc_best": fit_metrics.get("val/acc_best")}
+        if cfg.get("test", True):
+            if best_ckpt is None:
+                log.warning("no best-on-validation checkpoint (checkpointing off?): testing the final weights")
+            test_out = trainer.test(model, datamodule=datamodule, ckpt_path=best_ckpt, weights_only=True, verbose=False)
+            metrics.update(_results(model, test_out[0] if test_out else {}, "test"))
+        metrics.update(
+            {
+                "class_names": list(model.class_names),
+                "best_ckpt": best_ckpt,
+                "last_ckpt": last_ckpt,
+                "epochs": int(trainer.current_epoch),
+                "num_parameters": int(sum(p.numel() for p in model.net.parameters() if p.requires_grad)),
+                "splits": datamodule.split_summary() if hasattr(datamodule, "split_summary") else None,
+                "seed": int(cfg.seed),
+                "overrides": _overrides(),
+                "run_dir": str(run_dir),
+                "seconds": round(time.time() - start, 2),
+            }
+        )
+        return _finish_run(run_dir, metrics, f"{cfg.data.name} test (best on val)")
+    except BaseException as err:
+        write_status(run_dir, "failed", error=f"{type(err).__name__}: {err}", seconds=round(time.time() - start, 2))
+        raise
+    finally:
+        finish_wandb()
+
+
+def _best_val_score(ckpt: dict[str, Any]) -> float | None:
+    for key, state in (ckpt.get("callbacks") or {}).items():
+        if "ModelCheckpoint" in str(key) and state.get("best_model_score") is not None:
+            return float(state["best_model_score"])
+    return None
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Test a checkpoint on the split ``cfg.split`` of its own data config (or ``cfg.data`` if given)."""
+    start = time.time()
+    ckpt_path = str(cfg.ckpt_path)
+    ckpt = read_checkpoint(ckpt_path)
+    hparams = ckpt["hyper_parameters"]
+    data_cfg = to_dict(cfg.get("data")) or hparams.get("data_config")
+    if data_cfg is None:
+        raise ValueError(f"checkpoint {ckpt_path} records no data config; pass data=<name>")
+    split = cfg.get("split", "test")
+    if split not in ("test", "val"):
+        raise ValueError(f"split='{split}' is not one of test, val")
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_status(run_dir, "running")
+    try:
+        pl.seed_everything(int(cfg.seed), workers=True)
+        datamodule = build_datamodule(data_cfg)
+        model = FERModule.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
+        trainer = build_trainer(cfg.trainer, callbacks=[], loggers=build_loggers(cfg.get("logger")))
+        datamodule.setup("test")
+        loader = datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader()
+        out = trainer.test(model, dataloaders=loader, verbose=False)
+        metrics = {"val/acc_best": _best_val_score(ckpt)}
+        metrics.update(_results(model, out[0] if out else {}, split))
+        metrics.update(
+            {
+                "best_ckpt": ckpt_path,
+                "data": data_cfg.get("name"),
+                "seed": int(cfg.seed),
+                "overrides": _overrides(),
+                "run_dir": str(run_dir),
+                "seconds": round(time.time() - start, 2),
+            }
+        )
+        return _finish_run(run_dir, metrics, f"{data_cfg.get('name')} {split}: {Path(ckpt_path).name}")
+    except BaseException as err:
+        write_status(run_dir, "failed", error=f"{type(err).__name__}: {err}")
+        raise
+    finally:
+        finish_wandb()

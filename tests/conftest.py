@@ -1,0 +1,58 @@
+"""Shared fixtures: compose the project's Hydra configs the way the CLIs do, with run dirs in tmp."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from fer_attention.config import config_dir
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+# A tiny, fast setting: 15 synthetic subjects, 8-64 channel VGG streams, one epoch, no progress bar.
+TINY = [
+    "data.source.num_subjects=15",
+    "data.source.frames_per_sequence=2",
+    "data.num_folds=3",
+    "model.net.backbone.width=0.125",
+    "trainer.max_epochs=1",
+    "trainer.accelerator=cpu",
+    "~callbacks.progress_bar",
+]
+
+
+def compose_cfg(run_dir: Path, overrides: list[str] | tuple[str, ...] = (), config_name: str = "train") -> DictConfig:
+    """Compose ``config_name`` with ``overrides``, register it as the current Hydra config, and point
+    the run dir and log root at ``run_dir``."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.paths.log_dir = str(run_dir)
+        cfg.paths.output_dir = str(run_dir)
+        cfg.hydra.runtime.output_dir = str(run_dir)
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+@pytest.fixture
+def make_cfg(tmp_path):
+    """``make_cfg(overrides, config_name="train", subdir="run")`` -> composed config with its own run dir."""
+
+    def _make(overrides=(), config_name="train", subdir="run"):
+        return compose_cfg(tmp_path / subdir, overrides, config_name)
+
+    yield _make
+    GlobalHydra.instance().clear()

@@ -1,0 +1,134 @@
+"""The paper's network: shapes for every variant, gradients, the mask, and bad settings."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from fer_attention.config import ConfigError, config_dir, validate_config
+from fer_attention.models import FERAttentionNet, count_parameters
+
+CONF = Path(config_dir())
+LBPS = sorted(p.stem for p in (CONF / "lbp").glob("*.yaml"))
+ABLATIONS = sorted(p.stem for p in (CONF / "ablation").glob("*.yaml"))
+DILATIONS = sorted(p.stem for p in (CONF / "dilation").glob("*.yaml"))
+
+
+def group(name: str, option: str) -> dict:
+    return OmegaConf.to_container(OmegaConf.load(CONF / name / f"{option}.yaml"))
+
+
+def tiny_net(image_size=48, lbp="circle", ablation="full", dilation="d123", **kw) -> FERAttentionNet:
+    return FERAttentionNet(
+        num_classes=7,
+        image_size=image_size,
+        lbp=group("lbp", lbp),
+        modules=group("ablation", ablation),
+        backbone={"width": 0.0625, **kw.pop("backbone", {})},
+        reconstruction={"rates": group("dilation", dilation)["rates"]},
+        **kw,
+    )
+
+
+def fits(dilation: str, image_size: int) -> bool:
+    return max(group("dilation", dilation)["rates"]) < image_size // 8
+
+
+@pytest.mark.parametrize("image_size", [48, 96])
+def test_output_shapes_every_variant(image_size):
+    x = torch.rand(2, 1, image_size, image_size)
+    for lbp, ablation, dilation in itertools.product(LBPS, ABLATIONS, DILATIONS):
+        uses_reconstruction = group("ablation", ablation)["reconstruction"]
+        if uses_reconstruction and not fits(dilation, image_size):
+            with pytest.raises(ValueError, match=r"dilation.rates=.*needs a feature map larger"):
+                tiny_net(image_size, lbp, ablation, dilation)
+            continue
+        net = tiny_net(image_size, lbp, ablation, dilation).eval()
+        with torch.no_grad():
+            logits, mask = net(x, return_mask=True)
+        assert logits.shape == (2, 7), (lbp, ablation, dilation)
+        if group("ablation", ablation)["attention"]:
+            assert mask.shape == (2, 1, image_size, image_size)
+        else:
+            assert mask is None
+
+
+def test_ablations_remove_modules_and_parameters():
+    counts = {a: count_parameters(tiny_net(ablation=a)) for a in ABLATIONS}
+    full = counts["full"]["total"]
+    for a in ("no_lbp", "no_attention", "no_reconstruction", "vgg16"):
+        assert counts[a]["total"] < full, a
+    assert "lbp_stream" not in counts["no_lbp"] or counts["no_lbp"]["lbp_stream"] == 0
+    vgg = tiny_net(ablation="vgg16")
+    assert vgg.lbp is None and vgg.lbp_stream is None and vgg.attention is None and vgg.reconstruction is None
+    assert tiny_net(lbp="none").lbp is None
+
+
+def test_shared_backbone_has_one_stream():
+    separate = count_parameters(tiny_net())["total"]
+    shared = tiny_net(backbone={"shared": True})
+    assert shared.lbp_stream is None and shared.lbp is not None
+    assert count_parameters(shared)["total"] < separate
+    assert shared(torch.rand(2, 1, 48, 48)).shape == (2, 7)
+
+
+def test_gradients_reach_every_trainable_module_and_not_the_lbp_layer():
+    net = tiny_net().train()
+    x = torch.rand(4, 1, 48, 48, requires_grad=True)
+    net(x).sum().backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reaches {name}"
+    assert list(net.lbp.parameters()) == []
+    lbp_out = net.lbp(x)
+    assert not lbp_out.requires_grad
+
+
+def test_mask_in_unit_interval():
+    net = tiny_net().eval()
+    _, mask = net(torch.rand(3, 1, 48, 48), return_mask=True)
+    assert float(mask.min()) >= 0.0 and float(mask.max()) <= 1.0
+
+
+def test_plain_and_add_options():
+    net = tiny_net(attention={"mode": "plain", "fusion": "add"})
+    assert net(torch.rand(2, 1, 48, 48)).shape == (2, 7)
+    with pytest.raises(ValueError, match="model.attention.fusion='mul' is not one of concat, add"):
+        tiny_net(attention={"fusion": "mul"})
+
+
+def test_pretrained_weights_from_a_state_dict_file(tmp_path):
+    from torchvision.models import vgg16_bn
+
+    path = tmp_path / "vgg16_bn.pth"
+    torch.save(vgg16_bn(weights=None).state_dict(), path)
+    net = FERAttentionNet(num_classes=7, lbp={"method": None}, backbone={"weights": str(path), "last_stage": 2})
+    reference = torch.load(path, weights_only=True)
+    # one gray channel = the same value on R, G and B: the RGB kernels add up
+    assert torch.allclose(net.image_stream.features[0].weight, reference["features.0.weight"].sum(dim=1, keepdim=True))
+    with pytest.raises(FileNotFoundError, match="model.backbone.weights: no such file"):
+        FERAttentionNet(num_classes=7, backbone={"weights": str(tmp_path / "missing.pth")})
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("lbp.method=foo", r"lbp.method='foo' is not one of basic, default"),
+        ("lbp.P=0", r"lbp.P=0 must be an integer >= 1"),
+        ("lbp.R=0", r"lbp.R=0 must be a number > 0"),
+        ("dilation.rates=[0,1]", r"every rate must be an integer >= 1"),
+        ("dilation.rates=[]", r"dilation.rates is empty"),
+        ("dilation=d248", r"rate 8 needs a feature map larger than 8x8, but the backbone gives 6x6"),
+        ("data.image_size=16", r"data.image_size=16 is too small for model.backbone.last_stage=4"),
+        ("data.fold=5", r"data.fold=5 must be in 0..4"),
+        ("model.net.num_classes=6", r"model.net.num_classes=6 does not match data.num_classes=7"),
+    ],
+)
+def test_bad_settings_fail_early_with_one_line(make_cfg, override, message):
+    cfg = make_cfg([override])
+    with pytest.raises(ConfigError, match=message) as info:
+        validate_config(cfg)
+    assert "\n" not in str(info.value)

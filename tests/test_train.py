@@ -1,0 +1,105 @@
+"""End-to-end training, evaluation, determinism and resuming on the synthetic faces."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fer_attention.config import ConfigError
+from fer_attention.training.checkpoint import CheckpointError
+from fer_attention.training.task import evaluate, train
+
+from .conftest import TINY
+
+METRIC_KEYS = ("val/acc_best", "test/acc", "test/f1_macro", "test/loss", "test/confusion_matrix")
+
+
+def read_metrics(run_dir) -> dict:
+    return json.loads((Path(run_dir) / "metrics.json").read_text())
+
+
+def test_fast_dev_run_writes_metrics(make_cfg):
+    cfg = make_cfg([*TINY, "debug=fdr"])
+    metrics = train(cfg)
+    assert set(METRIC_KEYS) <= set(metrics)
+    written = read_metrics(cfg.paths.output_dir)
+    assert written["class_names"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    assert json.loads((Path(cfg.paths.output_dir) / "status.json").read_text())["state"] == "finished"
+
+
+def test_metrics_json_contents_and_best_checkpoint(make_cfg):
+    cfg = make_cfg([*TINY, "trainer.max_epochs=2", "seed=0"])
+    metrics = train(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    written = read_metrics(run_dir)
+    for key in (*METRIC_KEYS, "class_names", "best_ckpt", "overrides", "seconds"):
+        assert key in written, key
+    cm = written["test/confusion_matrix"]
+    assert len(cm) == 7 and all(len(row) == 7 for row in cm)
+    n_test = written["splits"]["test"]["faces"]
+    assert sum(map(sum, cm)) == n_test
+    # accuracy from the confusion matrix equals the logged test accuracy
+    assert sum(cm[i][i] for i in range(7)) / n_test == pytest.approx(written["test/acc"], abs=1e-6)
+    assert Path(written["best_ckpt"]).is_file() and "checkpoints" in written["best_ckpt"]
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert (run_dir / "confusion_matrix.png").stat().st_size > 1000
+    assert "trainer.max_epochs=2" in written["overrides"]
+    assert metrics["epochs"] == 2
+
+
+def test_same_seed_gives_identical_metrics(make_cfg):
+    keys = ("val/acc_best", "test/acc", "test/f1_macro", "test/loss", "test/confusion_matrix")
+    runs = []
+    for i in range(2):
+        cfg = make_cfg([*TINY, "trainer.deterministic=true", "seed=0", "trainer.limit_train_batches=3"], subdir=f"r{i}")
+        runs.append(train(cfg))
+    assert {k: runs[0][k] for k in keys} == {k: runs[1][k] for k in keys}
+
+
+def test_resume_from_last_checkpoint(make_cfg):
+    cfg = make_cfg([*TINY, "trainer.max_epochs=1", "trainer.limit_train_batches=2"], subdir="first")
+    first = train(cfg)
+    last = first["last_ckpt"]
+    cfg2 = make_cfg([*TINY, "trainer.max_epochs=2", "trainer.limit_train_batches=2", f"ckpt_path={last}"], subdir="second")
+    second = train(cfg2)
+    assert second["epochs"] == 2
+    import torch
+
+    state = torch.load(second["last_ckpt"], map_location="cpu", weights_only=True)
+    assert state["epoch"] == 1 and state["global_step"] == 4  # 2 steps per epoch, continued from step 2
+
+
+def test_eval_reproduces_test_metrics(make_cfg):
+    cfg = make_cfg([*TINY, "trainer.max_epochs=1"], subdir="train")
+    trained = train(cfg)
+    ecfg = make_cfg([f"ckpt_path={trained['best_ckpt']}", "trainer.accelerator=cpu", "~callbacks"], "eval", "eval")
+    evaluated = evaluate(ecfg)
+    for key in ("test/acc", "test/f1_macro", "test/confusion_matrix", "class_names"):
+        assert evaluated[key] == pytest.approx(trained[key]) if key != "test/confusion_matrix" else evaluated[key] == trained[key]
+    assert read_metrics(ecfg.paths.output_dir)["test/acc"] == pytest.approx(trained["test/acc"])
+
+
+def test_missing_data_root_is_one_clear_line(make_cfg, tmp_path):
+    cfg = make_cfg([*TINY, f"data.root={tmp_path}/nope"])
+    with pytest.raises(ConfigError, match=r"^data.root=.*/nope does not exist$"):
+        train(cfg)
+
+
+def test_corrupt_checkpoint_names_the_file(make_cfg, tmp_path):
+    bad = tmp_path / "garbage.ckpt"
+    bad.write_bytes(b"this is not a checkpoint")
+    cfg = make_cfg([f"ckpt_path={bad}"], "eval", "eval")
+    with pytest.raises(CheckpointError, match=r"garbage\.ckpt: not a readable PyTorch checkpoint"):
+        evaluate(cfg)
+
+
+def test_failed_run_has_no_metrics_file(make_cfg):
+    cfg = make_cfg([*TINY, "model.optimizer.lr=1e12", "trainer.limit_train_batches=3"])
+    with pytest.raises(FloatingPointError, match="loss is"):
+        train(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    assert not (run_dir / "metrics.json").exists()
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "failed" and "FloatingPointError" in status["error"]
