@@ -74,7 +74,7 @@ def test_resume_from_last_checkpoint(make_cfg):
 def test_eval_reproduces_test_metrics(make_cfg):
     cfg = make_cfg([*TINY, "trainer.max_epochs=1"], subdir="train")
     trained = train(cfg)
-    ecfg = make_cfg([f"ckpt_path={trained['best_ckpt']}", "trainer.accelerator=cpu", "~callbacks"], "eval", "eval")
+    ecfg = make_cfg([f"ckpt_path={trained['best_ckpt']}", "trainer.accelerator=cpu"], "eval", "eval")
     evaluated = evaluate(ecfg)
     for key in ("test/acc", "test/f1_macro", "test/confusion_matrix", "class_names"):
         assert evaluated[key] == pytest.approx(trained[key]) if key != "test/confusion_matrix" else evaluated[key] == trained[key]

@@ -11,7 +11,7 @@ log = logging.getLogger("fer_attention.train")
 
 
 class EpochSummary(pl.Callback):
-    """Logs epoch number, seconds, and the epoch's train/val metrics after each validation."""
+    """Logs epoch number, seconds, and the epoch's train and val metrics."""
 
     def __init__(self, keys: tuple[str, ...] = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best")):
         self.keys = tuple(keys)
@@ -20,9 +20,8 @@ class EpochSummary(pl.Callback):
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start = time.time()
 
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking:
-            return
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # runs after the epoch's validation, so val metrics (val/acc_best included) are current
         metrics = trainer.callback_metrics
         parts = [f"{k} {float(metrics[k]):.4f}" for k in self.keys if k in metrics]
         log.info("epoch %d/%d (%.1f s): %s", trainer.current_epoch + 1, trainer.max_epochs, time.time() - self._start,

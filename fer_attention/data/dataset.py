@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -18,6 +20,15 @@ class FaceArrayDataset(Dataset):
         self.images = images
         self.labels = torch.as_tensor(labels, dtype=torch.long)
         self.transform = transform
+        self._seeded_in: int | None = None
+
+    def _seed_transform(self) -> None:
+        # albumentations keeps its own RNG: seed it from torch's per-process seed (set by
+        # seed_everything, and different in every DataLoader worker) so runs are reproducible and
+        # workers don't repeat each other's augmentations
+        if self._seeded_in != os.getpid():
+            self.transform.set_random_seed(torch.initial_seed() % 2**32)
+            self._seeded_in = os.getpid()
 
     def __len__(self) -> int:
         return len(self.images)
@@ -25,6 +36,7 @@ class FaceArrayDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image = self.images[index]
         if self.transform is not None:
+            self._seed_transform()
             image = self.transform(image=image)["image"]
         x = torch.from_numpy(np.ascontiguousarray(image)).unsqueeze(0).float().div_(255.0)
         return x, self.labels[index]

@@ -58,8 +58,34 @@ def wandb_credentials_available() -> bool:
     return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
 
 
-def build_loggers(logger_cfg: Any) -> list:
-    """Every logger in the group; W&B goes offline when no credentials are configured."""
+def wandb_run_settings(cfg: Any) -> dict[str, Any]:
+    """Group (the sweep), job type (the table) and tags (dataset, lbp, dilation, ablation, fold, seed)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    select = lambda key: OmegaConf.select(cfg, key, default=None)  # noqa: E731
+    tags = [str(t) for t in (select("tags") or [])]
+    for key, value in (
+        ("data", select("data.name")),
+        ("lbp", select("model.net.lbp.method")),
+        ("dilation", "-".join(map(str, select("model.net.reconstruction.rates") or []))),
+        ("ablation", select("model.net.modules.name")),
+        ("fold", select("data.fold")),
+        ("seed", select("seed")),
+    ):
+        if value not in (None, ""):
+            tags.append(f"{key}={value}")
+    settings: dict[str, Any] = {"tags": tags, "job_type": str(select("task_name") or "train")}
+    if HydraConfig.initialized():
+        hc = HydraConfig.get()
+        if str(hc.mode) == "RunMode.MULTIRUN":
+            settings["group"] = f"{select('task_name')}/{Path(hc.sweep.dir).name}"
+        settings["name"] = Path(hc.runtime.output_dir).name
+    return settings
+
+
+def build_loggers(logger_cfg: Any, run_cfg: Any = None) -> list:
+    """Every logger in the group. W&B goes offline when no credentials are configured, and runs of one
+    sweep share a group, with the table as job type and the swept values as tags."""
     if not logger_cfg:
         return []
     loggers = []
@@ -67,10 +93,18 @@ def build_loggers(logger_cfg: Any) -> list:
         if lcfg is None or "_target_" not in lcfg:
             continue
         kwargs: dict[str, Any] = {}
-        if name == "wandb" and lcfg.get("offline") is None:
-            kwargs["offline"] = not wandb_credentials_available()
-            if kwargs["offline"]:
-                log.info("W&B: no credentials found, logging offline (upload later with `wandb sync`)")
+        if name == "wandb":
+            if lcfg.get("offline") is None:
+                kwargs["offline"] = not wandb_credentials_available()
+                if kwargs["offline"]:
+                    log.info("W&B: no credentials found, logging offline (upload later with `wandb sync`)")
+            if run_cfg is not None:
+                auto = wandb_run_settings(run_cfg)
+                kwargs["tags"] = sorted(set(auto["tags"]) | set(lcfg.get("tags") or []))
+                for key in ("group", "job_type", "name"):
+                    if key in auto and not lcfg.get(key) or (key == "job_type" and lcfg.get(key) == "train"):
+                        if key in auto:
+                            kwargs[key] = auto[key]
         loggers.append(instantiate(lcfg, **kwargs))
     return loggers
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -64,6 +65,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     start = time.time()
     validate_config(cfg)
     run_dir = Path(cfg.paths.output_dir)
+    if cfg.get("skip_done") and (run_dir / METRICS_FILE).is_file():
+        log.info("skip_done: %s already has %s", run_dir, METRICS_FILE)
+        return json.loads((run_dir / METRICS_FILE).read_text())
     run_dir.mkdir(parents=True, exist_ok=True)
     write_status(run_dir, "running")
     try:
@@ -71,7 +75,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         datamodule = build_datamodule(cfg.data)
         model = build_model(cfg.model, cfg.data)
         callbacks = build_callbacks(cfg.get("callbacks"))
-        loggers = build_loggers(cfg.get("logger"))
+        loggers = build_loggers(cfg.get("logger"), cfg)
         trainer = build_trainer(cfg.trainer, callbacks, loggers)
         for lg in loggers:
             lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
