@@ -11,14 +11,12 @@ from threadpoolctl import threadpool_limits
 from fer_attention.training.builders import build_datamodule
 from fer_attention.training.task import train
 
+# the default synthetic set (60 subjects, 5 subject folds), a narrow network, 12 epochs: about 45 s
 SMALL = [
-    "data.source.num_subjects=48",
-    "data.source.frames_per_sequence=3",
-    "data.num_folds=4",
     "data.batch_size=32",
     "model.net.backbone.width=0.125",
     "model.optimizer.lr=0.002",
-    "trainer.max_epochs=15",
+    "trainer.max_epochs=12",
     "trainer.accelerator=cpu",
     "~callbacks.progress_bar",
 ]
@@ -42,4 +40,4 @@ def test_full_model_learns_held_out_subjects_and_beats_pixels(make_cfg):
     linear = logistic_regression_accuracy(cfg)
     print(f"full model {metrics['test/acc']:.3f}, logistic regression on pixels {linear:.3f}, chance {chance:.3f}")
     assert metrics["test/acc"] > 0.6
-    assert metrics["test/acc"] > linear + 0.1
+    assert metrics["test/acc"] > linear + 0.15

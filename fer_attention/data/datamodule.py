@@ -8,13 +8,19 @@ from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
+import torch
 from hydra.utils import instantiate
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from fer_attention.data.augment import build_augmentation
+from fer_attention.data.cache import FACE_CROP_OPTIONS, load_faces
 from fer_attention.data.dataset import FaceArrayDataset
-from fer_attention.data.records import FaceArrays
+from fer_attention.data.records import DataError, FaceArrays
+from fer_attention.data.sources.base import ON_BAD_FILE, FileSource
 from fer_attention.data.splits import SPLIT_NAMES, fixed_split, subject_kfold_split
+
+PROTOCOLS = ("fixed", "kfold", "auto")
+SAMPLERS = (None, "weighted")
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +30,13 @@ class FaceDataModule(pl.LightningDataModule):
     dataset's fixed protocol or subject-independent k-fold, and serves train / val / test loaders.
 
     ``source`` is called as ``source.load(root=..., image_size=..., class_names=...)`` and returns
-    :class:`FaceArrays`.
+    :class:`FaceArrays`. File-based sources (:class:`~fer_attention.data.sources.base.FileSource`) go
+    through :func:`fer_attention.data.cache.load_faces` instead, which decodes with ``face_crop`` and
+    ``on_bad_file`` and keeps the result in ``cache_dir`` (``None``: no cache).
+
+    ``protocol``: ``fixed`` (the dataset's own train/val/test), ``kfold`` (subject-independent, fold
+    ``fold`` of ``num_folds`` is the test set), ``auto`` (fixed when the dataset defines a split, else
+    kfold). ``sampler: weighted`` draws training faces with inverse-class-frequency weights.
     """
 
     def __init__(
@@ -45,12 +57,30 @@ class FaceDataModule(pl.LightningDataModule):
         pin_memory: bool = False,
         persistent_workers: bool = False,
         augment: dict[str, Any] | None = None,
+        cache_dir: str | None = None,
+        face_crop: str = "auto",
+        on_bad_file: str = "error",
+        sampler: str | None = None,
+        progress: bool = True,
     ) -> None:
         super().__init__()
-        if protocol not in ("fixed", "kfold"):
-            raise ValueError(f"data.protocol='{protocol}' is not one of fixed, kfold")
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"data.protocol='{protocol}' is not one of {', '.join(PROTOCOLS)}")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"data.sampler='{sampler}' is not one of null, weighted")
+        if on_bad_file not in ON_BAD_FILE:
+            raise ValueError(f"data.on_bad_file='{on_bad_file}' is not one of {', '.join(ON_BAD_FILE)}")
+        if face_crop not in FACE_CROP_OPTIONS:
+            raise ValueError(f"data.face_crop='{face_crop}' is not one of {', '.join(FACE_CROP_OPTIONS)}")
+        if class_names is None or isinstance(class_names, str) or num_classes in (None, "???"):
+            raise ValueError(
+                f"data.class_names and data.num_classes must be set for dataset '{name}' "
+                "(e.g. 'data.class_names=[angry,happy,sad]' data.num_classes=3)"
+            )
         if len(class_names) != num_classes:
-            raise ValueError(f"data.num_classes={num_classes} but data.class_names has {len(class_names)} names")
+            raise ValueError(
+                f"data.num_classes={num_classes} but data.class_names has {len(class_names)} names"
+            )
         self.name = name
         self.source_cfg = dict(source)
         self.class_names = tuple(class_names)
@@ -67,30 +97,83 @@ class FaceDataModule(pl.LightningDataModule):
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers and num_workers > 0
         self.augment = dict(augment or {})
+        self.cache_dir = cache_dir
+        self.face_crop = face_crop
+        self.on_bad_file = on_bad_file
+        self.sampler = sampler
+        self.progress = progress
         self.faces: FaceArrays | None = None
         self.split_indices: dict[str, np.ndarray] = {}
         self.datasets: dict[str, FaceArrayDataset] = {}
 
-    def load(self) -> FaceArrays:
-        """Decode the dataset (through the source, which may cache) and check its classes."""
+    def load(self, rebuild: bool = False) -> FaceArrays:
+        """Decode the dataset (file sources: from / into the cache) and check its classes.
+
+        ``rebuild`` decodes again even when a cache file matches (and overwrites it)."""
         source = instantiate(self.source_cfg)
-        faces = source.load(root=self.root, image_size=self.image_size, class_names=self.class_names)
+        if isinstance(source, FileSource):
+            faces = load_faces(
+                source,
+                self.root,
+                image_size=self.image_size,
+                class_names=self.class_names,
+                face_crop=self.face_crop,
+                cache_dir=self.cache_dir,
+                on_bad_file=self.on_bad_file,
+                progress=self.progress,
+                rebuild=rebuild,
+            )
+        else:
+            if self.face_crop not in ("auto", "none"):
+                log.warning(
+                    "data.face_crop=%s is ignored: dataset '%s' is not read from files",
+                    self.face_crop,
+                    self.name,
+                )
+            faces = source.load(root=self.root, image_size=self.image_size, class_names=self.class_names)
         if tuple(faces.class_names) != self.class_names:
-            raise ValueError(f"data.class_names={list(self.class_names)} but the source has {list(faces.class_names)}")
+            raise ValueError(
+                f"data.class_names={list(self.class_names)} but the source has {list(faces.class_names)}"
+            )
+        if len(faces) and int(faces.labels.max()) >= self.num_classes:
+            raise DataError(
+                f"dataset '{self.name}' has label {int(faces.labels.max())} for {self.num_classes} classes"
+            )
+        if faces.skipped:
+            first, reason = faces.skipped[0]
+            log.warning(
+                "data %s: skipped %d bad input(s) (data.on_bad_file=skip), first: %s: %s",
+                self.name,
+                len(faces.skipped),
+                first,
+                reason,
+            )
         return faces
+
+    def resolved_protocol(self, faces: FaceArrays | None = None) -> str:
+        """``fixed`` or ``kfold`` (``auto``: fixed when the dataset defines a split)."""
+        if self.protocol != "auto":
+            return self.protocol
+        faces = faces if faces is not None else self.faces
+        return "fixed" if faces is not None and faces.splits is not None else "kfold"
+
+    def split_faces(self, faces: FaceArrays, fold: int | None = None) -> dict[str, np.ndarray]:
+        """Train / val / test indices of ``faces`` under this module's protocol (``fold`` for kfold)."""
+        if self.resolved_protocol(faces) == "fixed":
+            if faces.splits is None:
+                raise ValueError(
+                    f"data.protocol=fixed but dataset '{self.name}' defines no fixed split; use kfold"
+                )
+            return fixed_split(faces.splits)
+        return subject_kfold_split(
+            faces.labels, faces.subjects, self.num_folds, self.fold if fold is None else fold, self.split_seed
+        )
 
     def setup(self, stage: str | None = None) -> None:
         if self.faces is not None:
             return
         faces = self.load()
-        if self.protocol == "fixed":
-            if faces.splits is None:
-                raise ValueError(f"data.protocol=fixed but dataset '{self.name}' defines no fixed split; use kfold")
-            self.split_indices = fixed_split(faces.splits)
-        else:
-            self.split_indices = subject_kfold_split(
-                faces.labels, faces.subjects, self.num_folds, self.fold, self.split_seed
-            )
+        self.split_indices = self.split_faces(faces)
         train_tf = build_augmentation(self.augment.get("train"))
         for split in SPLIT_NAMES:
             idx = self.split_indices[split]
@@ -119,11 +202,39 @@ class FaceDataModule(pl.LightningDataModule):
             }
         return out
 
+    def class_counts(self, split: str = "train") -> np.ndarray:
+        """Faces per class in ``split`` (after ``setup``; calls it if needed)."""
+        if self.faces is None:
+            self.setup()
+        return np.bincount(self.faces.labels[self.split_indices[split]], minlength=self.num_classes)
+
+    def class_weights(self) -> list[float]:
+        """Inverse class frequency over the training split, normalised to mean 1 over the classes present
+        there (a class with no training face gets 0); for ``model.loss.class_weighted=true``."""
+        counts = self.class_counts("train").astype(np.float64)
+        present = counts > 0
+        weights = np.zeros_like(counts)
+        weights[present] = 1.0 / counts[present]
+        weights[present] /= weights[present].mean()
+        return weights.tolist()
+
+    def train_sampler(self) -> WeightedRandomSampler | None:
+        """``data.sampler=weighted``: each training face drawn with probability proportional to
+        1 / (its class's training count), with replacement, one epoch = as many draws as training faces."""
+        if self.sampler != "weighted":
+            return None
+        labels = self.faces.labels[self.split_indices["train"]]
+        counts = np.bincount(labels, minlength=self.num_classes).astype(np.float64)
+        weights = torch.as_tensor(1.0 / counts[labels], dtype=torch.double)
+        return WeightedRandomSampler(weights, num_samples=len(labels), replacement=True)
+
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        sampler = self.train_sampler() if split == "train" else None
         return DataLoader(
             self.datasets[split],
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+
+
+class DataError(ValueError):
+    """A dataset cannot be read as configured: a missing path, an unrecognised layout, a corrupt image, a
+    bad CSV row, an unknown label. The message is one line naming the file (or path) and the reason."""
 
 
 @dataclass
@@ -12,7 +18,9 @@ class FaceArrays:
     """A decoded dataset: uint8 grayscale faces ``[N, H, W]`` and one record per face.
 
     ``subjects`` groups faces for subject-independent splits; ``splits`` holds a fixed split name per
-    face ("train", "val", "test") where the dataset defines one, else ``None``.
+    face ("train", "val", "test") where the dataset defines one, else ``None``. ``skipped`` lists the
+    ``(file, reason)`` of bad inputs left out with ``data.on_bad_file=skip``; ``info`` holds what the
+    source reports about itself (layout, rows excluded by the protocol, face-crop fallbacks, cache file).
     """
 
     images: np.ndarray
@@ -24,11 +32,12 @@ class FaceArrays:
     frames: np.ndarray | None = None
     sources: np.ndarray | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.images)
         if n == 0:
-            raise ValueError("the dataset is empty: no faces were found")
+            raise DataError("the dataset is empty: no faces were found")
         for name in ("labels", "subjects", "splits", "sequences", "frames", "sources"):
             value = getattr(self, name)
             if value is not None and len(value) != n:

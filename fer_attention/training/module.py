@@ -118,7 +118,11 @@ class FERModule(pl.LightningModule):
     def configure_optimizers(self):
         # optimizer and scheduler configs are `_partial_: true` factories
         optimizer = instantiate(self.hparams.optimizer)(params=[p for p in self.parameters() if p.requires_grad])
-        if not self.hparams.scheduler:
+        sched_cfg = dict(self.hparams.scheduler or {})
+        if "_target_" not in sched_cfg:
             return optimizer
-        scheduler = instantiate(self.hparams.scheduler)(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        interval = sched_cfg.pop("interval", "epoch")
+        if sched_cfg.get("total_steps") == "auto":
+            sched_cfg["total_steps"] = max(1, int(self.trainer.estimated_stepping_batches))
+        scheduler = instantiate(sched_cfg)(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}

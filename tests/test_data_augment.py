@@ -1,0 +1,38 @@
+"""Every augment option builds with the installed albumentations and keeps uint8 faces' size and type."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from fer_attention.config import config_dir
+from fer_attention.data.augment import build_augmentation
+
+OPTIONS = sorted(p.stem for p in (Path(config_dir()) / "augment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("option", OPTIONS)
+@pytest.mark.parametrize("size", [48, 96])
+def test_augmentation_keeps_shape_and_dtype(make_cfg, option, size):
+    cfg = make_cfg([f"augment={option}", f"data.image_size={size}"], subdir=f"{option}-{size}")
+    transforms = OmegaConf.to_container(cfg.data.augment, resolve=True)["train"]
+    pipeline = build_augmentation(transforms)
+    if option == "none":
+        assert pipeline is None
+        return
+    rng = np.random.default_rng(0)
+    changed = 0
+    for _ in range(20):
+        image = rng.integers(0, 256, (size, size), dtype=np.uint8)
+        out = pipeline(image=image)["image"]
+        assert out.shape == (size, size) and out.dtype == np.uint8, option
+        changed += not np.array_equal(out, image)
+    assert changed >= 10, f"{option} left {20 - changed} of 20 faces unchanged"
+
+
+def test_erasing_and_crop_option_contains_both():
+    text = (Path(config_dir()) / "augment" / "crop_erase.yaml").read_text()
+    assert "RandomResizedCrop" in text and "CoarseDropout" in text

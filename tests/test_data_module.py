@@ -1,0 +1,284 @@
+"""The data configs, FaceDataModule on real-format fixtures (subject-disjoint folds, fixed splits,
+sampler, class weights) and the `fer-data` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+from torch.utils.data import WeightedRandomSampler
+
+from fer_attention.cli.data import _rewrite_argv, run
+from fer_attention.config import config_dir, validate_config
+from fer_attention.training.builders import build_datamodule
+
+try:  # tests/ as a package or as a plain folder on sys.path
+    from . import data_fixtures as fx
+except ImportError:
+    import data_fixtures as fx
+
+REAL = sorted(p.stem for p in (Path(config_dir()) / "data").glob("*.yaml") if p.stem != "synthetic")
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_data_config_composes(make_cfg, name):
+    cfg = make_cfg([f"data={name}"], subdir=name)
+    assert OmegaConf.is_missing(cfg.data, "root")
+    assert cfg.data.cache_dir == cfg.paths.cache_dir
+    assert cfg.data.on_bad_file == "error" and cfg.data.sampler is None and cfg.data.face_crop == "auto"
+    if cfg.data.class_names is not None:
+        assert len(cfg.data.class_names) == cfg.data.num_classes
+        from hydra.utils import instantiate
+
+        source = instantiate(cfg.data.source)
+        assert source.class_names_for(cfg.data.class_names) == tuple(cfg.data.class_names)
+    validate_config(cfg)
+
+
+def dm_for(make_cfg, name, root, *extra):
+    cfg = make_cfg(
+        [f"data={name}", f"data.root={root}", "data.progress=false", *extra], subdir=f"{name}-{len(extra)}"
+    )
+    return build_datamodule(cfg.data)
+
+
+def subject_fixtures(tmp_path):
+    jaffe = fx.make_jaffe(tmp_path / "jaffe", subjects=("KA", "KL", "KM", "NA", "NM", "TM"))
+    seq = fx.make_sequences(
+        tmp_path / "seq", subjects=("a", "b", "c", "d", "e"), expressions=("happy", "sad")
+    )
+    folder = tmp_path / "folder"
+    for cls in ("happy", "sad"):
+        for s in range(6):
+            for k in range(2):
+                fx.save(folder / cls / f"S{s}_{k}.png", fx.flat(s))
+    ck_orig = fx.make_ckplus_original(
+        tmp_path / "ck",
+        [(f"S{100 + s}", f"{j + 1:03d}", (s + j) % 7 + 1, 4) for s in range(6) for j in range(2)],
+    )
+    return {
+        "ckplus": (fx.ck48_many(tmp_path / "ck48", subjects=9), []),
+        "ckplus-original": (ck_orig, ["data.face_crop=none"]),
+        "jaffe": (jaffe, ["data.face_crop=none"]),
+        "oulu_casia": (
+            fx.make_oulu(tmp_path / "oulu", subjects=("P001", "P002", "P003", "P004", "P005"), frames=3),
+            ["data.face_crop=none"],
+        ),
+        "sequences": (seq, ["data.class_names=[happy,sad]", "data.num_classes=2"]),
+        "folder": (
+            folder,
+            ["data.class_names=[happy,sad]", "data.num_classes=2", "data.source.subject_regex='^(S\\d+)_'"],
+        ),
+    }
+
+
+def test_no_subject_in_two_splits_in_any_fold(make_cfg, tmp_path):
+    for name, (root, extra) in subject_fixtures(tmp_path).items():
+        dm = dm_for(make_cfg, name.split("-")[0], root, "data.num_folds=3", *extra)
+        faces = dm.load()
+        assert dm.resolved_protocol(faces) == "kfold", name
+        tests = []
+        for fold in range(3):
+            split = dm.split_faces(faces, fold=fold)
+            subjects = {k: set(faces.subjects[v].tolist()) for k, v in split.items()}
+            assert not subjects["train"] & subjects["val"], name
+            assert not subjects["train"] & subjects["test"], name
+            assert not subjects["val"] & subjects["test"], name
+            assert sum(len(v) for v in split.values()) == len(faces), name
+            tests.append(split["test"])
+        # the test folds partition the dataset
+        assert sorted(np.concatenate(tests).tolist()) == list(range(len(faces))), name
+
+
+def test_fixed_split_datasets_through_the_datamodule(make_cfg, tmp_path):
+    fx.make_fer2013_csv(tmp_path / "fer" / "fer2013.csv", fx.fer2013_standard_rows())
+    fx.make_rafdb(tmp_path / "raf", fx.rafdb_entries(42, 14))
+    fx.make_affectnet(tmp_path / "aff", [0, 1, 2, 3, 4, 5, 6] * 4, [0, 1, 2, 3, 4, 5, 6])
+    fx.make_ferplus(
+        tmp_path / "ferplus",
+        [("Training", f"f{i}.png", [0] * (i % 8) + [9] + [0] * (9 - i % 8)) for i in range(16)]
+        + [("PublicTest", "v.png", [9] + [0] * 9), ("PrivateTest", "t.png", [0, 9] + [0] * 8)],
+    )
+    expected = {
+        "fer2013": {"train": 14, "val": 2, "test": 2},
+        "rafdb": {"train": 35, "val": 7, "test": 14},
+        "affectnet": {"train": 21, "val": 7, "test": 7},
+        "ferplus": {"train": 16, "val": 1, "test": 1},
+    }
+    roots = {
+        "fer2013": tmp_path / "fer",
+        "rafdb": tmp_path / "raf",
+        "affectnet": tmp_path / "aff",
+        "ferplus": tmp_path / "ferplus",
+    }
+    for name, counts in expected.items():
+        extra = ["data.source.val_fraction=0.25"] if name == "affectnet" else []
+        dm = dm_for(make_cfg, name, roots[name], "data.image_size=32", *extra)
+        dm.setup()
+        assert {k: len(v) for k, v in dm.split_indices.items()} == counts, name
+
+
+def test_protocol_auto_and_missing_class_names(make_cfg, tmp_path):
+    for split, n in (("train", 4), ("val", 2), ("test", 2)):
+        fx.make_class_folders(tmp_path / "split" / split, {"a": n, "b": n})
+    dm = dm_for(make_cfg, "folder", tmp_path / "split", "data.class_names=[a,b]", "data.num_classes=2")
+    dm.setup()
+    assert dm.resolved_protocol() == "fixed" and len(dm.split_indices["val"]) == 4
+    with pytest.raises(
+        ValueError, match=r"data\.class_names and data\.num_classes must be set for dataset 'folder'"
+    ):
+        dm_for(make_cfg, "folder", tmp_path / "split")
+
+
+def test_weighted_sampler_and_class_weights(make_cfg, tmp_path):
+    root = tmp_path / "imb"
+    for s in range(6):
+        for k in range(9):
+            fx.save(root / "common" / f"S{s}_{k}.png", fx.flat(k))
+        fx.save(root / "rare" / f"S{s}_0.png", fx.flat(200))
+    extra = [
+        "data.class_names=[common,rare]",
+        "data.num_classes=2",
+        "data.source.subject_regex='^(S\\d+)_'",
+        "data.num_folds=3",
+    ]
+    dm = dm_for(make_cfg, "folder", root, "data.sampler=weighted", "data.batch_size=500", *extra)
+    dm.setup()
+    counts = dm.class_counts("train")
+    weights = dm.class_weights()
+    assert np.mean(weights) == pytest.approx(1.0)
+    assert weights[1] / weights[0] == pytest.approx(counts[0] / counts[1])
+    loader = dm.train_dataloader()
+    assert isinstance(loader.sampler, WeightedRandomSampler)
+    import torch
+
+    torch.manual_seed(0)
+    labels = torch.cat([y for _, y in loader] + [y for _, y in loader])
+    assert 0.35 < labels.float().mean().item() < 0.65  # balanced draws, though only 10% of faces are rare
+    plain = dm_for(make_cfg, "folder", root, *extra)
+    plain.setup()
+    assert not isinstance(plain.train_dataloader().sampler, WeightedRandomSampler)
+
+
+def test_training_runs_on_a_real_format_dataset(make_cfg, tmp_path):
+    from fer_attention.training.task import train
+
+    root = fx.ck48_many(tmp_path / "ck48", subjects=10)
+    cfg = make_cfg(
+        [
+            "data=ckplus",
+            f"data.root={root}",
+            "data.num_folds=3",
+            "model.net.backbone.width=0.125",
+            "trainer.accelerator=cpu",
+            "~callbacks.progress_bar",
+            "debug=fdr",
+        ]
+    )
+    metrics = train(cfg)
+    assert metrics["class_names"] == ["anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise"]
+    assert (Path(cfg.paths.output_dir) / "metrics.json").is_file()
+    assert any(Path(cfg.paths.cache_dir).glob("ckplus_48px_none_*.npz"))
+
+
+# ----- fer-data -----
+def test_argv_rewrite():
+    assert _rewrite_argv(["fer-data", "summary", "data=ckplus"]) == [
+        "fer-data",
+        "action=summary",
+        "data=ckplus",
+    ]
+    assert _rewrite_argv(["fer-data", "prepare"]) == ["fer-data", "action=prepare"]
+    assert _rewrite_argv(["fer-data", "action=summary"]) == ["fer-data", "action=summary"]
+
+
+def test_summary_kfold_and_prepare(make_cfg, tmp_path):
+    root = fx.ck48_many(tmp_path / "ck48", subjects=9)
+    (root / "anger" / "S999_001_00000001.png").write_bytes(b"")
+    over = [
+        "data=ckplus",
+        f"data.root={root}",
+        "data.num_folds=3",
+        "data.on_bad_file=skip",
+        "data.progress=false",
+    ]
+    out = run(make_cfg(["action=summary", *over], config_name="data_cli", subdir="s"))
+    assert out["images"] == 81 and out["subjects"] == 9 and out["protocol"] == "kfold"
+    assert sum(out["classes"].values()) == 81
+    assert len(out["folds"]) == 3 and out["subjects_in_two_splits"] == []
+    assert sum(f["test"]["faces"] for f in out["folds"]) == 81
+    assert all(f["train"]["faces"] + f["val"]["faces"] + f["test"]["faces"] == 81 for f in out["folds"])
+    assert out["skipped_count"] == 1 and out["skipped"][0]["reason"] == "empty file (0 bytes)"
+    json.dumps(out)
+    prep = run(make_cfg(["action=prepare", *over], config_name="data_cli", subdir="p"))
+    assert prep["images"] == 81 and Path(prep["cache_file"]).is_file()
+
+
+def test_summary_fixed_and_discovered_classes(make_cfg, tmp_path):
+    fx.make_fer2013_csv(tmp_path / "fer2013.csv", fx.fer2013_standard_rows())
+    out = run(
+        make_cfg(
+            ["action=summary", "data=fer2013", f"data.root={tmp_path}", "data.progress=false"],
+            config_name="data_cli",
+        )
+    )
+    assert out["protocol"] == "fixed"
+    assert {k: v["faces"] for k, v in out["splits"].items()} == {"train": 14, "val": 2, "test": 2}
+    fx.make_class_folders(tmp_path / "faces", {"Happy": 1, "sad": 1})
+    found = run(
+        make_cfg(
+            ["action=summary", "data=folder", f"data.root={tmp_path / 'faces'}"],
+            config_name="data_cli",
+            subdir="f",
+        )
+    )
+    assert found["discovered_classes"] == ["Happy", "sad"]
+    assert found["hint"] == "data.class_names=[Happy,sad] data.num_classes=2"
+
+
+def test_fer_data_command_line(tmp_path):
+    root = fx.ck48_many(tmp_path / "ck48", subjects=4)
+    exe = Path(sys.executable).with_name("fer-data")
+    if not exe.exists():
+        pytest.skip("fer-data is not installed in this environment")
+    env = {**os.environ, "FER_LOG_DIR": str(tmp_path / "logs")}
+    proc = subprocess.run(
+        [str(exe), "summary", "data=ckplus", f"data.root={root}", "data.num_folds=2", "data.progress=false"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)  # stdout is exactly the JSON
+    assert out["images"] == 36 and len(out["folds"]) == 2
+
+
+def test_fer_data_user_errors(make_cfg, tmp_path):
+    from fer_attention.config import ConfigError
+
+    with pytest.raises(ConfigError, match=rf"^data\.root={tmp_path / 'nope'} does not exist$"):
+        run(
+            make_cfg(
+                ["action=summary", "data=ckplus", f"data.root={tmp_path / 'nope'}"], config_name="data_cli"
+            )
+        )
+    root = fx.ck48_many(tmp_path / "ck48", subjects=2)
+    with pytest.raises(
+        ConfigError, match=r"^fer-data prepare needs data\.cache_dir \(or paths\.cache_dir\); it is null$"
+    ):
+        run(
+            make_cfg(
+                ["action=prepare", "data=ckplus", f"data.root={root}", "data.cache_dir=null"],
+                config_name="data_cli",
+                subdir="b",
+            )
+        )
+    with pytest.raises(ConfigError, match=r"^action='show' is not one of prepare, summary$"):
+        run(make_cfg(["action=show"], config_name="data_cli", subdir="c"))
