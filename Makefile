@@ -30,11 +30,12 @@ test-all: install ## run every test, the slow ones too
 	$(BIN)/pytest -q $(ARGS)
 
 # --- the paper's tables as Hydra multiruns; each ends with `fer-report` on its sweep dir ---------------
-# DATA=synthetic|ckplus|fer2013|..., DATA_ROOT=<path>, SEEDS=0,1,2, EPOCHS=<n>, QUICK=1 (few-minute budget),
+# DATA=synthetic|ckplus|fer2013|..., DATA_ROOT=<path>, SEEDS=0,1,2 (QUICK=1: 0), EPOCHS=<n>, QUICK=1 (few-minute budget),
 # FOLDS=<hydra sweep of data.fold> for `cv`, LAUNCHER=joblib for parallel jobs, ARGS= for more overrides.
 DATA ?= synthetic
 DATA_ROOT ?=
-SEEDS ?= 0,1,2
+SEEDS_FULL := 0,1,2
+SEEDS ?= $(if $(filter 1,$(QUICK)),0,$(SEEDS_FULL))
 EPOCHS ?=
 QUICK ?= 0
 FOLDS ?= $(if $(filter synthetic,$(DATA)),range(0,5),range(0,10))

@@ -37,7 +37,9 @@ def validate_config(cfg) -> None:
     data_classes = _select(cfg, "data.class_names")
     num_classes = _select(cfg, "data.num_classes")
     if data_classes is not None and num_classes is not None and len(data_classes) != num_classes:
-        raise ConfigError(f"data.num_classes={num_classes} but data.class_names has {len(data_classes)} names")
+        raise ConfigError(
+            f"data.num_classes={num_classes} but data.class_names has {len(data_classes)} names"
+        )
     num_folds, fold = _select(cfg, "data.num_folds"), _select(cfg, "data.fold")
     if _select(cfg, "data.protocol") == "kfold" and num_folds is not None and fold is not None:
         if num_folds < 2:
@@ -56,7 +58,9 @@ def validate_config(cfg) -> None:
         return
     net_classes = _select(cfg, "model.net.num_classes")
     if num_classes is not None and net_classes is not None and net_classes != num_classes:
-        raise ConfigError(f"model.net.num_classes={net_classes} does not match data.num_classes={num_classes}")
+        raise ConfigError(
+            f"model.net.num_classes={net_classes} does not match data.num_classes={num_classes}"
+        )
     modules = _select(cfg, "model.net.modules") or {}
     lbp = _select(cfg, "model.net.lbp") or {}
     method = lbp.get("method")
@@ -74,7 +78,9 @@ def validate_config(cfg) -> None:
         raise ConfigError(f"model.backbone.arch='{arch}' is not one of {', '.join(ARCHS)}")
     last_stage = backbone.get("last_stage", 4)
     if not isinstance(last_stage, int) or not 1 <= last_stage <= NUM_STAGES:
-        raise ConfigError(f"model.backbone.last_stage={last_stage!r} must be in 1..{NUM_STAGES} (4 = through conv4_3)")
+        raise ConfigError(
+            f"model.backbone.last_stage={last_stage!r} must be in 1..{NUM_STAGES} (4 = through conv4_3)"
+        )
     width = backbone.get("width", 1.0)
     if not isinstance(width, int | float) or width <= 0:
         raise ConfigError(f"model.backbone.width={width!r} must be a number > 0")

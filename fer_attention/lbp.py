@@ -332,11 +332,13 @@ def local_binary_pattern(
 
 
 class LBPLayer(nn.Module):
-    """Fixed LBP transform of ``[N, 1 or 3, H, W]`` images (RGB goes to gray with ITU-R 601 weights).
+    """Fixed LBP transform of ``[N, 1 or 3, H, W]`` images; RGB becomes 0.299 R + 0.587 G + 0.114 B.
 
     No parameters, no gradients: the output never requires grad. With ``normalize`` the codes are
     divided by the largest possible code (``num_codes - 1``), and ``var`` by each image's maximum; for
     ``var`` zero-variance (NaN) and rounding-negative values become 0 so the output stays in [0, 1].
+    The ror/uniform/nri_uniform lookup table is a non-persistent buffer, so state dicts stay empty; the
+    interpolation weights depend on the image size and are cached per size, dtype and device.
     """
 
     def __init__(self, method: str = "default", P: int = 8, R: float = 1.0, normalize: bool = True):

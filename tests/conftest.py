@@ -32,7 +32,9 @@ TINY = [
 ]
 
 
-def compose_cfg(run_dir: Path, overrides: list[str] | tuple[str, ...] = (), config_name: str = "train") -> DictConfig:
+def compose_cfg(
+    run_dir: Path, overrides: list[str] | tuple[str, ...] = (), config_name: str = "train"
+) -> DictConfig:
     """Compose ``config_name`` with ``overrides``, register it as the current Hydra config, and point
     the run dir and log root at ``run_dir``."""
     GlobalHydra.instance().clear()

@@ -21,8 +21,21 @@ def options(group: str) -> list[str]:
 
 
 def test_config_groups_exist():
-    for group in ("data", "model", "trainer", "logger", "callbacks", "paths", "hydra", "experiment", "debug",
-                  "lbp", "dilation", "ablation", "augment"):
+    for group in (
+        "data",
+        "model",
+        "trainer",
+        "logger",
+        "callbacks",
+        "paths",
+        "hydra",
+        "experiment",
+        "debug",
+        "lbp",
+        "dilation",
+        "ablation",
+        "augment",
+    ):
         assert options(group), f"config group {group}/ is empty"
 
 

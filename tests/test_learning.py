@@ -38,6 +38,8 @@ def test_full_model_learns_held_out_subjects_and_beats_pixels(make_cfg):
     metrics = train(cfg)
     chance = 1 / 7
     linear = logistic_regression_accuracy(cfg)
-    print(f"full model {metrics['test/acc']:.3f}, logistic regression on pixels {linear:.3f}, chance {chance:.3f}")
+    print(
+        f"full model {metrics['test/acc']:.3f}, logistic regression on pixels {linear:.3f}, chance {chance:.3f}"
+    )
     assert metrics["test/acc"] > 0.6
     assert metrics["test/acc"] > linear + 0.15

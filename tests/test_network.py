@@ -105,10 +105,14 @@ def test_pretrained_weights_from_a_state_dict_file(tmp_path):
 
     path = tmp_path / "vgg16_bn.pth"
     torch.save(vgg16_bn(weights=None).state_dict(), path)
-    net = FERAttentionNet(num_classes=7, lbp={"method": None}, backbone={"weights": str(path), "last_stage": 2})
+    net = FERAttentionNet(
+        num_classes=7, lbp={"method": None}, backbone={"weights": str(path), "last_stage": 2}
+    )
     reference = torch.load(path, weights_only=True)
     # one gray channel = the same value on R, G and B: the RGB kernels add up
-    assert torch.allclose(net.image_stream.features[0].weight, reference["features.0.weight"].sum(dim=1, keepdim=True))
+    assert torch.allclose(
+        net.image_stream.features[0].weight, reference["features.0.weight"].sum(dim=1, keepdim=True)
+    )
     with pytest.raises(FileNotFoundError, match="model.backbone.weights: no such file"):
         FERAttentionNet(num_classes=7, backbone={"weights": str(tmp_path / "missing.pth")})
 

@@ -31,10 +31,17 @@ def fake_job(root: Path, name: str, overrides: list[str], acc: float | None, sta
     (job / ".hydra").mkdir(parents=True)
     (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"task_name": "demo"}))
-    (job / "status.json").write_text(json.dumps({"state": state, "error": "ValueError: boom" if state == "failed" else None}))
+    (job / "status.json").write_text(
+        json.dumps({"state": state, "error": "ValueError: boom" if state == "failed" else None})
+    )
     if acc is not None:
-        metrics = {"test/acc": acc, "test/f1_macro": acc - 0.1, "val/acc_best": acc + 0.01,
-                   "test/confusion_matrix": [[3, 1], [0, 4]], "class_names": ["a", "b"]}
+        metrics = {
+            "test/acc": acc,
+            "test/f1_macro": acc - 0.1,
+            "val/acc_best": acc + 0.01,
+            "test/confusion_matrix": [[3, 1], [0, 4]],
+            "class_names": ["a", "b"],
+        }
         (job / "metrics.json").write_text(json.dumps(metrics))
 
 
@@ -51,14 +58,27 @@ def test_aggregator_groups_by_swept_values_and_names_failures(tmp_path):
     assert rows["circle"]["runs"] == 2 and rows["uniform"]["runs"] == 1 and rows["uniform"]["jobs"] == 2
     assert "| circle | 85.00 ± 7.07 |" in out["table"]
     assert "3_lbp=uniform,seed=1`: failed (ValueError: boom)" in out["table"]
-    for name in ("table.md", "table.csv", "plot.png", "confusion_lbp=circle.png", "confusion_lbp=uniform.png"):
+    for name in (
+        "table.md",
+        "table.csv",
+        "plot.png",
+        "confusion_lbp=circle.png",
+        "confusion_lbp=uniform.png",
+    ):
         assert (tmp_path / "report" / name).is_file(), name
 
 
 def test_tiny_multirun_end_to_end(tmp_path):
     sweep_dir = tmp_path / "sweep"
-    cmd = [FER_TRAIN, "-m", "ablation=full,vgg16", *TINY, "trainer.limit_train_batches=2",
-           f"paths.log_dir={tmp_path}", f"hydra.sweep.dir={sweep_dir}"]
+    cmd = [
+        FER_TRAIN,
+        "-m",
+        "ablation=full,vgg16",
+        *TINY,
+        "trainer.limit_train_batches=2",
+        f"paths.log_dir={tmp_path}",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
     subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600)
     jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir())
     assert [p.name.split(",")[0] for p in jobs] == ["0_ablation=full", "1_ablation=vgg16"]
@@ -70,3 +90,24 @@ def test_tiny_multirun_end_to_end(tmp_path):
         assert row["test/acc mean"] == pytest.approx(100 * metrics["test/acc"], abs=1e-3)
         assert row["runs"] == 1
     assert not out["failed"]
+
+
+@pytest.mark.parametrize(
+    "overrides,target",
+    [
+        (["hparams_search=optuna"], "OptunaSweeper"),
+        (["hydra/launcher=joblib"], "JoblibLauncher"),
+        (["hydra/launcher=submitit_slurm"], "SlurmLauncher"),
+    ],
+)
+def test_search_and_launcher_configs_compose(make_cfg, overrides, target):
+    cfg = make_cfg(overrides)
+    node = cfg.hydra.sweeper if "Sweeper" in target else cfg.hydra.launcher
+    assert node._target_.endswith(target)
+    if "Sweeper" in target:
+        assert set(node.params) == {
+            "model.optimizer.lr",
+            "model.optimizer.weight_decay",
+            "model.net.classifier.dropout",
+        }
+        assert node.direction == "maximize" and cfg.optimized_metric == "val/acc_best"

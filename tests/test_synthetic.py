@@ -58,8 +58,10 @@ def test_subject_identity_independent_of_num_subjects():
         sel = (faces.subjects == 3) & (faces.labels == CLASS_NAMES.index("neutral")) & (faces.frames == 3)
         return faces.images[sel][0]
 
-    np.testing.assert_array_equal(neutral_apex(render_synthetic_faces(num_subjects=5)),
-                                  neutral_apex(render_synthetic_faces(num_subjects=10)))
+    np.testing.assert_array_equal(
+        neutral_apex(render_synthetic_faces(num_subjects=5)),
+        neutral_apex(render_synthetic_faces(num_subjects=10)),
+    )
 
 
 @pytest.mark.parametrize("size", [32, 64, 96])

@@ -45,6 +45,7 @@ def test_metrics_json_contents_and_best_checkpoint(make_cfg):
     assert Path(written["best_ckpt"]).is_file() and "checkpoints" in written["best_ckpt"]
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert (run_dir / "confusion_matrix.png").stat().st_size > 1000
+    assert (run_dir / "attention" / "epoch_000.png").stat().st_size > 1000
     assert "trainer.max_epochs=2" in written["overrides"]
     assert metrics["epochs"] == 2
 
@@ -53,16 +54,20 @@ def test_same_seed_gives_identical_metrics(make_cfg):
     keys = ("val/acc_best", "test/acc", "test/f1_macro", "test/loss", "test/confusion_matrix")
     runs = []
     for i in range(2):
-        cfg = make_cfg([*TINY, "trainer.deterministic=true", "seed=0", "trainer.limit_train_batches=3"], subdir=f"r{i}")
+        cfg = make_cfg(
+            [*TINY, "trainer.deterministic=true", "seed=0", "trainer.limit_train_batches=3"], subdir=f"r{i}"
+        )
         runs.append(train(cfg))
     assert {k: runs[0][k] for k in keys} == {k: runs[1][k] for k in keys}
 
 
 def test_resume_from_last_checkpoint(make_cfg):
-    cfg = make_cfg([*TINY, "trainer.max_epochs=1", "trainer.limit_train_batches=2"], subdir="first")
+    # extending a run past its planned length needs a schedule that can go on (one-cycle has ended)
+    common = [*TINY, "trainer.limit_train_batches=2", "model/scheduler=cosine"]
+    cfg = make_cfg([*common, "trainer.max_epochs=1"], subdir="first")
     first = train(cfg)
     last = first["last_ckpt"]
-    cfg2 = make_cfg([*TINY, "trainer.max_epochs=2", "trainer.limit_train_batches=2", f"ckpt_path={last}"], subdir="second")
+    cfg2 = make_cfg([*common, "trainer.max_epochs=2", f"ckpt_path={last}"], subdir="second")
     second = train(cfg2)
     assert second["epochs"] == 2
     import torch
@@ -77,7 +82,11 @@ def test_eval_reproduces_test_metrics(make_cfg):
     ecfg = make_cfg([f"ckpt_path={trained['best_ckpt']}", "trainer.accelerator=cpu"], "eval", "eval")
     evaluated = evaluate(ecfg)
     for key in ("test/acc", "test/f1_macro", "test/confusion_matrix", "class_names"):
-        assert evaluated[key] == pytest.approx(trained[key]) if key != "test/confusion_matrix" else evaluated[key] == trained[key]
+        assert (
+            evaluated[key] == pytest.approx(trained[key])
+            if key != "test/confusion_matrix"
+            else evaluated[key] == trained[key]
+        )
     assert read_metrics(ecfg.paths.output_dir)["test/acc"] == pytest.approx(trained["test/acc"])
 
 
@@ -103,3 +112,13 @@ def test_failed_run_has_no_metrics_file(make_cfg):
     assert not (run_dir / "metrics.json").exists()
     status = json.loads((run_dir / "status.json").read_text())
     assert status["state"] == "failed" and "FloatingPointError" in status["error"]
+
+
+def test_class_weighted_loss_uses_training_counts(make_cfg):
+    import torch
+
+    cfg = make_cfg([*TINY, "model.loss.class_weighted=true", "trainer.limit_train_batches=1"])
+    metrics = train(cfg)
+    hparams = torch.load(metrics["best_ckpt"], map_location="cpu", weights_only=True)["hyper_parameters"]
+    weights = hparams["loss"]["class_weights"]
+    assert len(weights) == 7 and abs(sum(weights) / 7 - 1.0) < 1e-6

@@ -13,7 +13,9 @@ log = logging.getLogger("fer_attention.train")
 class EpochSummary(pl.Callback):
     """Logs epoch number, seconds, and the epoch's train and val metrics."""
 
-    def __init__(self, keys: tuple[str, ...] = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best")):
+    def __init__(
+        self, keys: tuple[str, ...] = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best")
+    ):
         self.keys = tuple(keys)
         self._start = time.time()
 
@@ -24,5 +26,10 @@ class EpochSummary(pl.Callback):
         # runs after the epoch's validation, so val metrics (val/acc_best included) are current
         metrics = trainer.callback_metrics
         parts = [f"{k} {float(metrics[k]):.4f}" for k in self.keys if k in metrics]
-        log.info("epoch %d/%d (%.1f s): %s", trainer.current_epoch + 1, trainer.max_epochs, time.time() - self._start,
-                 ", ".join(parts))
+        log.info(
+            "epoch %d/%d (%.1f s): %s",
+            trainer.current_epoch + 1,
+            trainer.max_epochs,
+            time.time() - self._start,
+            ", ".join(parts),
+        )

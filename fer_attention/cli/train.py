@@ -17,7 +17,9 @@ def main(cfg: DictConfig) -> float | None:
         return None
     acc, secs = metrics.get("test/acc"), metrics.get("seconds")
     if acc is not None:
-        print(f"test accuracy {acc:.2%} ({metrics['class_names'].__len__()} classes) in {secs:.0f} s; run dir {metrics['run_dir']}")
+        print(
+            f"test accuracy {acc:.2%} ({metrics['class_names'].__len__()} classes) in {secs:.0f} s; run dir {metrics['run_dir']}"
+        )
     # the value an hparams sweeper maximises
     return metrics.get(cfg.get("optimized_metric") or "val/acc_best")
 

@@ -29,7 +29,9 @@ def subject_kfold_split(
         raise ValueError(f"data.fold={fold} must be in [0, data.num_folds={num_folds})")
     n_subjects = len(np.unique(subjects))
     if n_subjects < num_folds:
-        raise ValueError(f"data.num_folds={num_folds} needs at least as many subjects; the dataset has {n_subjects}")
+        raise ValueError(
+            f"data.num_folds={num_folds} needs at least as many subjects; the dataset has {n_subjects}"
+        )
     outer = StratifiedGroupKFold(n_splits=num_folds, shuffle=True, random_state=seed)
     rest, test = list(outer.split(np.zeros(len(labels)), labels, subjects))[fold]
     inner_folds = max(2, num_folds - 1)

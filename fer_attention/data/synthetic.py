@@ -142,8 +142,9 @@ def _ellipse(x: np.ndarray, y: np.ndarray, a: float, b: float) -> np.ndarray:
     return k0 * (k0 - 1.0) / k1
 
 
-def _stroke(ax: np.ndarray, y: np.ndarray, x0: float, x1: float, coef: tuple[float, float, float],
-            thick: float) -> np.ndarray:
+def _stroke(
+    ax: np.ndarray, y: np.ndarray, x0: float, x1: float, coef: tuple[float, float, float], thick: float
+) -> np.ndarray:
     """Signed distance to a thick curve ``y = c0 + c1 s + c2 s^2`` (``s = x - x0``) for ``x0 <= x <= x1``."""
     c0, c1, c2 = coef
     s = np.clip(ax, x0, x1) - x0
@@ -175,8 +176,10 @@ def _render_face(ident: _Identity, au: np.ndarray, x: np.ndarray, y: np.ndarray,
 
     # Neck, hair behind the head, ears.
     paint(np.maximum(ax - 0.36 * fa / 0.73, 0.55 - y), skin * 0.8)
-    hair_d = np.maximum(_ellipse(x, y + 0.1 + ident.hair_top, fa + ident.hair_w, fb + 0.04 + ident.hair_top),
-                        y - ident.hair_drop)
+    hair_d = np.maximum(
+        _ellipse(x, y + 0.1 + ident.hair_top, fa + ident.hair_w, fb + 0.04 + ident.hair_top),
+        y - ident.hair_drop,
+    )
     paint(hair_d, ident.hair)
     paint(_ellipse(ax - fa + 0.02, y + 0.05, 0.09, 0.17), skin * 0.9)
 
@@ -238,18 +241,30 @@ def _render_face(ident: _Identity, au: np.ndarray, x: np.ndarray, y: np.ndarray,
     if jaw + ulip > 0.0:
         paint(_band(x, y, mw, top, bottom), 0.08)
         if teeth > 0.05:
-            paint(_band(x, y, mw * 0.85, top, np.minimum(top + 0.05, bottom)), min(skin + 0.25, 0.92),
-                  min(teeth, 1.0))
+            paint(
+                _band(x, y, mw * 0.85, top, np.minimum(top + 0.05, bottom)),
+                min(skin + 0.25, 0.92),
+                min(teeth, 1.0),
+            )
     if cheek > 0.1:
         cx0, cx1 = 0.13, mw + 0.06
         cy0, cy1 = ny + 0.02, my - corner + 0.03
-        paint(_stroke(ax, y, cx0, cx1, (cy0, (cy1 - cy0) / (cx1 - cx0) + 1.2 * (cx1 - cx0), -1.2), 0.022),
-              skin * 0.6, 0.8 * min(cheek, 1.0))
+        paint(
+            _stroke(ax, y, cx0, cx1, (cy0, (cy1 - cy0) / (cx1 - cx0) + 1.2 * (cx1 - cx0), -1.2), 0.022),
+            skin * 0.6,
+            0.8 * min(cheek, 1.0),
+        )
     return img
 
 
-def render_synthetic_faces(num_subjects: int = 60, frames_per_sequence: int = 4, image_size: int = 48,
-                           seed: int = 0, min_intensity: float = 0.5, nuisance: float = 1.0) -> SyntheticFaces:
+def render_synthetic_faces(
+    num_subjects: int = 60,
+    frames_per_sequence: int = 4,
+    image_size: int = 48,
+    seed: int = 0,
+    min_intensity: float = 0.5,
+    nuisance: float = 1.0,
+) -> SyntheticFaces:
     """Render ``num_subjects x 7 expressions x frames_per_sequence`` faces, deterministically from ``seed``.
 
     Frame ``f`` of a sequence shows the expression at intensity
@@ -297,7 +312,11 @@ def render_synthetic_faces(num_subjects: int = 60, frames_per_sequence: int = 4,
 
                 phi = r.uniform(0.0, 2.0 * np.pi)
                 img = img * (1.0 + r.uniform(0.0, 0.6) * nuisance * (np.cos(phi) * lx + np.sin(phi) * ly))
-                img = (img - 0.5) * (1.0 + r.uniform(-0.25, 0.25) * nuisance) + 0.5 + r.uniform(-0.1, 0.1) * nuisance
+                img = (
+                    (img - 0.5) * (1.0 + r.uniform(-0.25, 0.25) * nuisance)
+                    + 0.5
+                    + r.uniform(-0.1, 0.1) * nuisance
+                )
                 sigma = r.uniform(0.0, 0.7) * nuisance * image_size / 48.0
                 if sigma > 0.05:
                     img = cv2.GaussianBlur(img, (0, 0), sigma)

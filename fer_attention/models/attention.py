@@ -47,7 +47,9 @@ class AttentionModule(nn.Module):
         self.down = nn.Sequential(nn.MaxPool2d(3, stride=2, padding=1), conv_bn_relu(mc, mc, 3))
         self.mask_out = nn.Sequential(conv_bn_relu(mc, mc, 1), nn.Conv2d(mc, channels, 1), nn.Sigmoid())
 
-    def forward(self, image_feat: torch.Tensor, guide_feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, image_feat: torch.Tensor, guide_feat: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         trunk = self.trunk(image_feat)
         skip = self.mask_in(guide_feat)
         up = F.interpolate(self.down(skip), size=trunk.shape[-2:], mode="bilinear", align_corners=False)

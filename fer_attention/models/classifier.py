@@ -12,7 +12,13 @@ class Classifier(nn.Module):
     """Global average pooling (or flatten), FC to ``hidden`` + ReLU + dropout, FC to ``num_classes``."""
 
     def __init__(
-        self, channels: int, feature_size: int, num_classes: int, hidden: int = 256, dropout: float = 0.5, pool: str = "avg"
+        self,
+        channels: int,
+        feature_size: int,
+        num_classes: int,
+        hidden: int = 256,
+        dropout: float = 0.5,
+        pool: str = "avg",
     ) -> None:
         super().__init__()
         if pool not in POOLS:

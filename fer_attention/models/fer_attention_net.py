@@ -63,7 +63,11 @@ class FERAttentionNet(nn.Module):
                 f"features would be {self.feature_size}x{self.feature_size}; need image_size >= "
                 f"{MIN_FEATURE_SIZE * 2 ** (last_stage - 1)} or an earlier last_stage"
             )
-        rates = check_rates(reconstruction.get("rates", [1, 2, 3]), self.feature_size) if self.use_reconstruction else []
+        rates = (
+            check_rates(reconstruction.get("rates", [1, 2, 3]), self.feature_size)
+            if self.use_reconstruction
+            else []
+        )
 
         self.register_buffer("input_mean", torch.tensor(float(input_mean)), persistent=False)
         self.register_buffer("input_std", torch.tensor(float(input_std)), persistent=False)
@@ -83,7 +87,9 @@ class FERAttentionNet(nn.Module):
             self.lbp = LBPLayer(method=lbp["method"], P=int(lbp.get("P", 8)), R=float(lbp.get("R", 1.0)))
             if backbone.get("shared", False):
                 if in_channels != 1:
-                    raise ValueError("model.backbone.shared=true needs model.in_channels=1 (the LBP map has one channel)")
+                    raise ValueError(
+                        "model.backbone.shared=true needs model.in_channels=1 (the LBP map has one channel)"
+                    )
                 self.lbp_stream = None
             else:
                 self.lbp_stream = VGGStream(**{**stream_kwargs, "in_channels": 1})
@@ -95,7 +101,9 @@ class FERAttentionNet(nn.Module):
             else None
         )
         self.reconstruction = (
-            DilatedReconstruction(channels, rates, reconstruction.get("channels")) if self.use_reconstruction else None
+            DilatedReconstruction(channels, rates, reconstruction.get("channels"))
+            if self.use_reconstruction
+            else None
         )
         self.classifier = Classifier(
             channels,
@@ -131,14 +139,17 @@ class FERAttentionNet(nn.Module):
         if not return_mask:
             return logits
         if mask is not None:
-            mask = F.interpolate(mask.mean(dim=1, keepdim=True), size=x.shape[-2:], mode="bilinear", align_corners=False)
+            mask = F.interpolate(
+                mask.mean(dim=1, keepdim=True), size=x.shape[-2:], mode="bilinear", align_corners=False
+            )
         return logits, mask
 
 
 def count_parameters(net: nn.Module) -> dict[str, int]:
     """Trainable parameters per top-level module and in total."""
-    out = {name: sum(p.numel() for p in child.parameters() if p.requires_grad) for name, child in net.named_children()}
+    out = {
+        name: sum(p.numel() for p in child.parameters() if p.requires_grad)
+        for name, child in net.named_children()
+    }
     out["total"] = sum(p.numel() for p in net.parameters() if p.requires_grad)
     return out
-
-

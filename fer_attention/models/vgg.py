@@ -54,7 +54,9 @@ class VGGStream(nn.Module):
         if arch not in ARCHS:
             raise ValueError(f"model.backbone.arch='{arch}' is not one of {', '.join(ARCHS)}")
         if not 1 <= last_stage <= NUM_STAGES:
-            raise ValueError(f"model.backbone.last_stage={last_stage} must be in 1..{NUM_STAGES} (4 = through conv4_3)")
+            raise ValueError(
+                f"model.backbone.last_stage={last_stage} must be in 1..{NUM_STAGES} (4 = through conv4_3)"
+            )
         cfg = stage_config(last_stage, width)
         self.features = tv_vgg.make_layers(cfg, batch_norm=arch == "vgg16_bn")
         first = self.features[0]
@@ -63,7 +65,9 @@ class VGGStream(nn.Module):
         self.arch = arch
         if weights is not None:
             if width != 1.0:
-                raise ValueError(f"model.backbone.weights='{weights}' needs model.backbone.width=1.0, got {width}")
+                raise ValueError(
+                    f"model.backbone.weights='{weights}' needs model.backbone.width=1.0, got {width}"
+                )
             self.load_pretrained(weights)
 
     def load_pretrained(self, weights: str) -> None:
@@ -84,11 +88,15 @@ class VGGStream(nn.Module):
         for key, value in own.items():
             src = state.get(f"features.{key}")
             if src is None:
-                raise ValueError(f"model.backbone.weights: '{weights}' has no tensor features.{key}; is it a {self.arch} state dict?")
+                raise ValueError(
+                    f"model.backbone.weights: '{weights}' has no tensor features.{key}; is it a {self.arch} state dict?"
+                )
             if key == "0.weight" and src.shape[1] != value.shape[1]:
                 src = src.sum(dim=1, keepdim=True).repeat(1, value.shape[1], 1, 1) / value.shape[1]
             if src.shape != value.shape:
-                raise ValueError(f"model.backbone.weights: features.{key} has shape {tuple(src.shape)}, expected {tuple(value.shape)}")
+                raise ValueError(
+                    f"model.backbone.weights: features.{key} has shape {tuple(src.shape)}, expected {tuple(value.shape)}"
+                )
             loaded[key] = src
         self.features.load_state_dict(loaded)
         log.info("loaded %s weights for %s (%d tensors)", weights, self.arch, len(loaded))

@@ -89,8 +89,10 @@ def group_jobs(jobs: list[Job]) -> tuple[list[str], list[Row]]:
     """Group by the override keys whose values differ between jobs (seed and fold are averaged over)."""
     keys = sorted({k for j in jobs for k in j.overrides})
     swept = [
-        k for k in keys
-        if k not in REPEAT_KEYS and not k.startswith(IGNORED_KEYS)
+        k
+        for k in keys
+        if k not in REPEAT_KEYS
+        and not k.startswith(IGNORED_KEYS)
         and len({j.overrides.get(k) for j in jobs}) > 1
     ]
     rows: dict[tuple, Row] = {}
@@ -160,7 +162,9 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "=-_." else "_" for c in text)[:120] or "all"
 
 
-def report(multirun_dir: str | Path, out_dir: str | Path | None = None, name: str | None = None) -> dict[str, Any]:
+def report(
+    multirun_dir: str | Path, out_dir: str | Path | None = None, name: str | None = None
+) -> dict[str, Any]:
     """Aggregate ``multirun_dir`` into ``out_dir`` (default ``logs/reports/<name>``); returns a summary."""
     jobs = find_jobs(multirun_dir)
     name = name or _table_name(jobs, Path(multirun_dir))
@@ -170,9 +174,13 @@ def report(multirun_dir: str | Path, out_dir: str | Path | None = None, name: st
     table = markdown_table(rows, swept, name)
     failed = [j for j in jobs if j.metrics is None]
     if failed:
-        table += "\nUnfinished jobs:\n\n" + "\n".join(
-            f"- `{j.path.name}`: {j.state}" + (f" ({j.error})" if j.error else "") for j in failed
-        ) + "\n"
+        table += (
+            "\nUnfinished jobs:\n\n"
+            + "\n".join(
+                f"- `{j.path.name}`: {j.state}" + (f" ({j.error})" if j.error else "") for j in failed
+            )
+            + "\n"
+        )
     (out / "table.md").write_text(table)
     summary = summarise(rows, swept)
     with open(out / "table.csv", "w", newline="") as f:
@@ -181,13 +189,24 @@ def report(multirun_dir: str | Path, out_dir: str | Path | None = None, name: st
         writer.writerows(summary)
     plot_table(rows, out / "plot.png", name)
     for row in rows:
-        matrices = [j.metrics["test/confusion_matrix"] for j in row.jobs if j.metrics and j.metrics.get("test/confusion_matrix")]
+        matrices = [
+            j.metrics["test/confusion_matrix"]
+            for j in row.jobs
+            if j.metrics and j.metrics.get("test/confusion_matrix")
+        ]
         if matrices:
             names = next(j.metrics["class_names"] for j in row.jobs if j.metrics)
             total = np.sum(np.asarray(matrices), axis=0)
-            plot_confusion_matrix(total, names, out / f"confusion_{_slug(row.label)}.png", f"{name}: {row.label}")
-    return {"name": name, "out_dir": str(out), "table": table, "rows": summary,
-            "failed": [str(j.path) for j in failed]}
+            plot_confusion_matrix(
+                total, names, out / f"confusion_{_slug(row.label)}.png", f"{name}: {row.label}"
+            )
+    return {
+        "name": name,
+        "out_dir": str(out),
+        "table": table,
+        "rows": summary,
+        "failed": [str(j.path) for j in failed],
+    }
 
 
 def _table_name(jobs: list[Job], root: Path) -> str:

@@ -23,12 +23,16 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - garbage input fails anywhere inside torch's unpickler
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"checkpoint {path}: not a readable PyTorch checkpoint ({reason[:200]})") from None
+        raise CheckpointError(
+            f"checkpoint {path}: not a readable PyTorch checkpoint ({reason[:200]})"
+        ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError(f"checkpoint {path}: not a Lightning checkpoint (no state_dict)")
     hparams = ckpt.get("hyper_parameters") or {}
     if not {"net", "class_names"} <= set(hparams):
-        raise CheckpointError(f"checkpoint {path}: not a fer-attention checkpoint (no network config in its hyperparameters)")
+        raise CheckpointError(
+            f"checkpoint {path}: not a fer-attention checkpoint (no network config in its hyperparameters)"
+        )
     return ckpt
 
 
@@ -39,7 +43,9 @@ def resolve_resume_path(ckpt_path: str | None, run_dir: str | Path) -> str | Non
     if ckpt_path == "last":
         path = Path(run_dir) / "checkpoints" / "last.ckpt"
         if not path.is_file():
-            raise ConfigError(f"ckpt_path=last but {path} does not exist; set hydra.run.dir to the run to resume")
+            raise ConfigError(
+                f"ckpt_path=last but {path} does not exist; set hydra.run.dir to the run to resume"
+            )
         return str(path)
     if not Path(ckpt_path).is_file():
         raise ConfigError(f"ckpt_path={ckpt_path} does not exist")

@@ -61,7 +61,9 @@ class FERModule(pl.LightningModule):
         # ModuleDict keys can't be "train" (nn.Module.train), hence the "_stage" suffix
         self.metrics = nn.ModuleDict({f"{s}_stage": scalar_metrics.clone(prefix=f"{s}/") for s in STAGES})
         self.losses = nn.ModuleDict({f"{s}_stage": MeanMetric() for s in STAGES})
-        self.confusion = nn.ModuleDict({f"{s}_stage": MulticlassConfusionMatrix(num_classes) for s in ("val", "test")})
+        self.confusion = nn.ModuleDict(
+            {f"{s}_stage": MulticlassConfusionMatrix(num_classes) for s in ("val", "test")}
+        )
         self.val_acc_best = MaxMetric()
         self.last_confusion: dict[str, list[list[int]]] = {}
 
@@ -117,7 +119,9 @@ class FERModule(pl.LightningModule):
 
     def configure_optimizers(self):
         # optimizer and scheduler configs are `_partial_: true` factories
-        optimizer = instantiate(self.hparams.optimizer)(params=[p for p in self.parameters() if p.requires_grad])
+        optimizer = instantiate(self.hparams.optimizer)(
+            params=[p for p in self.parameters() if p.requires_grad]
+        )
         sched_cfg = dict(self.hparams.scheduler or {})
         if "_target_" not in sched_cfg:
             return optimizer

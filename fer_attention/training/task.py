@@ -51,10 +51,20 @@ def _results(model: FERModule, test_metrics: dict[str, Any], split: str) -> dict
 def _finish_run(run_dir: Path, metrics: dict[str, Any], title: str) -> dict[str, Any]:
     split_cm = next((k for k in metrics if k.endswith("/confusion_matrix") and metrics[k]), None)
     if split_cm:
-        plot_confusion_matrix(metrics[split_cm], metrics["class_names"], run_dir / "confusion_matrix.png", title)
+        plot_confusion_matrix(
+            metrics[split_cm], metrics["class_names"], run_dir / "confusion_matrix.png", title
+        )
     write_json_atomic(run_dir / METRICS_FILE, metrics)
     write_status(run_dir, "finished", seconds=metrics["seconds"])
     return metrics
+
+
+def _log_pictures(loggers: list, run_dir: Path) -> None:
+    """Send the confusion matrix picture to W&B when it is one of the loggers."""
+    picture = run_dir / "confusion_matrix.png"
+    for lg in loggers:
+        if type(lg).__name__ == "WandbLogger" and picture.is_file():
+            lg.log_image(key="test/confusion_matrix", images=[str(picture)])
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -73,7 +83,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     try:
         pl.seed_everything(int(cfg.seed), workers=True)
         datamodule = build_datamodule(cfg.data)
-        model = build_model(cfg.model, cfg.data)
+        model_cfg = cfg.model
+        if OmegaConf.select(cfg, "model.loss.class_weighted", default=False):
+            datamodule.setup("fit")
+            weights = datamodule.class_weights()
+            log.info("class-weighted loss: %s", ", ".join(f"{w:.2f}" for w in weights))
+            model_cfg = OmegaConf.merge(cfg.model, {"loss": {"class_weights": weights}})
+        model = build_model(model_cfg, cfg.data)
         callbacks = build_callbacks(cfg.get("callbacks"))
         loggers = build_loggers(cfg.get("logger"), cfg)
         trainer = build_trainer(cfg.trainer, callbacks, loggers)
@@ -81,7 +97,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
         if cfg.get("train", True):
-            trainer.fit(model, datamodule=datamodule, ckpt_path=resolve_resume_path(cfg.get("ckpt_path"), run_dir))
+            trainer.fit(
+                model, datamodule=datamodule, ckpt_path=resolve_resume_path(cfg.get("ckpt_path"), run_dir)
+            )
         fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         ckpt_cb = trainer.checkpoint_callback
         best_ckpt = getattr(ckpt_cb, "best_model_path", "") or None
@@ -90,8 +108,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         metrics: dict[str, Any] = {"val/acc_best": fit_metrics.get("val/acc_best")}
         if cfg.get("test", True):
             if best_ckpt is None:
-                log.warning("no best-on-validation checkpoint (checkpointing off?): testing the final weights")
-            test_out = trainer.test(model, datamodule=datamodule, ckpt_path=best_ckpt, weights_only=True, verbose=False)
+                log.warning(
+                    "no best-on-validation checkpoint (checkpointing off?): testing the final weights"
+                )
+            test_out = trainer.test(
+                model, datamodule=datamodule, ckpt_path=best_ckpt, weights_only=True, verbose=False
+            )
             metrics.update(_results(model, test_out[0] if test_out else {}, "test"))
         metrics.update(
             {
@@ -107,9 +129,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 "seconds": round(time.time() - start, 2),
             }
         )
-        return _finish_run(run_dir, metrics, f"{cfg.data.name} test (best on val)")
+        metrics = _finish_run(run_dir, metrics, f"{cfg.data.name} test (best on val)")
+        _log_pictures(loggers, run_dir)
+        return metrics
     except BaseException as err:
-        write_status(run_dir, "failed", error=f"{type(err).__name__}: {err}", seconds=round(time.time() - start, 2))
+        write_status(
+            run_dir, "failed", error=f"{type(err).__name__}: {err}", seconds=round(time.time() - start, 2)
+        )
         raise
     finally:
         finish_wandb()

@@ -1,0 +1,70 @@
+"""Pictures of where the network looks: face, LBP map and attention mask overlay."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+
+@torch.no_grad()
+def attention_maps(net: torch.nn.Module, faces: torch.Tensor) -> dict[str, np.ndarray]:
+    """Run ``net`` on faces ``[N, 1, H, W]``; return faces, LBP maps, masks (``[N, H, W]``), predictions."""
+    was_training = net.training
+    net.eval()
+    logits, mask = net(faces, return_mask=True)
+    lbp = net.lbp(faces) if getattr(net, "lbp", None) is not None else None
+    net.train(was_training)
+    to_np = lambda t: t[:, 0].float().cpu().numpy() if t is not None else None  # noqa: E731
+    return {
+        "faces": to_np(faces),
+        "lbp": to_np(lbp),
+        "mask": to_np(mask),
+        "probs": torch.softmax(logits.float(), dim=1).cpu().numpy(),
+    }
+
+
+def plot_attention_grid(
+    maps: dict[str, np.ndarray],
+    class_names: Sequence[str],
+    labels: Sequence[int] | None,
+    path: str | Path,
+    title: str = "",
+) -> Path:
+    """One column per face: the face, its LBP map and the mask overlaid on the face (when present)."""
+    n = len(maps["faces"])
+    rows = [("face", maps["faces"])]
+    if maps.get("lbp") is not None:
+        rows.append(("LBP", maps["lbp"]))
+    if maps.get("mask") is not None:
+        rows.append(("attention", maps["mask"]))
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.3 * n, 1.45 * len(rows) + 0.4), squeeze=False)
+    preds = maps["probs"].argmax(axis=1)
+    for j in range(n):
+        for i, (name, images) in enumerate(rows):
+            ax = axes[i, j]
+            if name == "attention":
+                ax.imshow(maps["faces"][j], cmap="gray", vmin=0, vmax=1)
+                ax.imshow(images[j], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+            else:
+                ax.imshow(images[j], cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(name, fontsize=8)
+        truth = f"{class_names[labels[j]]}→" if labels is not None else ""
+        axes[0, j].set_title(f"{truth}{class_names[preds[j]]}", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
