@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-all lint format clean ablation-lbp ablation-modules ablation-dilation datasets cv paper
+.PHONY: help install train test test-all lint format clean bench ablation-lbp ablation-modules ablation-dilation datasets cv paper
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ datasets: install ## the full model on synthetic, and on ../shared/data/{ckplus4
 	$(BIN)/fer-report logs/datasets/multiruns/$(NOW) --out logs/reports/datasets
 
 paper: ablation-lbp ablation-modules ablation-dilation cv datasets ## every table above
+
+bench: install ## benchmark suite: LBP, training step per ablation, data, inference (logs/bench/bench.md); ARGS="--width 1.0"
+	$(BIN)/python experiments/bench.py $(ARGS)
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check fer_attention tests experiments

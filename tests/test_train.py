@@ -122,3 +122,18 @@ def test_class_weighted_loss_uses_training_counts(make_cfg):
     hparams = torch.load(metrics["best_ckpt"], map_location="cpu", weights_only=True)["hyper_parameters"]
     weights = hparams["loss"]["class_weights"]
     assert len(weights) == 7 and abs(sum(weights) / 7 - 1.0) < 1e-6
+
+
+def test_ten_crop_test_time_augmentation(make_cfg):
+    import torch
+
+    from fer_attention.training.module import ten_crop_logits
+
+    cfg = make_cfg([*TINY, "model.test_time_augmentation=tencrop", "trainer.limit_train_batches=1"])
+    metrics = train(cfg)
+    assert 0.0 <= metrics["test/acc"] <= 1.0
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48 * 48, 7))
+    x = torch.rand(3, 1, 48, 48)
+    assert ten_crop_logits(net, x).shape == (3, 7)
+    constant = torch.full((2, 1, 48, 48), 0.5)  # every crop of a constant face is the same face
+    assert torch.allclose(ten_crop_logits(net, constant), net(constant), atol=1e-5)

@@ -330,10 +330,9 @@ def render_synthetic_faces(
 
 def save_preview(faces: SyntheticFaces, path: str | Path, per_class: int = 8) -> Path:
     """Write a PNG grid with one row per class (apex frames of the first subjects first)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from fer_attention.reporting.plots import save_figure  # sets the Agg backend
 
     n_cls = len(faces.class_names)
     fig, axes = plt.subplots(n_cls, per_class, figsize=(per_class * 1.1 + 0.9, n_cls * 1.1), squeeze=False)
@@ -350,8 +349,4 @@ def save_preview(faces: SyntheticFaces, path: str | Path, per_class: int = 8) ->
                 ax.imshow(faces.images[idx[j]], cmap="gray", vmin=0, vmax=255)
         axes[c, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)

@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from fer_attention.reporting.plots import save_figure  # noqa: E402
+
 
 @torch.no_grad()
 def attention_maps(net: torch.nn.Module, faces: torch.Tensor) -> dict[str, np.ndarray]:
@@ -63,8 +65,4 @@ def plot_attention_grid(
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

@@ -8,6 +8,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch import nn
 from torchmetrics import MaxMetric, MeanMetric, MetricCollection
@@ -18,6 +19,19 @@ from fer_attention.models import count_parameters
 log = logging.getLogger(__name__)
 
 STAGES = ("train", "val", "test")
+TTA_MODES = (None, "tencrop")
+TENCROP_FRACTION = 0.9
+
+
+def ten_crop_logits(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Mean logits over the ten crops (corners, centre, and their mirror images) of 90% of the face,
+    each resized back to the input size."""
+    from torchvision.transforms.functional import ten_crop
+
+    size = (max(1, round(x.shape[-2] * TENCROP_FRACTION)), max(1, round(x.shape[-1] * TENCROP_FRACTION)))
+    crops = torch.cat(ten_crop(x, list(size)), dim=0)
+    crops = F.interpolate(crops, size=x.shape[-2:], mode="bilinear", align_corners=False)
+    return net(crops).view(10, x.shape[0], -1).mean(dim=0)
 
 
 class FERModule(pl.LightningModule):
@@ -37,9 +51,14 @@ class FERModule(pl.LightningModule):
         scheduler: dict[str, Any] | None = None,
         loss: dict[str, Any] | None = None,
         compile: bool = False,
+        test_time_augmentation: str | None = None,
         data_config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        if test_time_augmentation not in TTA_MODES:
+            raise ValueError(
+                f"model.test_time_augmentation='{test_time_augmentation}' is not one of null, tencrop"
+            )
         self.save_hyperparameters(logger=False)
         self.class_names = list(class_names)
         num_classes = len(self.class_names)
@@ -77,7 +96,10 @@ class FERModule(pl.LightningModule):
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         x, y = batch
-        logits = self.net(x)
+        if stage == "test" and self.hparams.get("test_time_augmentation") == "tencrop":
+            logits = ten_crop_logits(self.net, x)
+        else:
+            logits = self.net(x)
         loss = self.criterion(logits, y)
         if not torch.isfinite(loss):
             raise FloatingPointError(
