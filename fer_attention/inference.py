@@ -1,0 +1,300 @@
+"""Using a trained model: ``load_model(checkpoint)`` -> :class:`FERPredictor`.
+
+.. code-block:: python
+
+    from fer_attention import load_model
+
+    model = load_model("logs/train/runs/.../checkpoints/epoch_012.ckpt")
+    for face in model.predict("photo.jpg"):  # one result per face found
+        print(face.box, face.label, face.probabilities)
+
+Faces are prepared exactly as for training (:mod:`fer_attention.data.preprocess`): 8-bit grayscale
+(ITU-R 601-2 luma for colour), the square around the face (or the centred square of a face crop),
+resized to the checkpoint's ``data_config.image_size`` (area interpolation when shrinking, bilinear when
+enlarging), scaled to [0, 1].
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from fer_attention.data.preprocess import (
+    HAAR_MAX_SIDE,
+    center_square,
+    crop_square,
+    face_detector,
+    read_gray,
+    resize,
+    to_gray8,
+)
+from fer_attention.training.checkpoint import CheckpointError, read_checkpoint
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FacePrediction", "FERPredictor", "detect_faces", "load_model", "to_gray"]
+
+# Haar cascade settings: image pyramid step, detections a face needs, smallest face relative to the
+# shorter image side (on the copy whose longer side is at most HAAR_MAX_SIDE pixels).
+SCALE_FACTOR = 1.1
+MIN_NEIGHBORS = 5
+MIN_FACE_FRACTION = 0.1
+MIN_FACE_PIXELS = 24
+
+ImageLike = np.ndarray | Image.Image | str | Path
+
+
+@dataclass
+class FacePrediction:
+    """One face: where it is, what the network says, and (when asked) where it looked.
+
+    ``box`` is ``(x, y, w, h)`` in the input image's pixels, or None when the image itself was taken as
+    the face (``detect=False``). ``face`` is the network's input ``[H, W]`` in [0, 1]; ``mask`` (the
+    attention mask) and ``lbp`` (the normalised LBP map) are ``[H, W]`` in [0, 1] with
+    ``return_attention=True`` (None when the network has no attention / LBP).
+    """
+
+    label: str
+    probabilities: dict[str, float]
+    box: tuple[int, int, int, int] | None = None
+    face_index: int = 0
+    face: np.ndarray | None = field(default=None, repr=False)
+    mask: np.ndarray | None = field(default=None, repr=False)
+    lbp: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def confidence(self) -> float:
+        return self.probabilities[self.label]
+
+
+def to_gray(image: ImageLike) -> np.ndarray:
+    """Any supported input as a uint8 grayscale array ``[H, W]``, converted as the training data is.
+
+    Arrays: ``[H, W]``, ``[H, W, 1]``, ``[H, W, 3]`` (RGB) or ``[H, W, 4]`` (RGBA); uint8, uint16 (scaled
+    by 1/257) or float (in [0, 1], else taken as 0-255). Raises ``ValueError`` for anything else and for
+    files that cannot be decoded.
+    """
+    if isinstance(image, str | Path):
+        return read_gray(image)
+    if isinstance(image, Image.Image):
+        gray = to_gray8(image)
+    elif isinstance(image, np.ndarray):
+        arr = image
+        if arr.ndim == 3 and arr.shape[2] == 1:
+            arr = arr[:, :, 0]
+        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)) or arr.size == 0:
+            raise ValueError(f"image array must be [H, W], [H, W, 3] or [H, W, 4]; got shape {image.shape}")
+        if arr.dtype == np.uint16:
+            arr = np.clip(np.rint(arr / 257.0), 0, 255).astype(np.uint8)
+        elif arr.dtype == np.bool_:
+            arr = arr.astype(np.uint8) * 255
+        elif np.issubdtype(arr.dtype, np.floating):
+            arr = np.nan_to_num(arr.astype(np.float64))
+            if arr.max() <= 1.0:
+                arr = arr * 255.0
+            arr = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+        elif arr.dtype != np.uint8:
+            arr = np.clip(arr, 0, 255).astype(np.uint8)
+        if arr.ndim == 2:
+            return np.ascontiguousarray(arr)
+        gray = to_gray8(Image.fromarray(np.ascontiguousarray(arr), "RGB" if arr.shape[2] == 3 else "RGBA"))
+    else:
+        raise ValueError(f"cannot read an image from a {type(image).__name__}")
+    if gray.ndim != 2 or gray.size == 0:
+        raise ValueError(f"unexpected image shape {gray.shape}")
+    return gray
+
+
+def detect_faces(gray: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Every frontal face ``(x, y, w, h)`` that OpenCV's Haar cascade finds in a uint8 gray image,
+    left to right. Detection runs on a copy whose longer side is at most ``HAAR_MAX_SIDE`` pixels."""
+    h, w = gray.shape
+    scale = min(1.0, HAAR_MAX_SIDE / max(h, w))
+    small = (
+        gray
+        if scale == 1.0
+        else cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    )
+    min_side = max(MIN_FACE_PIXELS, int(min(small.shape) * MIN_FACE_FRACTION))
+    if min(small.shape) < min_side:
+        return []
+    name, detector = face_detector()
+    if name.startswith("opencv"):
+        found = detector.detectMultiScale(small, SCALE_FACTOR, MIN_NEIGHBORS, minSize=(min_side, min_side))
+        boxes = [tuple(int(v) for v in f) for f in found]
+    else:  # OpenCV without cascades: scikit-image's LBP cascade (see preprocess.face_detector)
+        hits = detector.detect_multi_scale(
+            img=small,
+            scale_factor=SCALE_FACTOR,
+            step_ratio=1,
+            min_size=(min_side, min_side),
+            max_size=small.shape,
+        )
+        boxes = [(d["c"], d["r"], d["width"], d["height"]) for d in hits]
+    boxes = [
+        (int(round(x / scale)), int(round(y / scale)), int(round(bw / scale)), int(round(bh / scale)))
+        for x, y, bw, bh in boxes
+    ]
+    return sorted(boxes, key=lambda b: (b[0], b[1]))
+
+
+class FERPredictor:
+    """A trained network with the preprocessing of its training data. Build it with :func:`load_model`."""
+
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        class_names: Sequence[str],
+        image_size: int,
+        data_config: dict[str, Any] | None = None,
+        device: str | torch.device = "cpu",
+        checkpoint: str | None = None,
+    ) -> None:
+        self.device = torch.device(device)
+        self.net = net.to(self.device).eval()
+        self.class_names = list(class_names)
+        self.image_size = int(image_size)
+        self.data_config = dict(data_config or {})
+        self.checkpoint = checkpoint
+
+    def __repr__(self) -> str:
+        return (
+            f"FERPredictor({self.checkpoint!r}, classes={self.class_names}, image_size={self.image_size}, "
+            f"device={self.device})"
+        )
+
+    # -- preprocessing -------------------------------------------------------------------------------
+
+    def faces(
+        self, image: ImageLike, detect: bool = True
+    ) -> tuple[list[np.ndarray], list[tuple[int, int, int, int] | None]]:
+        """The network inputs (uint8 ``[S, S]``) of one image and their boxes: every detected face, or the
+        centred square of the whole image with ``detect=False`` (box None)."""
+        gray = to_gray(image)
+        if not detect:
+            return [resize(center_square(gray), self.image_size)], [None]
+        boxes = detect_faces(gray)
+        crops = [
+            resize(crop_square(gray, x + w / 2, y + h / 2, max(w, h)), self.image_size)
+            for x, y, w, h in boxes
+        ]
+        return crops, list(boxes)
+
+    # -- inference -----------------------------------------------------------------------------------
+
+    def predict_faces(
+        self, faces: np.ndarray | Sequence[np.ndarray], return_attention: bool = False, batch_size: int = 64
+    ) -> dict[str, np.ndarray | None]:
+        """Run the network on prepared uint8 faces ``[N, S, S]``: ``probs [N, C]`` and, with
+        ``return_attention``, ``mask`` and ``lbp`` ``[N, S, S]`` (None when the network has none)."""
+        faces = np.asarray(faces, dtype=np.uint8)
+        if faces.ndim != 3 or faces.shape[1:] != (self.image_size, self.image_size):
+            raise ValueError(
+                f"faces must be [N, {self.image_size}, {self.image_size}]; got shape {tuple(faces.shape)}"
+            )
+        probs, masks, lbps = [], [], []
+        lbp_layer = getattr(self.net, "lbp", None)
+        with torch.inference_mode():
+            for start in range(0, len(faces), max(1, int(batch_size))):
+                x = torch.from_numpy(faces[start : start + batch_size]).to(self.device)
+                x = x.unsqueeze(1).float().div_(255.0)
+                if return_attention:
+                    logits, mask = self.net(x, return_mask=True)
+                    if mask is not None:
+                        masks.append(mask[:, 0].float().cpu().numpy())
+                    if lbp_layer is not None:
+                        lbps.append(lbp_layer(x)[:, 0].float().cpu().numpy())
+                else:
+                    logits = self.net(x)
+                probs.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+        n = len(self.class_names)
+        return {
+            "probs": np.concatenate(probs) if probs else np.zeros((0, n), np.float32),
+            "mask": np.concatenate(masks) if masks else None,
+            "lbp": np.concatenate(lbps) if lbps else None,
+        }
+
+    def predict(
+        self,
+        images: ImageLike | Sequence[ImageLike],
+        detect: bool = True,
+        return_attention: bool = False,
+        batch_size: int = 64,
+    ) -> list[FacePrediction] | list[list[FacePrediction]]:
+        """Predict the expression of every face.
+
+        ``images``: a numpy array (gray ``[H, W]`` or RGB ``[H, W, 3]``, uint8 or float in [0, 1]), a PIL
+        image, a file path, or a list of them. With ``detect=True`` faces are found with OpenCV's Haar
+        cascade (an image without a face gives an empty list); with ``detect=False`` each image is taken
+        as a face crop. Returns a list of :class:`FacePrediction` for one image, a list of such lists
+        (one per image, in order) for a list. All faces of all images run through the network in
+        batches of ``batch_size``. Raises ``ValueError`` naming the image that cannot be read.
+        """
+        single = not isinstance(images, list | tuple)
+        items = [images] if single else list(images)
+        crops: list[np.ndarray] = []
+        owners: list[tuple[int, int, tuple | None]] = []  # (image index, face index, box)
+        for i, item in enumerate(items):
+            try:
+                faces, boxes = self.faces(item, detect=detect)
+            except ValueError as err:
+                name = str(item) if isinstance(item, str | Path) else f"image {i}"
+                raise ValueError(f"{name}: {err}") from None
+            crops.extend(faces)
+            owners.extend((i, j, box) for j, box in enumerate(boxes))
+        results: list[list[FacePrediction]] = [[] for _ in items]
+        if crops:
+            out = self.predict_faces(
+                np.stack(crops), return_attention=return_attention, batch_size=batch_size
+            )
+            for k, (i, j, box) in enumerate(owners):
+                results[i].append(self._result(out, k, j, box, crops[k] if return_attention else None))
+        return results[0] if single else results
+
+    def _result(self, out: dict, k: int, face_index: int, box, face: np.ndarray | None) -> FacePrediction:
+        p = out["probs"][k]
+        return FacePrediction(
+            label=self.class_names[int(np.argmax(p))],
+            probabilities={c: float(v) for c, v in zip(self.class_names, p, strict=True)},
+            box=None if box is None else tuple(int(v) for v in box),
+            face_index=face_index,
+            face=None if face is None else face.astype(np.float32) / 255.0,
+            mask=None if out["mask"] is None else out["mask"][k],
+            lbp=None if out["lbp"] is None else out["lbp"][k],
+        )
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> FERPredictor:
+    """Load a fer-attention checkpoint for inference (weights only, never arbitrary pickles).
+
+    Raises :class:`~fer_attention.training.checkpoint.CheckpointError` with one line for a missing,
+    unreadable or foreign file.
+    """
+    from fer_attention.training.module import FERModule
+
+    ckpt = read_checkpoint(path)
+    hparams = ckpt["hyper_parameters"]
+    data_config = dict(hparams.get("data_config") or {})
+    image_size = data_config.get("image_size") or (hparams.get("net") or {}).get("image_size")
+    if not image_size:
+        raise CheckpointError(f"checkpoint {path}: records no image size (data_config.image_size)")
+    del ckpt
+    try:
+        module = FERModule.load_from_checkpoint(str(path), map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - a state dict that does not fit its own config
+        raise CheckpointError(
+            f"checkpoint {path}: cannot build the network ({str(err).splitlines()[0][:200]})"
+        ) from None
+    predictor = FERPredictor(
+        module.net, hparams["class_names"], int(image_size), data_config, device=device, checkpoint=str(path)
+    )
+    log.info("loaded %r", predictor)
+    return predictor

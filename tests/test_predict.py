@@ -1,0 +1,309 @@
+"""Using a trained model: the Python API (`fer_attention.load_model`) and the `fer-predict` command."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra.core.global_hydra import GlobalHydra
+from PIL import Image
+
+from fer_attention.cli.common import run_task
+from fer_attention.cli.predict import predict_files
+from fer_attention.data.synthetic import render_synthetic_faces
+from fer_attention.inference import FERPredictor, detect_faces, to_gray
+from fer_attention.training.checkpoint import CheckpointError
+from fer_attention.training.task import train
+
+from .conftest import SHARED_DATA, TINY, compose_cfg
+
+BIN = Path(sys.executable).parent
+CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+
+
+_TINY_CKPT: dict[str, str] = {}
+
+
+def tiny_checkpoint(tmp_path_factory) -> str:
+    """Once per test session (test_export uses it too): a tiny model trained for two batches, its batch-norm statistics then recomputed on a few faces so
+    that its outputs depend clearly on the face (after two batches they barely do), saved as a checkpoint
+    next to the trained one."""
+    from fer_attention.training.module import FERModule
+
+    if "path" in _TINY_CKPT:
+        return _TINY_CKPT["path"]
+    run_dir = tmp_path_factory.mktemp("tiny")
+    cfg = compose_cfg(
+        run_dir, [*TINY, "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "test=false"]
+    )
+    path = train(cfg)["best_ckpt"]
+    GlobalHydra.instance().clear()
+    module = FERModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    x = torch.from_numpy(render_synthetic_faces(num_subjects=2, frames_per_sequence=1).images)
+    for m in module.net.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the one batch
+    module.net.train()
+    with torch.no_grad():
+        module.net(x.float().div(255).unsqueeze(1))
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt["state_dict"] = module.state_dict()
+    out = Path(path).with_name("recalibrated.ckpt")
+    torch.save(ckpt, out)
+    _TINY_CKPT["path"] = str(out)
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> str:
+    return tiny_checkpoint(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def model(ckpt) -> FERPredictor:
+    from fer_attention import load_model
+
+    return load_model(ckpt)
+
+
+@pytest.fixture(scope="module")
+def faces() -> np.ndarray:
+    return render_synthetic_faces(num_subjects=2, frames_per_sequence=1).images[:6]
+
+
+def check_result(r, box_expected: bool = False) -> None:
+    assert list(r.probabilities) == CLASSES
+    assert sum(r.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert r.label == max(r.probabilities, key=r.probabilities.get)
+    assert (r.box is not None) == box_expected
+
+
+def test_load_model_is_lazy_and_reads_the_checkpoint(model, ckpt):
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, fer_attention; print('torch' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.stdout.strip() == "False", out.stderr
+    assert model.class_names == CLASSES and model.image_size == 48
+    assert model.data_config["name"] == "synthetic"
+
+
+def test_predict_face_crops_every_input_type(model, faces, tmp_path):
+    path = tmp_path / "face.png"
+    Image.fromarray(faces[0]).save(path)
+    rgb = np.repeat(faces[0][:, :, None], 3, axis=2)
+    inputs = [faces[0], rgb, faces[0].astype(np.float32) / 255.0, Image.fromarray(faces[0]), path, str(path)]
+    results = model.predict(inputs, detect=False)
+    assert len(results) == len(inputs) and all(len(r) == 1 for r in results)
+    for [r] in results:
+        check_result(r)
+    # every form of the same face gives the same input, hence the same probabilities
+    ref = np.array(list(results[0][0].probabilities.values()))
+    for [r] in results[1:]:
+        np.testing.assert_allclose(list(r.probabilities.values()), ref, atol=1e-6)
+    # a single image gives a flat list
+    [single] = model.predict(faces[1], detect=False)
+    check_result(single)
+
+
+def test_batched_equals_one_by_one_and_attention_maps(model, faces):
+    batched = model.predict(list(faces), detect=False, return_attention=True, batch_size=4)
+    for face, [r] in zip(faces, batched, strict=True):
+        [one] = model.predict(face, detect=False)
+        np.testing.assert_allclose(
+            list(r.probabilities.values()), list(one.probabilities.values()), atol=1e-5
+        )
+        assert r.mask.shape == (48, 48) and 0 <= r.mask.min() and r.mask.max() <= 1
+        assert r.lbp.shape == (48, 48) and 0 <= r.lbp.min() and r.lbp.max() <= 1
+        np.testing.assert_allclose(r.face, face / 255.0, atol=1e-6)
+    # preprocessing as training: the eager network on face / 255 gives the same probabilities
+    with torch.no_grad():
+        x = torch.from_numpy(faces).float().div(255).unsqueeze(1)
+        probs = torch.softmax(model.net(x), dim=1).numpy()
+    np.testing.assert_allclose([list(r.probabilities.values()) for [r] in batched], probs, atol=1e-5)
+    assert np.ptp(probs, axis=0).max() > 0.01  # the test model's answers depend on the face
+
+
+def test_larger_and_colour_images_are_resized_like_training(model, faces):
+    big = np.kron(faces[2], np.ones((3, 3), dtype=np.uint8))  # 144 x 144
+    [r] = model.predict(np.stack([big] * 3, axis=2), detect=False)
+    check_result(r)
+    assert to_gray(np.zeros((5, 7, 4), np.uint8)).shape == (5, 7)
+    with pytest.raises(ValueError, match="image array"):
+        to_gray(np.zeros((5, 7, 2), np.uint8))
+
+
+def test_detect_finds_a_face_or_reports_none(model, faces):
+    rng = np.random.default_rng(0)
+    scene = rng.integers(0, 60, (360, 480), dtype=np.uint8)
+    face = np.kron(faces[0], np.ones((4, 4), dtype=np.uint8))  # 192 x 192
+    scene[80:272, 150:342] = face
+    results = model.predict(scene, detect=True)
+    # Haar may or may not fire on a synthetic face: either a box or an empty list, never an error
+    for r in results:
+        check_result(r, box_expected=True)
+        x, y, w, h = r.box
+        assert 0 <= x < 480 and 0 <= y < 360 and w > 0 and h > 0
+    assert model.predict(np.full((200, 300), 128, np.uint8), detect=True) == []
+    assert detect_faces(np.zeros((10, 10), np.uint8)) == []
+
+
+def test_real_ckplus_face(model):
+    root = SHARED_DATA / "ckplus48"
+    files = sorted((root / "happy").glob("*.png"))[:2] if root.is_dir() else []
+    if not files:
+        pytest.skip("shared/data/ckplus48 is not here")
+    for [r] in model.predict(files, detect=False):
+        check_result(r)
+    # an upscaled real face on a larger canvas: Haar usually finds it; either way the answer is clean
+    face = np.asarray(Image.open(files[0]).convert("L").resize((192, 192)))
+    canvas = np.full((320, 320), 100, np.uint8)
+    canvas[64:256, 64:256] = face
+    for r in model.predict(canvas, detect=True):
+        check_result(r, box_expected=True)
+
+
+def test_bad_inputs_raise_one_clear_error(model, tmp_path):
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match="empty.jpg: empty file"):
+        model.predict(empty)
+    with pytest.raises(ValueError, match="cannot read an image"):
+        model.predict(3.5)
+
+
+def test_foreign_checkpoint(tmp_path):
+    from fer_attention import load_model
+
+    bad = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(1)}, "hyper_parameters": {"lr": 1}}, bad)
+    with pytest.raises(CheckpointError, match="not a fer-attention checkpoint"):
+        load_model(bad)
+
+
+# --- fer-predict ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def image_dir(faces, tmp_path) -> Path:
+    d = tmp_path / "images"
+    (d / "sub").mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(faces[i]).save(d / f"face{i}.png")
+    Image.fromarray(np.repeat(faces[3][:, :, None], 3, axis=2)).save(d / "sub" / "colour.jpg")
+    (d / "zero.jpg").write_bytes(b"")
+    (d / "text.jpg").write_text("this is not an image\n")
+    (d / "notes.txt").write_text("ignored: not an image extension\n")
+    return d
+
+
+def predict_cfg(tmp_path, overrides):
+    return compose_cfg(tmp_path / "run", overrides, config_name="predict")
+
+
+def test_fer_predict_writes_rows_and_error_rows(ckpt, image_dir, tmp_path):
+    cfg = predict_cfg(tmp_path, [f"ckpt={ckpt}", f"input={image_dir}", "detect=false", "progress=false"])
+    stats = run_task(predict_files, cfg)
+    out = tmp_path / "run" / "predictions.jsonl"  # the default: the run dir
+    assert stats["output"] == str(out)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [list(r) for r in rows[:1]] == [["file", "face", "x", "y", "w", "h", "label", *CLASSES, "error"]]
+    by_file = {Path(r["file"]).name: r for r in rows}
+    assert set(by_file) == {"face0.png", "face1.png", "face2.png", "colour.jpg", "zero.jpg", "text.jpg"}
+    assert stats == {"files": 6, "files_ok": 4, "files_failed": 2, "faces": 4, "output": str(out)}
+    for name in ("face0.png", "face1.png", "face2.png", "colour.jpg"):
+        r = by_file[name]
+        assert r["error"] is None and r["face"] == 0 and r["x"] is None
+        assert sum(r[c] for c in CLASSES) == pytest.approx(1.0, abs=1e-4)
+        assert r["label"] == max(CLASSES, key=r.get)
+    assert by_file["zero.jpg"]["error"] == "empty file (0 bytes)"
+    assert by_file["text.jpg"]["error"].startswith("cannot decode image")
+    assert by_file["text.jpg"]["label"] is None
+
+
+def test_fer_predict_csv_glob_detect_and_pictures(ckpt, image_dir, tmp_path):
+    out = tmp_path / "out" / "pred.csv"
+    cfg = predict_cfg(
+        tmp_path,
+        [
+            f"ckpt={ckpt}",
+            f"input={image_dir}/face*.png",
+            f"output={out}",
+            "progress=false",
+            "save_attention=true",
+            "save_annotated=true",
+            "detect=false",
+            "batch_size=2",
+        ],
+    )
+    stats = run_task(predict_files, cfg)
+    assert stats["faces"] == 3
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["file", "face", "x", "y", "w", "h", "label", *CLASSES, "error"]
+    assert len(rows) == 3 and all(r["error"] == "" for r in rows)
+    assert sum(float(rows[0][c]) for c in CLASSES) == pytest.approx(1.0, abs=1e-4)
+    assert sorted(p.name for p in (out.parent / "attention").iterdir()) == [
+        f"face{i}_face0.png" for i in range(3)
+    ]
+    assert (out.parent / "attention" / "face0_face0.png").stat().st_size > 1000
+    assert len(list((out.parent / "annotated").glob("face*.png"))) == 3
+    # detection on 48x48 crops: a face is found or the file is reported, the run never stops
+    cfg = predict_cfg(
+        tmp_path, [f"ckpt={ckpt}", f"input={image_dir}/face0.png", f"output={out}", "progress=false"]
+    )
+    try:
+        stats = run_task(predict_files, cfg)
+        assert stats["files_ok"] == 1
+    except SystemExit:
+        assert next(csv.DictReader(open(out)))["error"] == "no face found"
+
+
+def test_fer_predict_exits_1_when_nothing_worked(ckpt, image_dir, tmp_path, capsys):
+    cfg = predict_cfg(
+        tmp_path, [f"ckpt={ckpt}", f"input={image_dir}/*.jpg", "progress=false", "detect=false"]
+    )
+    with pytest.raises(SystemExit) as exc:
+        run_task(predict_files, cfg)
+    assert exc.value.code == 1
+    assert "error: no input could be processed (2 files failed" in capsys.readouterr().err
+    rows = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(r["error"] for r in rows)
+
+
+def test_fer_predict_foreign_checkpoint_is_one_line(image_dir, tmp_path, capsys):
+    foreign = tmp_path / "foreign.ckpt"
+    foreign.write_text("not a checkpoint")
+    cfg = predict_cfg(tmp_path, [f"ckpt={foreign}", f"input={image_dir}", "progress=false"])
+    with pytest.raises(SystemExit) as exc:
+        run_task(predict_files, cfg)
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: checkpoint {foreign}: not a readable PyTorch checkpoint (")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_fer_predict_command(ckpt, image_dir, tmp_path):
+    """The installed command exits 0 when some inputs worked."""
+    out = tmp_path / "p.jsonl"
+    cmd = [
+        str(BIN / "fer-predict"),
+        f"input={image_dir}",
+        f"output={out}",
+        "detect=false",
+        "progress=false",
+        f"paths.log_dir={tmp_path / 'logs'}",
+    ]
+    done = subprocess.run([*cmd, f"ckpt={ckpt}"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "4 faces in 4 of 6 files (2 failed)" in done.stdout
+    assert len(out.read_text().splitlines()) == 6
