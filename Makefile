@@ -50,7 +50,7 @@ run_sweep = $(BIN)/fer-train sweep=$(1) data=$(DATA) $(if $(DATA_ROOT),data.root
 	$(BIN)/fer-report logs/$(1)/multiruns/$(NOW)_$(DATA) --out logs/reports/$(1)_$(DATA)
 # dataset_job,<data config>,<root>: one dataset's jobs into the shared datasets sweep dir
 dataset_job = $(BIN)/fer-train sweep=datasets data=$(1) $(if $(2),data.root=$(2)) $(COMMON_ARGS) \
-	hydra.sweep.dir=logs/datasets/multiruns/$(NOW) hydra.sweep.subdir=$(1)_$${hydra.job.num} $(ARGS)
+	hydra.sweep.dir=logs/datasets/multiruns/$(NOW) 'hydra.sweep.subdir=$(1)_$${hydra.job.num}' $(ARGS)
 
 ablation-lbp: install ## paper table: LBP variants (DATA, SEEDS, EPOCHS, QUICK)
 	$(call run_sweep,ablation_lbp,)
@@ -62,7 +62,7 @@ ablation-dilation: install ## paper table: dilation-rate sets (at 96x96, so that
 	$(call run_sweep,ablation_dilation,)
 
 cv: install ## all folds of one dataset (FOLDS, default every fold)
-	$(call run_sweep,cv,data.fold=$(FOLDS))
+	$(call run_sweep,cv,'data.fold=$(FOLDS)')
 
 datasets: install ## the full model on synthetic, and on ../shared/data/{ckplus48,fer2013} when present
 	$(call dataset_job,synthetic,)

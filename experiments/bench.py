@@ -13,6 +13,7 @@ import platform
 import resource
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -285,6 +286,8 @@ def main() -> None:
     parser.add_argument("--out", default="logs/bench")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore", category=FutureWarning)  # torch.jit deprecation notices
+    warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
     torch.manual_seed(0)
 
     synthetic = render_synthetic_faces(num_subjects=40, frames_per_sequence=4, image_size=48)

@@ -39,21 +39,25 @@ def plot_attention_grid(
     path: str | Path,
     title: str = "",
 ) -> Path:
-    """One column per face: the face, its LBP map and the mask overlaid on the face (when present)."""
+    """One column per face: the face, its LBP map and the mask overlaid on the face (when present), the mask
+    stretched to its own min-max per face."""
     n = len(maps["faces"])
     rows = [("face", maps["faces"])]
     if maps.get("lbp") is not None:
         rows.append(("LBP", maps["lbp"]))
     if maps.get("mask") is not None:
-        rows.append(("attention", maps["mask"]))
+        rows.append(("attention\n(per-face scale)", maps["mask"]))
     fig, axes = plt.subplots(len(rows), n, figsize=(1.3 * n, 1.45 * len(rows) + 0.4), squeeze=False)
     preds = maps["probs"].argmax(axis=1)
     for j in range(n):
         for i, (name, images) in enumerate(rows):
             ax = axes[i, j]
-            if name == "attention":
+            if name.startswith("attention"):
+                # the mask averaged over channels varies over a narrow range: stretch it per face
+                m = images[j]
+                m = (m - m.min()) / max(float(m.max() - m.min()), 1e-8)
                 ax.imshow(maps["faces"][j], cmap="gray", vmin=0, vmax=1)
-                ax.imshow(images[j], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+                ax.imshow(m, cmap="jet", alpha=0.45, vmin=0, vmax=1)
             else:
                 ax.imshow(images[j], cmap="gray", vmin=0, vmax=1)
             ax.set_xticks([])
