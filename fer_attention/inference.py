@@ -22,32 +22,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from PIL import Image
 
 from fer_attention.data.preprocess import (
-    HAAR_MAX_SIDE,
     center_square,
     crop_square,
-    face_detector,
     read_gray,
     resize,
     to_gray8,
 )
+from fer_attention.data.preprocess import detect_faces as preprocess_detect_faces
 from fer_attention.training.checkpoint import CheckpointError, read_checkpoint
 
 log = logging.getLogger(__name__)
 
 __all__ = ["FacePrediction", "FERPredictor", "detect_faces", "load_model", "to_gray"]
 
-# Haar cascade settings: image pyramid step, detections a face needs, smallest face relative to the
-# shorter image side (on the copy whose longer side is at most HAAR_MAX_SIDE pixels).
-SCALE_FACTOR = 1.1
-MIN_NEIGHBORS = 5
+# smallest face relative to the shorter image side: photos may hold several small faces
 MIN_FACE_FRACTION = 0.1
-MIN_FACE_PIXELS = 24
 
 ImageLike = np.ndarray | Image.Image | str | Path
 
@@ -114,36 +108,9 @@ def to_gray(image: ImageLike) -> np.ndarray:
 
 
 def detect_faces(gray: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """Every frontal face ``(x, y, w, h)`` that OpenCV's Haar cascade finds in a uint8 gray image,
-    left to right. Detection runs on a copy whose longer side is at most ``HAAR_MAX_SIDE`` pixels."""
-    h, w = gray.shape
-    scale = min(1.0, HAAR_MAX_SIDE / max(h, w))
-    small = (
-        gray
-        if scale == 1.0
-        else cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-    )
-    min_side = max(MIN_FACE_PIXELS, int(min(small.shape) * MIN_FACE_FRACTION))
-    if min(small.shape) < min_side:
-        return []
-    name, detector = face_detector()
-    if name.startswith("opencv"):
-        found = detector.detectMultiScale(small, SCALE_FACTOR, MIN_NEIGHBORS, minSize=(min_side, min_side))
-        boxes = [tuple(int(v) for v in f) for f in found]
-    else:  # OpenCV without cascades: scikit-image's LBP cascade (see preprocess.face_detector)
-        hits = detector.detect_multi_scale(
-            img=small,
-            scale_factor=SCALE_FACTOR,
-            step_ratio=1,
-            min_size=(min_side, min_side),
-            max_size=small.shape,
-        )
-        boxes = [(d["c"], d["r"], d["width"], d["height"]) for d in hits]
-    boxes = [
-        (int(round(x / scale)), int(round(y / scale)), int(round(bw / scale)), int(round(bh / scale)))
-        for x, y, bw, bh in boxes
-    ]
-    return sorted(boxes, key=lambda b: (b[0], b[1]))
+    """Every frontal face ``(x, y, w, h)`` in a uint8 gray image, left to right (faces down to
+    ``MIN_FACE_FRACTION`` of the shorter side; see :func:`fer_attention.data.preprocess.detect_faces`)."""
+    return preprocess_detect_faces(gray, MIN_FACE_FRACTION)
 
 
 class FERPredictor:

@@ -26,6 +26,10 @@ HAAR_FILE = "haarcascade_frontalface_default.xml"
 # Haar detection runs on a copy whose longer side is at most this many pixels (speed); the crop is taken
 # from the full-resolution image.
 HAAR_MAX_SIDE = 480
+# Haar cascade settings: image pyramid step, detections a face needs, smallest face in pixels
+SCALE_FACTOR = 1.1
+MIN_NEIGHBORS = 5
+MIN_FACE_PIXELS = 24
 
 _detector: tuple | None = None
 
@@ -123,8 +127,12 @@ def center_square(img: np.ndarray) -> np.ndarray:
     return crop_square(img, w / 2, h / 2, min(h, w))
 
 
-def detect_face(img: np.ndarray) -> tuple[int, int, int, int] | None:
-    """The largest frontal face ``(x, y, w, h)`` the face detector finds in ``img``, or None."""
+def detect_faces(img: np.ndarray, min_face_fraction: float = 0.2) -> list[tuple[int, int, int, int]]:
+    """Every frontal face ``(x, y, w, h)`` the face detector finds in a uint8 gray image, left to right.
+
+    Detection runs on a copy whose longer side is at most ``HAAR_MAX_SIDE`` pixels; faces smaller than
+    ``min_face_fraction`` of its shorter side (and than ``MIN_FACE_PIXELS``) are ignored.
+    """
     h, w = img.shape
     scale = min(1.0, HAAR_MAX_SIDE / max(h, w))
     small = (
@@ -132,24 +140,33 @@ def detect_face(img: np.ndarray) -> tuple[int, int, int, int] | None:
         if scale == 1.0
         else cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
     )
-    min_side = max(24, int(min(small.shape) * 0.2))
+    min_side = max(MIN_FACE_PIXELS, int(min(small.shape) * min_face_fraction))
+    if min(small.shape) < min_side:
+        return []
     name, detector = face_detector()
     if name.startswith("opencv"):
-        found = [
-            tuple(int(v) for v in f)
-            for f in detector.detectMultiScale(small, 1.1, 5, minSize=(min_side, min_side))
-        ]
-    else:
-        if min(small.shape) < min_side:
-            return None
+        found = detector.detectMultiScale(small, SCALE_FACTOR, MIN_NEIGHBORS, minSize=(min_side, min_side))
+        boxes = [tuple(int(v) for v in f) for f in found]
+    else:  # OpenCV without cascades: scikit-image's LBP cascade (see face_detector)
         hits = detector.detect_multi_scale(
-            img=small, scale_factor=1.1, step_ratio=1, min_size=(min_side, min_side), max_size=small.shape
+            img=small,
+            scale_factor=SCALE_FACTOR,
+            step_ratio=1,
+            min_size=(min_side, min_side),
+            max_size=small.shape,
         )
-        found = [(d["c"], d["r"], d["width"], d["height"]) for d in hits]
-    if not found:
-        return None
-    x, y, fw, fh = max(found, key=lambda f: f[2] * f[3])
-    return (int(x / scale), int(y / scale), int(round(fw / scale)), int(round(fh / scale)))
+        boxes = [(d["c"], d["r"], d["width"], d["height"]) for d in hits]
+    boxes = [
+        (int(round(x / scale)), int(round(y / scale)), int(round(bw / scale)), int(round(bh / scale)))
+        for x, y, bw, bh in boxes
+    ]
+    return sorted(boxes, key=lambda b: (b[0], b[1]))
+
+
+def detect_face(img: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The largest frontal face ``(x, y, w, h)`` the face detector finds in ``img``, or None."""
+    found = detect_faces(img)
+    return max(found, key=lambda f: f[2] * f[3]) if found else None
 
 
 def resize(img: np.ndarray, image_size: int) -> np.ndarray:
