@@ -30,7 +30,7 @@ def validate_config(cfg) -> None:
 
     Raises :class:`ConfigError` with one line naming the key, the bad value and what is allowed.
     """
-    from fer_attention.lbp import METHODS
+    from fer_attention.lbp import check_args as check_lbp_args
     from fer_attention.models.reconstruction import check_rates
     from fer_attention.models.vgg import ARCHS, NUM_STAGES, feature_size
 
@@ -65,13 +65,12 @@ def validate_config(cfg) -> None:
     lbp = _select(cfg, "model.net.lbp") or {}
     method = lbp.get("method")
     if modules.get("lbp", True) and method is not None:
-        if method not in METHODS:
-            raise ConfigError(f"lbp.method='{method}' is not one of {', '.join(METHODS)} (or null for none)")
-        P, R = lbp.get("P", 8), lbp.get("R", 1.0)
-        if not isinstance(P, int) or P < 1:
-            raise ConfigError(f"lbp.P={P!r} must be an integer >= 1")
-        if not isinstance(R, int | float) or R <= 0:
-            raise ConfigError(f"lbp.R={R!r} must be a number > 0")
+        try:
+            check_lbp_args(method, lbp.get("P", 8), lbp.get("R", 1.0))
+        except ValueError as err:
+            raise ConfigError(
+                f"{err} (lbp=none for no LBP)" if "lbp.method" in str(err) else str(err)
+            ) from None
     backbone = _select(cfg, "model.net.backbone") or {}
     arch = backbone.get("arch", "vgg16_bn")
     if arch not in ARCHS:

@@ -40,7 +40,8 @@ _CHUNK_PIXELS = 1 << 17  # images per chunk * H * W; keeps the temporaries of on
 _BASIC_OFFSETS = ((-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1))
 
 
-def _check_args(method: str, P: int, R: float) -> None:
+def check_args(method: str, P: int, R: float) -> None:
+    """Raise ValueError with one line naming ``lbp.method``, ``lbp.P`` or ``lbp.R`` and what is allowed."""
     if method not in METHODS:
         raise ValueError(f"lbp.method={method!r} is not one of {', '.join(METHODS)}")
     if isinstance(P, bool) or not isinstance(P, int | np.integer) or P < 1:
@@ -59,7 +60,7 @@ def _check_args(method: str, P: int, R: float) -> None:
 
 def num_codes(method: str, P: int) -> int | None:
     """Number of distinct codes of ``method`` with ``P`` neighbours; ``None`` for ``var`` (real-valued)."""
-    _check_args(method, P, 1.0)
+    check_args(method, P, 1.0)
     return {
         "basic": 256,
         "default": 2**P,
@@ -325,7 +326,7 @@ def local_binary_pattern(
     weights 128, 64, 32, 16, 8, 4, 2, 1 clockwise from the top-left neighbour (top-left, top,
     top-right, right, bottom-right, bottom, bottom-left, left). Neighbours outside the image are 0.
     """
-    _check_args(method, P, R)
+    check_args(method, P, R)
     _check_images(images, "images", (1,))
     P, R = int(P), float(R)
     return _lbp(images, method, P, R, _lookup_table(method, P))
@@ -343,7 +344,7 @@ class LBPLayer(nn.Module):
 
     def __init__(self, method: str = "default", P: int = 8, R: float = 1.0, normalize: bool = True):
         super().__init__()
-        _check_args(method, P, R)
+        check_args(method, P, R)
         self.method, self.P, self.R, self.normalize = method, int(P), float(R), bool(normalize)
         codes = num_codes(method, P)
         self.scale = None if codes is None else 1.0 / (codes - 1)
