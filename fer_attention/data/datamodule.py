@@ -10,12 +10,13 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from torch.utils.data import DataLoader, WeightedRandomSampler
+from torch.utils.data import DataLoader
 
 from fer_attention.data.augment import build_augmentation
 from fer_attention.data.cache import FACE_CROP_OPTIONS, load_faces
 from fer_attention.data.dataset import FaceArrayDataset
 from fer_attention.data.records import DataError, FaceArrays
+from fer_attention.data.samplers import EpochSampler
 from fer_attention.data.sources.base import ON_BAD_FILE, FileSource
 from fer_attention.data.splits import SPLIT_NAMES, fixed_split, subject_kfold_split
 
@@ -54,7 +55,7 @@ class FaceDataModule(pl.LightningDataModule):
         batch_size: int = 64,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
-        pin_memory: bool = False,
+        pin_memory: bool | None = None,
         persistent_workers: bool = False,
         augment: dict[str, Any] | None = None,
         cache_dir: str | None = None,
@@ -218,15 +219,36 @@ class FaceDataModule(pl.LightningDataModule):
         weights[present] /= weights[present].mean()
         return weights.tolist()
 
-    def train_sampler(self) -> WeightedRandomSampler | None:
-        """``data.sampler=weighted``: each training face drawn with probability proportional to
-        1 / (its class's training count), with replacement, one epoch = as many draws as training faces."""
-        if self.sampler != "weighted":
+    def _trainer_value(self, name: str, default: int) -> int:
+        trainer = getattr(self, "trainer", None)
+        return int(getattr(trainer, name, default)) if trainer is not None else default
+
+    def train_sampler(self) -> EpochSampler | None:
+        """The training order: a shuffle (``data.sampler=weighted``: draws with replacement, each face with
+        probability proportional to 1 / its class's training count) that depends only on the run seed and
+        the epoch, so a run resumed from a checkpoint sees the same batches as one never interrupted.
+
+        ``None`` under multi-process training, where Lightning's DistributedSampler (seeded by epoch as
+        well) splits the shuffle between processes."""
+        if self._trainer_value("world_size", 1) > 1:
+            if self.sampler == "weighted":
+                log.warning("data.sampler=weighted is ignored with several processes: plain shuffle")
             return None
-        labels = self.faces.labels[self.split_indices["train"]]
-        counts = np.bincount(labels, minlength=self.num_classes).astype(np.float64)
-        weights = torch.as_tensor(1.0 / counts[labels], dtype=torch.double)
-        return WeightedRandomSampler(weights, num_samples=len(labels), replacement=True)
+        weights = None
+        if self.sampler == "weighted":
+            labels = self.faces.labels[self.split_indices["train"]]
+            counts = np.bincount(labels, minlength=self.num_classes).astype(np.float64)
+            weights = torch.as_tensor(1.0 / counts[labels], dtype=torch.double)
+        return EpochSampler(
+            len(self.datasets["train"]), epoch=self._trainer_value("current_epoch", 0), weights=weights
+        )
+
+    def _pin_memory(self) -> bool:
+        """``data.pin_memory``, or when it is null: on exactly when the trainer runs on a GPU."""
+        if self.pin_memory is not None:
+            return bool(self.pin_memory)
+        trainer = getattr(self, "trainer", None)
+        return trainer is not None and trainer.strategy.root_device.type == "cuda"
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         sampler = self.train_sampler() if split == "train" else None
@@ -235,8 +257,9 @@ class FaceDataModule(pl.LightningDataModule):
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
             shuffle=shuffle and sampler is None,
             sampler=sampler,
+            generator=sampler.loader_generator if sampler is not None else None,
             num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
+            pin_memory=self._pin_memory(),
             persistent_workers=self.persistent_workers,
             drop_last=False,
         )

@@ -20,15 +20,16 @@ class FaceArrayDataset(Dataset):
         self.images = images
         self.labels = torch.as_tensor(labels, dtype=torch.long)
         self.transform = transform
-        self._seeded_in: int | None = None
+        self._seeded_from: tuple[int, int] | None = None
 
     def _seed_transform(self) -> None:
-        # albumentations keeps its own RNG: seed it from torch's per-process seed (set by
-        # seed_everything, and different in every DataLoader worker) so runs are reproducible and
-        # workers don't repeat each other's augmentations
-        if self._seeded_in != os.getpid():
+        # albumentations keeps its own RNG: seed it from torch's per-process seed (different in every
+        # DataLoader worker, and reset at every training epoch by the EpochSeed callback) so runs are
+        # reproducible, resumed runs repeat the same augmentations, and workers don't repeat each other
+        key = (os.getpid(), torch.initial_seed())
+        if self._seeded_from != key:
             self.transform.set_random_seed(torch.initial_seed() % 2**32)
-            self._seeded_in = os.getpid()
+            self._seeded_from = key
 
     def __len__(self) -> int:
         return len(self.images)

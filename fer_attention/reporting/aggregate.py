@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from fer_attention.reporting.files import METRICS_FILE, STATUS_FILE
+from fer_attention.reporting.files import METRICS_FILE, read_status
 from fer_attention.reporting.plots import plot_confusion_matrix
 
 log = logging.getLogger(__name__)
@@ -73,9 +73,9 @@ def find_jobs(multirun_dir: str | Path) -> list[Job]:
         path = hydra_dir.parent
         if path == root:
             continue
-        metrics_file, status_file = path / METRICS_FILE, path / STATUS_FILE
+        metrics_file = path / METRICS_FILE
         metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
-        status = json.loads(status_file.read_text()) if status_file.is_file() else {}
+        status = read_status(path)
         state = "finished" if metrics is not None else status.get("state", "missing")
         if state == "finished" and metrics is None:
             state = "missing"

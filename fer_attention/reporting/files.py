@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +30,44 @@ def write_json_atomic(path: str | Path, data: Any) -> Path:
     return path
 
 
+RUN_STATES = ("running", "finished", "failed", "killed", "resumed")
+
+
 def write_status(run_dir: str | Path, state: str, **extra: Any) -> Path:
-    """Record a run's state (running, finished, failed) and details such as the error."""
-    return write_json_atomic(Path(run_dir) / STATUS_FILE, {"state": state, **extra})
+    """Record a run's state (running, finished, failed, resumed) with the process and host that wrote
+    it, the time, and details such as the error."""
+    record = {"state": state, "pid": os.getpid(), "host": socket.gethostname(), "time": time.time(), **extra}
+    return write_json_atomic(Path(run_dir) / STATUS_FILE, record)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_status(run_dir: str | Path) -> dict[str, Any]:
+    """The run's status record (``{"state": "missing"}`` without one). A run still marked running whose
+    process no longer exists on this host is reported as ``killed`` (it died without a word: SIGKILL,
+    out of memory, power loss); on another host it is left as running."""
+    path = Path(run_dir) / STATUS_FILE
+    try:
+        status = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {"state": "missing"}
+    if (
+        status.get("state") == "running"
+        and status.get("host") == socket.gethostname()
+        and isinstance(status.get("pid"), int)
+        and status["pid"] != os.getpid()
+        and not _process_alive(status["pid"])
+    ):
+        status = {**status, "state": "killed", "error": f"process {status['pid']} ended without finishing"}
+    return status
 
 
 def _to_builtin(obj: Any) -> Any:

@@ -110,10 +110,16 @@ def build_loggers(logger_cfg: Any, run_cfg: Any = None) -> list:
 
 
 def build_trainer(trainer_cfg: Any, callbacks: list, loggers: list) -> pl.Trainer:
-    """The Trainer; a learning-rate monitor is dropped when there is no logger for it to write to."""
+    """The Trainer, saving checkpoints atomically; a learning-rate monitor is dropped when there is no
+    logger for it to write to."""
+    from fer_attention.training.checkpoint import AtomicCheckpointIO
+
     if not loggers:
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.LearningRateMonitor)]
-    return instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False)
+    plugins = [instantiate(p) for p in (to_dict(trainer_cfg.get("plugins")) or [])]
+    if not any(isinstance(p, pl.plugins.CheckpointIO) for p in plugins):
+        plugins.append(AtomicCheckpointIO())
+    return instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False, plugins=plugins)
 
 
 def finish_wandb() -> None:

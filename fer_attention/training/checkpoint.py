@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from fer_attention.config import ConfigError
 
@@ -51,3 +54,79 @@ def resolve_resume_path(ckpt_path: str | None, run_dir: str | Path) -> str | Non
         raise ConfigError(f"ckpt_path={ckpt_path} does not exist")
     read_checkpoint(ckpt_path)
     return str(ckpt_path)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file beside its target, flushes it to disk and renames it
+    into place, so a run killed while saving leaves the previous checkpoint intact, never half a file.
+    Remote paths (``s3://`` ...) go through Lightning's own writer."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
+        if "://" in str(path) or storage_options is not None:
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+RESUME_IGNORED_KEYS = ("resume", "skip_done", "ckpt_path")
+
+
+def _override_set(overrides: list[str]) -> set[str]:
+    out = set()
+    for item in overrides:
+        key = str(item).split("=", 1)[0].lstrip("+~")
+        if key not in RESUME_IGNORED_KEYS and not key.startswith("hydra."):
+            out.add(str(item))
+    return out
+
+
+def _recorded_overrides(run_dir: Path) -> list[str] | None:
+    import yaml
+
+    path = run_dir / ".hydra" / "overrides.yaml"
+    try:
+        return [str(o) for o in yaml.safe_load(path.read_text()) or []]
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def find_resume_dir(run_dir: str | Path, log_root: str | Path, overrides: list[str]) -> Path | None:
+    """The run that ``resume=true`` continues: this run dir if it holds ``checkpoints/last.ckpt``
+    (a sweep rerun into its own sweep dir, or an explicit ``hydra.run.dir``); otherwise the newest
+    run under ``log_root`` (``runs/*`` and ``multiruns/*/*``) launched with the same overrides
+    (``resume``, ``skip_done``, ``ckpt_path`` and ``hydra.*`` aside) that has a last checkpoint, whether
+    it was killed, failed or finished (the caller returns a finished run's metrics instead of training).
+    ``None`` when there is nothing to resume. A matching run whose process is still alive is an error.
+    """
+    from fer_attention.reporting.files import read_status
+
+    run_dir = Path(run_dir)
+    if (run_dir / "checkpoints" / "last.ckpt").is_file():
+        return run_dir
+    wanted = _override_set(overrides)
+    root = Path(log_root)
+    candidates = [*root.glob("runs/*"), *root.glob("multiruns/*/*")]
+    for cand in sorted(candidates, key=lambda p: p.stat().st_mtime, reverse=True):
+        if cand.resolve() == run_dir.resolve() or not (cand / "checkpoints" / "last.ckpt").is_file():
+            continue
+        recorded = _recorded_overrides(cand)
+        if recorded is None or _override_set(recorded) != wanted:
+            continue
+        state = read_status(cand)
+        if state.get("state") == "running":
+            raise ConfigError(
+                f"resume=true: the matching run {cand} is still running (pid {state.get('pid')} on "
+                f"{state.get('host')}); stop it first"
+            )
+        return cand
+    return None

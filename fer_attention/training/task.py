@@ -10,10 +10,13 @@ from typing import Any
 
 import lightning.pytorch as pl
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from fer_attention.config import validate_config
-from fer_attention.reporting.files import METRICS_FILE, write_json_atomic, write_status
+from fer_attention.callbacks.epoch_seed import EpochSeed
+from fer_attention.config import ConfigError, validate_config
+from fer_attention.reporting.files import METRICS_FILE, read_status, write_json_atomic
+from fer_attention.reporting.files import write_status as _write_status
 from fer_attention.reporting.plots import plot_confusion_matrix
 from fer_attention.training.builders import (
     build_callbacks,
@@ -24,10 +27,16 @@ from fer_attention.training.builders import (
     finish_wandb,
     to_dict,
 )
-from fer_attention.training.checkpoint import read_checkpoint, resolve_resume_path
+from fer_attention.training.checkpoint import find_resume_dir, read_checkpoint, resolve_resume_path
 from fer_attention.training.module import FERModule
 
 log = logging.getLogger(__name__)
+
+
+def write_status(run_dir: Path, state: str, **extra: Any) -> None:
+    """status.json, written by the first process only (DDP runs one train task per process)."""
+    if rank_zero_only.rank == 0:
+        _write_status(run_dir, state, **extra)
 
 
 def _overrides() -> list[str]:
@@ -59,6 +68,42 @@ def _finish_run(run_dir: Path, metrics: dict[str, Any], title: str) -> dict[str,
     return metrics
 
 
+def _checkpoint_paths(trainer: pl.Trainer) -> tuple[str | None, str | None]:
+    """(best on the monitored metric, last saved) checkpoint paths, None where there is none."""
+    best = last = None
+    for cb in trainer.checkpoint_callbacks:
+        if cb.monitor is not None:
+            best = best or cb.best_model_path or None
+        else:
+            last = last or cb.best_model_path or None
+        last = last or getattr(cb, "last_model_path", "") or None
+    return best, last
+
+
+def _resume_into(cfg: DictConfig) -> tuple[Path | None, Path]:
+    """``resume=true``: find the run to continue and make it this run's output dir (checkpoints, logs,
+    metrics and status all continue there). Returns (last checkpoint or None, run dir)."""
+    launched_in = Path(cfg.paths.output_dir)
+    if not cfg.get("resume"):
+        return None, launched_in
+    log_root = Path(cfg.paths.log_dir) / str(cfg.task_name)
+    found = find_resume_dir(launched_in, log_root, _overrides())
+    if found is None:
+        log.info("resume=true: no earlier run with these overrides under %s; starting from scratch", log_root)
+        return None, launched_in
+    if found.resolve() != launched_in.resolve():
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(found)
+        launched_in.mkdir(parents=True, exist_ok=True)
+        write_status(launched_in, "resumed", continued_in=str(found))
+        handler = logging.FileHandler(found / f"{cfg.task_name}.log", mode="a")
+        handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+        logging.getLogger().addHandler(handler)
+    last = found / "checkpoints" / "last.ckpt"
+    log.info("resume=true: continuing %s from %s", found, last.name)
+    return last, found
+
+
 def _log_pictures(loggers: list, run_dir: Path) -> None:
     """Send the confusion matrix picture to W&B when it is one of the loggers."""
     picture = run_dir / "confusion_matrix.png"
@@ -74,10 +119,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """
     start = time.time()
     validate_config(cfg)
-    run_dir = Path(cfg.paths.output_dir)
-    if cfg.get("skip_done") and (run_dir / METRICS_FILE).is_file():
-        log.info("skip_done: %s already has %s", run_dir, METRICS_FILE)
-        return json.loads((run_dir / METRICS_FILE).read_text())
+    if cfg.get("resume") and cfg.get("ckpt_path"):
+        raise ConfigError(f"resume=true and ckpt_path={cfg.ckpt_path}: give one of them")
+    resume_ckpt, run_dir = _resume_into(cfg)
+    done = run_dir / METRICS_FILE
+    if (
+        (cfg.get("skip_done") or resume_ckpt)
+        and done.is_file()
+        and read_status(run_dir)["state"] == "finished"
+    ):
+        log.info("%s already finished (%s): nothing to do", run_dir, METRICS_FILE)
+        return json.loads(done.read_text())
     run_dir.mkdir(parents=True, exist_ok=True)
     write_status(run_dir, "running")
     try:
@@ -90,20 +142,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             log.info("class-weighted loss: %s", ", ".join(f"{w:.2f}" for w in weights))
             model_cfg = OmegaConf.merge(cfg.model, {"loss": {"class_weights": weights}})
         model = build_model(model_cfg, cfg.data)
-        callbacks = build_callbacks(cfg.get("callbacks"))
+        callbacks = [*build_callbacks(cfg.get("callbacks")), EpochSeed(int(cfg.seed))]
         loggers = build_loggers(cfg.get("logger"), cfg)
         trainer = build_trainer(cfg.trainer, callbacks, loggers)
         for lg in loggers:
             lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
         if cfg.get("train", True):
-            trainer.fit(
-                model, datamodule=datamodule, ckpt_path=resolve_resume_path(cfg.get("ckpt_path"), run_dir)
-            )
+            ckpt_path = resume_ckpt or resolve_resume_path(cfg.get("ckpt_path"), run_dir)
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-        ckpt_cb = trainer.checkpoint_callback
-        best_ckpt = getattr(ckpt_cb, "best_model_path", "") or None
-        last_ckpt = getattr(ckpt_cb, "last_model_path", "") or None
+        best_ckpt, last_ckpt = _checkpoint_paths(trainer)
 
         metrics: dict[str, Any] = {"val/acc_best": fit_metrics.get("val/acc_best")}
         if cfg.get("test", True):
@@ -126,9 +175,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 "seed": int(cfg.seed),
                 "overrides": _overrides(),
                 "run_dir": str(run_dir),
+                "resumed_from": str(resume_ckpt) if resume_ckpt else cfg.get("ckpt_path"),
+                "world_size": int(trainer.world_size),
                 "seconds": round(time.time() - start, 2),
             }
         )
+        if not trainer.is_global_zero:
+            return metrics
         metrics = _finish_run(run_dir, metrics, f"{cfg.data.name} test (best on val)")
         _log_pictures(loggers, run_dir)
         return metrics

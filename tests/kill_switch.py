@@ -1,0 +1,19 @@
+"""A test-only callback: SIGKILLs its own process after a given global step, like an OOM killer or a
+preempted node would. Armed by the environment variable FER_TEST_KILL_AT_STEP, so the command line of
+the killed run and of its resumption can be identical."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import lightning.pytorch as pl
+
+
+class KillAtStep(pl.Callback):
+    def __init__(self) -> None:
+        self.step = int(os.environ.get("FER_TEST_KILL_AT_STEP", "0"))
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.step and trainer.global_step >= self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
