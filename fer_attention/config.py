@@ -53,6 +53,21 @@ def validate_config(cfg) -> None:
     if image_size is not None and (not isinstance(image_size, int) or image_size < 8):
         raise ConfigError(f"data.image_size={image_size!r} must be an integer >= 8")
 
+    ckpt_path = _select(cfg, "ckpt_path")
+    if ckpt_path not in (None, "") and _select(cfg, "resume"):
+        raise ConfigError(f"resume=true and ckpt_path={ckpt_path}: give one of them")
+    if ckpt_path not in (None, "", "last") and not Path(str(ckpt_path)).is_file():
+        raise ConfigError(f"ckpt_path={ckpt_path} does not exist")
+    weights = _select(cfg, "model.net.backbone.weights")
+    if weights not in (None, "imagenet") and not Path(str(weights)).is_file():
+        raise ConfigError(
+            f"model.backbone.weights={weights} does not exist (null, imagenet or a state dict file)"
+        )
+    if _select(cfg, "trainer.sync_batchnorm") and _select(cfg, "trainer.accelerator") == "cpu":
+        raise ConfigError(
+            "trainer.sync_batchnorm=true needs GPUs; set it to false with trainer.accelerator=cpu"
+        )
+
     net = _select(cfg, "model.net")
     if net is None:
         return

@@ -98,6 +98,7 @@ def test_tiny_multirun_end_to_end(tmp_path):
         (["hparams_search=optuna"], "OptunaSweeper"),
         (["hydra/launcher=joblib"], "JoblibLauncher"),
         (["hydra/launcher=submitit_slurm"], "SlurmLauncher"),
+        (["hydra/launcher=slurm", "hydra.launcher.partition=gpu"], "SlurmLauncher"),
     ],
 )
 def test_search_and_launcher_configs_compose(make_cfg, overrides, target):
@@ -111,3 +112,6 @@ def test_search_and_launcher_configs_compose(make_cfg, overrides, target):
             "model.net.classifier.dropout",
         }
         assert node.direction == "maximize" and cfg.optimized_metric == "val/acc_best"
+    if "hydra/launcher=slurm" in overrides:
+        assert (node.partition, node.gpus_per_node, node.tasks_per_node) == ("gpu", 1, 1)
+        assert node.submitit_folder.endswith(".submitit/%j")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hydra
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from fer_attention.cli.common import run_task
@@ -16,7 +17,7 @@ def main(cfg: DictConfig) -> float | None:
     if metrics is None:
         return None
     acc, secs = metrics.get("test/acc"), metrics.get("seconds")
-    if acc is not None:
+    if acc is not None and rank_zero_only.rank == 0:
         print(
             f"test accuracy {acc:.2%} ({metrics['class_names'].__len__()} classes) in {secs:.0f} s; run dir {metrics['run_dir']}"
         )

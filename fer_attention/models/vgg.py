@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torchvision.models import vgg as tv_vgg
 
+from fer_attention.config import ConfigError
+
 log = logging.getLogger(__name__)
 
 ARCHS = ("vgg16", "vgg16_bn")
@@ -111,7 +113,7 @@ def _imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
     try:
         return builder(weights=weights_enum).state_dict()
     except Exception as err:  # noqa: BLE001 - download or cache failures come in many types
-        raise RuntimeError(
+        raise ConfigError(
             f"model.backbone.weights=imagenet: could not load torchvision's {arch} ImageNet weights "
             f"(offline and not in the torch hub cache?): {type(err).__name__}: {err}. "
             "Download them once on a connected machine, or pass a state dict file path."

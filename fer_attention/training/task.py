@@ -14,7 +14,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fer_attention.callbacks.epoch_seed import EpochSeed
-from fer_attention.config import ConfigError, validate_config
+from fer_attention.config import validate_config
 from fer_attention.reporting.files import METRICS_FILE, read_status, write_json_atomic
 from fer_attention.reporting.files import write_status as _write_status
 from fer_attention.reporting.plots import plot_confusion_matrix
@@ -119,8 +119,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """
     start = time.time()
     validate_config(cfg)
-    if cfg.get("resume") and cfg.get("ckpt_path"):
-        raise ConfigError(f"resume=true and ckpt_path={cfg.ckpt_path}: give one of them")
     resume_ckpt, run_dir = _resume_into(cfg)
     done = run_dir / METRICS_FILE
     if (

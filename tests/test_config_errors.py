@@ -1,0 +1,81 @@
+"""Every bad config value stops the run before any data is loaded, with one line naming the key, the
+value and what is allowed; the command line prints that line and exits 1, no traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fer_attention.config import ConfigError
+from fer_attention.training.task import train
+
+from .conftest import TINY
+
+REPO = Path(__file__).resolve().parents[1]
+
+CASES = [
+    (["lbp.method=foo"], r"lbp.method='foo' is not one of basic, default, ror, uniform, nri_uniform, var"),
+    (["lbp.P=0"], r"lbp.P=0"),
+    (["lbp.R=0"], r"lbp.R=0"),
+    (["lbp.method=default", "lbp.P=40"], r"lbp.P=40"),
+    (["dilation.rates=[2,4,8]"], r"rate 8 needs a feature map larger than 8x8, but the backbone gives 6x6"),
+    (["dilation.rates=[0,1,1]"], r"dilation.rates"),
+    (["data.image_size=16"], r"data.image_size=16 is too small for model.backbone.last_stage=4"),
+    (["data.fold=5"], r"data.fold=5 must be in 0..2 \(data.num_folds=3\)"),
+    (["data.num_folds=1", "data.fold=0"], r"data.num_folds=1 must be at least 2"),
+    (["model.net.num_classes=6"], r"model.net.num_classes=6 does not match data.num_classes=7"),
+    (["data.num_classes=6"], r"data.num_classes=6 but data.class_names has 7 names"),
+    (["data.root=/no/such/dir"], r"data.root=/no/such/dir does not exist"),
+    (["ckpt_path=/no/such.ckpt"], r"ckpt_path=/no/such.ckpt does not exist"),
+    (["resume=true", "ckpt_path=last"], r"resume=true and ckpt_path=last: give one of them"),
+    (["model.net.backbone.weights=/no/vgg.pth"], r"model.backbone.weights=/no/vgg.pth does not exist"),
+    (["model.net.backbone.arch=resnet"], r"model.backbone.arch='resnet' is not one of vgg16, vgg16_bn"),
+    (["model.net.backbone.last_stage=7"], r"model.backbone.last_stage=7 must be in 1..5"),
+    (["model.net.backbone.width=0"], r"model.backbone.width=0 must be a number > 0"),
+    (
+        ["trainer=ddp", "trainer.accelerator=cpu", "trainer.sync_batchnorm=true"],
+        r"sync_batchnorm=true needs GPUs",
+    ),
+]
+
+
+@pytest.mark.parametrize("overrides,message", CASES, ids=[" ".join(c[0]) for c in CASES])
+def test_bad_config_value_names_key_value_and_allowed(make_cfg, overrides, message, monkeypatch):
+    from fer_attention.training import task
+
+    def no_data(*_a, **_k):
+        raise AssertionError("data was loaded before the config was validated")
+
+    monkeypatch.setattr(task, "build_datamodule", no_data)
+    cfg = make_cfg([*TINY, *overrides])
+    with pytest.raises(ConfigError, match=message) as err:
+        train(cfg)
+    assert "\n" not in str(err.value)
+
+
+def test_command_line_prints_one_error_line_and_exits_1(tmp_path):
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    cmd = [sys.executable, "-m", "fer_attention.cli.train", "data.fold=9", f"paths.log_dir={tmp_path}"]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: data.fold=9 must be in 0..4 (data.num_folds=5)"]
+
+
+def test_imagenet_weights_offline_is_one_clear_line(monkeypatch):
+    from urllib.error import URLError
+
+    from fer_attention.models import vgg
+
+    def offline(*_a, **_k):
+        raise URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(vgg.tv_vgg, "vgg16_bn", offline)
+    with pytest.raises(ConfigError, match=r"weights=imagenet: could not load torchvision's vgg16_bn") as err:
+        vgg._imagenet_state_dict("vgg16_bn")
+    assert "pass a state dict file path" in str(err.value) and "\n" not in str(err.value)
