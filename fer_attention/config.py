@@ -5,6 +5,30 @@ from __future__ import annotations
 from pathlib import Path
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
+MAX_DIRNAME = 120
+
+
+def short_dirname(name: str, max_len: int = MAX_DIRNAME) -> str:
+    """``name`` if it fits in ``max_len`` characters, else its start, ``~`` and a hash of the whole, so
+    that multirun job dirs named after many overrides stay under the file system's 255-byte limit and
+    remain distinct. (Each job's full overrides are in its ``.hydra/overrides.yaml``.)"""
+    import hashlib
+
+    name = str(name)
+    if len(name) <= max_len:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:10]
+    return f"{name[: max_len - len(digest) - 1]}~{digest}"
+
+
+def register_resolvers() -> None:
+    """OmegaConf resolvers the configs use: ``${fer.short_dirname:...}``."""
+    from omegaconf import OmegaConf
+
+    OmegaConf.register_new_resolver("fer.short_dirname", short_dirname, replace=True)
+
+
+register_resolvers()
 
 
 class ConfigError(ValueError):

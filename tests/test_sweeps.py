@@ -1,8 +1,12 @@
-"""Sweep configs compose; a tiny multirun aggregates into the right table; the aggregator lists failures."""
+"""Sweep configs compose; a tiny multirun survives a kill and aggregates into the right table; the aggregator
+lists failed and killed jobs."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,12 +15,13 @@ import pytest
 import yaml
 
 from fer_attention.config import config_dir
-from fer_attention.reporting.aggregate import report
+from fer_attention.reporting.aggregate import find_jobs, report
 
 from .conftest import TINY
 
 SWEEPS = sorted(p.stem for p in (Path(config_dir()) / "sweep").glob("*.yaml"))
 FER_TRAIN = str(Path(sys.executable).parent / "fer-train")
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("sweep", SWEEPS)
@@ -51,13 +56,19 @@ def test_aggregator_groups_by_swept_values_and_names_failures(tmp_path):
     fake_job(root, "1_lbp=circle,seed=1", ["lbp=circle", "seed=1"], 0.90)
     fake_job(root, "2_lbp=uniform,seed=0", ["lbp=uniform", "seed=0"], 0.70)
     fake_job(root, "3_lbp=uniform,seed=1", ["lbp=uniform", "seed=1"], None, state="failed")
+    fake_job(root, "4_lbp=uniform,seed=2", ["lbp=uniform", "seed=2"], None, state="running")
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    status = {"state": "running", "pid": gone.pid, "host": socket.gethostname()}
+    (root / "4_lbp=uniform,seed=2" / "status.json").write_text(json.dumps(status))
     out = report(root, tmp_path / "report")
     rows = {r["lbp"]: r for r in out["rows"]}
     assert rows["circle"]["test/acc mean"] == pytest.approx(85.0)
     assert rows["circle"]["test/acc std"] == pytest.approx(7.071, abs=1e-3)
-    assert rows["circle"]["runs"] == 2 and rows["uniform"]["runs"] == 1 and rows["uniform"]["jobs"] == 2
+    assert rows["circle"]["runs"] == 2 and rows["uniform"]["runs"] == 1 and rows["uniform"]["jobs"] == 3
     assert "| circle | 85.00 ± 7.07 |" in out["table"]
     assert "3_lbp=uniform,seed=1`: failed (ValueError: boom)" in out["table"]
+    assert f"4_lbp=uniform,seed=2`: killed (process {gone.pid} ended without finishing)" in out["table"]
     for name in (
         "table.md",
         "table.csv",
@@ -68,24 +79,37 @@ def test_aggregator_groups_by_swept_values_and_names_failures(tmp_path):
         assert (tmp_path / "report" / name).is_file(), name
 
 
-def test_tiny_multirun_end_to_end(tmp_path):
+def test_tiny_multirun_killed_then_resumed_end_to_end(tmp_path):
+    """A sweep killed with SIGKILL in the middle of its first job, rerun into the same sweep dir with
+    resume=true: the killed job continues from its last checkpoint, the job never started runs."""
     sweep_dir = tmp_path / "sweep"
     cmd = [
         FER_TRAIN,
         "-m",
         "ablation=full,vgg16",
-        *TINY,
+        *(o for o in TINY if not o.startswith("trainer.max_epochs")),
+        "trainer.max_epochs=2",
         "trainer.limit_train_batches=2",
+        "+callbacks.kill_switch._target_=tests.kill_switch.KillAtStep",
         f"paths.log_dir={tmp_path}",
         f"hydra.sweep.dir={sweep_dir}",
     ]
-    subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "FER_TEST_KILL_AT_STEP": "3"}
+    killed = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert killed.returncode == -signal.SIGKILL
+    (first,) = [p for p in sweep_dir.iterdir() if p.is_dir()]
+    assert [j.state for j in find_jobs(sweep_dir)] == ["killed"]
+
+    env.pop("FER_TEST_KILL_AT_STEP")
+    subprocess.run([*cmd, "resume=true"], check=True, capture_output=True, text=True, timeout=600, env=env)
     jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir())
-    assert [p.name.split(",")[0] for p in jobs] == ["0_ablation=full", "1_ablation=vgg16"]
+    assert [p.name[:2] for p in jobs] == ["0_", "1_"] and jobs[0] == first
+    resumed = json.loads((first / "metrics.json").read_text())
+    assert resumed["resumed_from"].endswith("last.ckpt") and resumed["epochs"] == 2
+    assert json.loads((jobs[1] / "metrics.json").read_text())["resumed_from"] is None
     out = report(sweep_dir, tmp_path / "report")
-    for job in jobs:
+    for job, ablation in zip(jobs, ("full", "vgg16"), strict=True):
         metrics = json.loads((job / "metrics.json").read_text())
-        ablation = job.name.split(",")[0].split("=")[1]
         row = next(r for r in out["rows"] if r["ablation"] == ablation)
         assert row["test/acc mean"] == pytest.approx(100 * metrics["test/acc"], abs=1e-3)
         assert row["runs"] == 1
@@ -115,3 +139,13 @@ def test_search_and_launcher_configs_compose(make_cfg, overrides, target):
     if "hydra/launcher=slurm" in overrides:
         assert (node.partition, node.gpus_per_node, node.tasks_per_node) == ("gpu", 1, 1)
         assert node.submitit_folder.endswith(".submitit/%j")
+
+
+def test_long_override_lists_give_short_distinct_job_dirs():
+    from fer_attention.config import MAX_DIRNAME, short_dirname
+
+    assert short_dirname("lbp=uniform,seed=0") == "lbp=uniform,seed=0"
+    long_a = ",".join(f"model.net.key_{i}=value_{i}" for i in range(20))
+    long_b = long_a.replace("value_19", "value_20")
+    a, b = short_dirname(long_a), short_dirname(long_b)
+    assert len(a) == len(b) == MAX_DIRNAME and a != b and a.startswith("model.net.key_0=value_0")
