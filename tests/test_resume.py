@@ -28,7 +28,7 @@ RUN = [
     "trainer.deterministic=true",
     "seed=3",
     "callbacks.attention_maps=null",
-    "+callbacks.kill_switch._target_=tests.kill_switch.KillAtStep",
+    "+callbacks.kill_switch._target_=tests.faults.KillAtStep",
 ]
 
 

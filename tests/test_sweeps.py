@@ -90,7 +90,7 @@ def test_tiny_multirun_killed_then_resumed_end_to_end(tmp_path):
         *(o for o in TINY if not o.startswith("trainer.max_epochs")),
         "trainer.max_epochs=2",
         "trainer.limit_train_batches=2",
-        "+callbacks.kill_switch._target_=tests.kill_switch.KillAtStep",
+        "+callbacks.kill_switch._target_=tests.faults.KillAtStep",
         f"paths.log_dir={tmp_path}",
         f"hydra.sweep.dir={sweep_dir}",
     ]

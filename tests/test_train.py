@@ -104,14 +104,27 @@ def test_corrupt_checkpoint_names_the_file(make_cfg, tmp_path):
         evaluate(cfg)
 
 
-def test_failed_run_has_no_metrics_file(make_cfg):
-    cfg = make_cfg([*TINY, "model.optimizer.lr=1e12", "trainer.limit_train_batches=3"])
-    with pytest.raises(FloatingPointError, match="loss is"):
+def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(make_cfg):
+    import torch
+
+    cfg = make_cfg(
+        [
+            *TINY,
+            "trainer.max_epochs=3",
+            "trainer.limit_train_batches=3",
+            "+callbacks.nan._target_=tests.faults.NanAtStep",
+            "+callbacks.nan.step=3",
+        ]
+    )
+    with pytest.raises(FloatingPointError, match=r"train loss is nan at global step 3 \(epoch 1\)"):
         train(cfg)
     run_dir = Path(cfg.paths.output_dir)
     assert not (run_dir / "metrics.json").exists()
     status = json.loads((run_dir / "status.json").read_text())
     assert status["state"] == "failed" and "FloatingPointError" in status["error"]
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert (last["epoch"], last["global_step"]) == (0, 2)  # 2 batches per epoch
+    assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
 
 
 def test_class_weighted_loss_uses_training_counts(make_cfg):
