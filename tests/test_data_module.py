@@ -281,3 +281,38 @@ def test_fer_data_user_errors(make_cfg, tmp_path):
         )
     with pytest.raises(ConfigError, match=r"^action='show' is not one of prepare, summary$"):
         run(make_cfg(["action=show"], config_name="data_cli", subdir="c"))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_training_batches_depend_only_on_seed_and_epoch(make_cfg, workers):
+    """Order and augmentation of an epoch are the same in a fresh process state (a resumed run) as in one
+    that went through earlier epochs; DataLoader workers are seeded from (seed, epoch) too."""
+    import lightning.pytorch as pl
+    import torch
+
+    from fer_attention.callbacks.epoch_seed import EpochSeed
+
+    cfg = make_cfg(
+        ["data.source.num_subjects=10", "data.source.frames_per_sequence=1", f"data.num_workers={workers}"]
+    )
+
+    def epoch_batches(epoch: int, history: int) -> list[torch.Tensor]:
+        pl.seed_everything(0, workers=True, verbose=False)
+        dm = build_datamodule(cfg.data)
+        dm.setup("fit")
+        loader = dm.train_dataloader()
+        trainer = type("T", (), {"current_epoch": epoch, "global_rank": 0})()
+        for past in range(history):  # earlier epochs consume random numbers
+            EpochSeed(0).on_train_epoch_start(
+                type("T", (), {"current_epoch": past, "global_rank": 0})(), None
+            )
+            loader.sampler.set_epoch(past)
+            list(loader)
+        EpochSeed(0).on_train_epoch_start(trainer, None)
+        loader.sampler.set_epoch(epoch)
+        return [x for x, _ in loader]
+
+    fresh, continued = epoch_batches(2, history=0), epoch_batches(2, history=2)
+    assert all(torch.equal(a, b) for a, b in zip(fresh, continued, strict=True))
+    other = epoch_batches(1, history=0)
+    assert not torch.equal(torch.cat(fresh), torch.cat(other))
