@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from fer_attention.reporting.files import read_status
@@ -92,3 +93,22 @@ def test_resume_with_nothing_to_resume_starts_from_scratch(make_cfg, caplog):
         metrics = train(cfg)
     assert metrics["resumed_from"] is None and metrics["epochs"] == 1
     assert "starting from scratch" in caplog.text
+
+
+def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
+    from fer_attention.training import checkpoint as ckpt_mod
+
+    io = ckpt_mod.AtomicCheckpointIO()
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    io.save_checkpoint({"state_dict": {"w": torch.ones(3)}}, path)
+    assert torch.equal(torch.load(path, weights_only=True)["state_dict"]["w"], torch.ones(3))
+
+    def dies_half_way(obj, f):
+        f.write(b"half a checkpoint")
+        raise KeyboardInterrupt  # the process is stopped while writing
+
+    monkeypatch.setattr(ckpt_mod.torch, "save", dies_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}}, path)
+    assert torch.equal(torch.load(path, weights_only=True)["state_dict"]["w"], torch.ones(3))
+    assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]
