@@ -20,6 +20,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install the package with its dev tools (once; redone when pyproject.toml changes)
 
+# `make bench` also times ONNX Runtime inference: the [export] extra (onnx, onnxruntime), installed once
+EXPORT_STAMP := $(VENV)/.installed-export
+$(EXPORT_STAMP): $(STAMP)
+	$(BIN)/pip install -e '.[dev,export]'
+	touch $(EXPORT_STAMP)
+
 train: install ## train the paper's network on the built-in synthetic faces (about 3 min on 2 CPU cores); ARGS= adds overrides
 	$(BIN)/fer-train experiment=quickstart $(ARGS)
 
@@ -72,7 +78,7 @@ datasets: install ## the full model on synthetic, and on ../shared/data/{ckplus4
 
 paper: ablation-lbp ablation-modules ablation-dilation cv datasets ## every table above
 
-bench: install ## benchmark suite: LBP, training step per ablation, data, inference (logs/bench/bench.md); ARGS="--width 1.0"
+bench: install $(EXPORT_STAMP) ## benchmark suite: LBP, training step per ablation, fast paths, data, inference incl. ONNX Runtime (logs/bench/bench.md); ARGS="--width 1.0"
 	$(BIN)/python experiments/bench.py $(ARGS)
 
 lint: install ## ruff lint and format check

@@ -255,7 +255,11 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> FERPredi
         raise CheckpointError(f"checkpoint {path}: records no image size (data_config.image_size)")
     del ckpt
     try:
-        module = FERModule.load_from_checkpoint(str(path), map_location="cpu", weights_only=True)
+        # inference runs eager (a compiled forward would recompile per batch shape, and cannot be traced
+        # for export); the weights are the same either way
+        module = FERModule.load_from_checkpoint(
+            str(path), map_location="cpu", weights_only=True, compile=False
+        )
     except Exception as err:  # noqa: BLE001 - a state dict that does not fit its own config
         raise CheckpointError(
             f"checkpoint {path}: cannot build the network ({str(err).splitlines()[0][:200]})"

@@ -283,6 +283,20 @@ def _lbp_chunk(img: torch.Tensor, method: str, sampler: _Sampler, lut: torch.Ten
     return sampler.crop(code)
 
 
+def _compiler_disable(fn):
+    disable = getattr(getattr(torch, "compiler", None), "disable", None)
+    return fn if disable is None else disable(fn)
+
+
+def _autocast_enabled(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4: no device argument
+        if device_type == "cpu":
+            return torch.is_autocast_cpu_enabled()
+        return device_type == "cuda" and torch.is_autocast_enabled()
+
+
 def _whole_batch() -> bool:
     is_compiling = getattr(torch.compiler, "is_compiling", lambda: False)  # torch < 2.3 lacks it
     return torch.jit.is_tracing() or is_compiling()
@@ -356,6 +370,18 @@ class LBPLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_images(x, "LBPLayer input", (1, 3))
+        if _autocast_enabled(x.device.type):
+            # Codes from the full-precision input under mixed precision (trainer.precision=bf16-mixed):
+            # no op here is on autocast's lower-precision lists today, and this keeps it so.
+            with torch.autocast(x.device.type, enabled=False):
+                return self._codes(x)
+        return self._codes(x)
+
+    # Under torch.compile (model.compile=true) the layer runs eagerly, between two compiled graphs: it is
+    # under 1% of a training step, has no gradient, and its float64 interpolation fractions come from
+    # numpy, which Dynamo would re-trace as torch ops instead of reusing these exact values.
+    @_compiler_disable
+    def _codes(self, x: torch.Tensor) -> torch.Tensor:
         x = x.detach()
         if x.shape[1] == 3:
             x = x[:, 0:1] * 0.299 + x[:, 1:2] * 0.587 + x[:, 2:3] * 0.114

@@ -34,6 +34,28 @@ def ten_crop_logits(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return net(crops).view(10, x.shape[0], -1).mean(dim=0)
 
 
+COMPILE_PREFIX = "_orig_mod."
+
+
+def compile_in_place(net: nn.Module) -> nn.Module:
+    """``model.compile=true``: ``torch.compile`` the forward of ``net`` in place. Unlike
+    ``net = torch.compile(net)`` this keeps the module and its state-dict keys as they are (no
+    ``_orig_mod.`` prefix), so a checkpoint of a compiled run loads into an uncompiled network."""
+    if not hasattr(nn.Module, "compile"):  # torch < 2.2
+        raise ValueError("model.compile=true needs torch >= 2.2 (nn.Module.compile)")
+    net.compile()
+    return net
+
+
+def strip_compile_prefix(state_dict: dict[str, Any] | None) -> None:
+    """Drop the ``_orig_mod.`` that ``torch.compile``'s wrapper puts into state-dict keys, in place, so
+    checkpoints written with ``net = torch.compile(net)`` (before ``compile_in_place``) still load."""
+    if not state_dict:
+        return
+    for key in [k for k in state_dict if COMPILE_PREFIX in k]:
+        state_dict[key.replace(COMPILE_PREFIX, "")] = state_dict.pop(key)
+
+
 class FERModule(pl.LightningModule):
     """Trains and evaluates a facial-expression network.
 
@@ -41,6 +63,11 @@ class FERModule(pl.LightningModule):
     ``FERModule.load_from_checkpoint(path)`` needs nothing else and checkpoints load with
     ``weights_only=True``. ``data_config`` records how the training faces were prepared, for
     evaluation and inference.
+
+    Fast paths (same results up to floating-point rounding): ``channels_last`` converts the network's
+    weights and every batch to the NHWC memory format; ``compile`` compiles the network's forward in
+    place (``nn.Module.compile``), so the state dict keeps its keys and checkpoints load into an
+    uncompiled network. Mixed precision is the trainer's (``trainer.precision=bf16-mixed``).
     """
 
     def __init__(
@@ -51,6 +78,7 @@ class FERModule(pl.LightningModule):
         scheduler: dict[str, Any] | None = None,
         loss: dict[str, Any] | None = None,
         compile: bool = False,
+        channels_last: bool = False,
         test_time_augmentation: str | None = None,
         data_config: dict[str, Any] | None = None,
     ) -> None:
@@ -69,8 +97,11 @@ class FERModule(pl.LightningModule):
             weight=torch.tensor(weights, dtype=torch.float) if weights is not None else None,
             label_smoothing=float(loss.get("label_smoothing", 0.0)),
         )
+        if channels_last:
+            # NHWC weights: the convolutions run without layout conversions (see README "Benchmarks")
+            self.net = self.net.to(memory_format=torch.channels_last)
         if compile:
-            self.net = torch.compile(self.net)
+            compile_in_place(self.net)
         scalar_metrics = MetricCollection(
             {
                 "acc": MulticlassAccuracy(num_classes, average="micro"),
@@ -87,15 +118,34 @@ class FERModule(pl.LightningModule):
         self.last_confusion: dict[str, list[list[int]]] = {}
 
     def forward(self, x: torch.Tensor, return_mask: bool = False):
-        return self.net(x, return_mask=return_mask)
+        return self.net(self._to_memory_format(x), return_mask=return_mask)
+
+    def _to_memory_format(self, x: torch.Tensor) -> torch.Tensor:
+        if self.hparams.get("channels_last") and x.dim() == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
 
     def on_fit_start(self) -> None:
         counts = count_parameters(self.net)
         log.info("network parameters: %s", ", ".join(f"{k} {v:,}" for k, v in counts.items()))
         self.val_acc_best.reset()
+        restored = getattr(self, "_restored_val_acc_best", None)
+        if restored is not None:
+            self.val_acc_best(torch.tensor(restored))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # torchmetrics states are not in the state dict: keep the best validation accuracy so far,
+        # so that a resumed run reports the same val/acc_best as one never interrupted
+        if self.val_acc_best.update_called:
+            checkpoint["val_acc_best"] = float(self.val_acc_best.compute())
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        strip_compile_prefix(checkpoint.get("state_dict"))
+        self._restored_val_acc_best = checkpoint.get("val_acc_best")
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         x, y = batch
+        x = self._to_memory_format(x)
         if stage == "test" and self.hparams.get("test_time_augmentation") == "tencrop":
             logits = ten_crop_logits(self.net, x)
         else:

@@ -1,0 +1,150 @@
+"""Fast paths (issue 7): channels_last, bf16 autocast, torch.compile; each gives the default path's results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning
+import pytest
+import torch
+
+from fer_attention.data.synthetic import render_synthetic_faces
+from fer_attention.lbp import METHODS, LBPLayer
+from fer_attention.models import FERAttentionNet
+from fer_attention.training.module import FERModule, compile_in_place, strip_compile_prefix
+
+NET = {
+    "_target_": "fer_attention.models.FERAttentionNet",
+    "num_classes": 7,
+    "image_size": 48,
+    "lbp": {"method": "default", "P": 8, "R": 1.0},
+    "backbone": {"width": 0.125},
+}
+OPTIMIZER = {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3}
+CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+
+
+def module(**kw) -> FERModule:
+    torch.manual_seed(0)
+    return FERModule(net=NET, optimizer=OPTIMIZER, class_names=CLASSES, **kw)
+
+
+def faces(n: int = 4, size: int = 48) -> torch.Tensor:
+    """Real (synthetic) faces on the 1/255 grid: many equal neighbours, where LBP ties are decided."""
+    images = render_synthetic_faces(num_subjects=2, frames_per_sequence=2, image_size=size).images[:n]
+    return torch.from_numpy(images).float().div(255).unsqueeze(1)
+
+
+def test_channels_last_equals_contiguous():
+    torch.manual_seed(0)
+    net = FERAttentionNet(7, 48, lbp={"method": "default"}, backbone={"width": 0.125}).eval()
+    x = torch.cat([faces(4), torch.rand(4, 1, 48, 48)])
+    with torch.no_grad():
+        ref, ref_mask = net(x, return_mask=True)
+        cl = net.to(memory_format=torch.channels_last)
+        assert cl.image_stream.features[3].weight.is_contiguous(memory_format=torch.channels_last)
+        got, mask = cl(x.contiguous(memory_format=torch.channels_last), return_mask=True)
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=0)
+    torch.testing.assert_close(mask, ref_mask, atol=1e-5, rtol=0)
+
+
+def test_module_channels_last_switch():
+    plain, cl = module(), module(channels_last=True)
+    weight = cl.net.image_stream.features[3].weight  # the second conv: 8 input channels, so NHWC != NCHW
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    assert list(cl.state_dict()) == list(plain.state_dict())
+    cl.load_state_dict(plain.state_dict())  # copies values, keeps the NHWC layout
+    assert cl.net.image_stream.features[3].weight.is_contiguous(memory_format=torch.channels_last)
+    x, y = faces(4), torch.tensor([0, 1, 2, 3])
+    plain.eval(), cl.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(cl(x), plain(x), atol=1e-5, rtol=0)
+        # the training step converts the batch as well (3-channel input would need it)
+        assert cl._to_memory_format(torch.rand(2, 3, 8, 8)).is_contiguous(memory_format=torch.channels_last)
+        assert torch.isfinite(cl._step((x, y), "val"))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_lbp_codes_under_bf16_autocast_equal_fp32(method):
+    x = torch.cat([faces(4), torch.rand(4, 1, 48, 48)])
+    layer = LBPLayer(method, 8, 1.0)
+    ref = layer(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = layer(x)
+    assert got.dtype == torch.float32
+    assert torch.equal(got.nan_to_num(-1), ref.nan_to_num(-1))
+
+
+def test_lbp_map_inside_network_under_bf16_autocast():
+    """The LBP stream of the network sees exact fp32 codes under trainer.precision=bf16-mixed."""
+    net = FERAttentionNet(7, 48, lbp={"method": "uniform"}, backbone={"width": 0.125}).train()
+    seen = []
+    net.lbp.register_forward_hook(lambda mod, args, out: seen.append(out))
+    x = faces(4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = net(x)
+    assert logits.dtype == torch.bfloat16  # the convolutions did run in bf16
+    assert seen[0].dtype == torch.float32
+    assert torch.equal(seen[0], LBPLayer("uniform", 8, 1.0)(x))
+
+
+def test_compiled_module_keeps_state_dict_keys(tmp_path: Path):
+    """model.compile=true compiles in place: the checkpoint's keys are the uncompiled network's, so the
+    checkpoint loads into a module without compile (and into load_model)."""
+    compiled, plain = module(compile=True), module()
+    assert type(compiled.net) is FERAttentionNet
+    assert list(compiled.state_dict()) == list(plain.state_dict())
+    with torch.no_grad():
+        for p in compiled.net.parameters():
+            p.add_(0.01)  # weights that differ from a fresh module's
+    path = tmp_path / "compiled.ckpt"
+    torch.save(
+        {
+            "state_dict": compiled.state_dict(),
+            "hyper_parameters": dict(compiled.hparams),
+            "pytorch-lightning_version": lightning.__version__,
+        },
+        path,
+    )
+    loaded = FERModule.load_from_checkpoint(path, map_location="cpu", weights_only=True, compile=False)
+    assert getattr(loaded.net, "_compiled_call_impl", None) is None
+    for key, value in compiled.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+
+
+def test_old_compiled_checkpoints_load(tmp_path: Path):
+    """Checkpoints written by ``net = torch.compile(net)`` (keys ``net._orig_mod.*``) still load."""
+    plain = module()
+    state = {k.replace("net.", "net._orig_mod.", 1): v for k, v in plain.state_dict().items()}
+    strip_compile_prefix(state)
+    assert list(state) == list(plain.state_dict())
+    path = tmp_path / "old.ckpt"
+    old_state = {k.replace("net.", "net._orig_mod.", 1): v for k, v in plain.state_dict().items()}
+    torch.save(
+        {
+            "state_dict": old_state,
+            "hyper_parameters": dict(plain.hparams),
+            "pytorch-lightning_version": lightning.__version__,
+        },
+        path,
+    )
+    loaded = FERModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    for key, value in plain.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+
+
+@pytest.mark.slow
+def test_compiled_output_equals_eager():
+    """torch.compile (Inductor) of a tiny network gives the eager logits; the LBP layer runs eagerly
+    between the compiled graphs. 30-45 s on 2 cores with an empty Inductor cache, hence slow."""
+    torch.manual_seed(0)
+    net = FERAttentionNet(7, 32, lbp={"method": "default"}, backbone={"width": 0.125}).eval()
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        ref = net(x)
+        keys = list(net.state_dict())
+        compile_in_place(net)
+        got = net(x)
+    assert net._compiled_call_impl is not None
+    assert list(net.state_dict()) == keys
+    torch.testing.assert_close(got, ref, atol=1e-4, rtol=0)
