@@ -36,6 +36,7 @@ from fer_attention.data.dataset import FaceArrayDataset
 from fer_attention.data.synthetic import render_synthetic_faces
 from fer_attention.lbp import LBPLayer
 from fer_attention.models import FERAttentionNet
+from fer_attention.runtime import tune_malloc
 
 ABLATIONS = {
     "full": dict(lbp=True, attention=True, reconstruction=True),
@@ -407,8 +408,53 @@ def bench_inference(size: int, width: float, repeats: int, threads: int, channel
     return out
 
 
+def configured_malloc() -> dict:
+    """The malloc thresholds conf/train.yaml ships (what `fer-train` applies at start)."""
+    from omegaconf import OmegaConf
+
+    from fer_attention.config import config_dir
+
+    return dict(OmegaConf.to_container(OmegaConf.load(Path(config_dir()) / "train.yaml")).get("malloc") or {})
+
+
+def _allocator_child(
+    tuned: bool, sizes: list[int], batch: int, width: float, threads: int, repeats: int
+) -> dict:
+    torch.set_num_threads(threads)
+    applied = tune_malloc(**configured_malloc()) if tuned else False
+    out: dict = {"applied": applied}
+    for size in sizes:
+        out[str(size)] = {
+            model: _ms(
+                timeit(train_step_fn(build(model, size, width), batch, size, channels_last=True), repeats, 2)
+            )
+            for model in ("full", "vgg16")
+        }
+    return out
+
+
+def bench_allocator(sizes: list[int], batch: int, width: float, threads: int, repeats: int) -> dict:
+    """Training step (channels_last, as configured) of the full model and vgg16 in two fresh processes:
+    glibc's default malloc thresholds vs the ``malloc`` thresholds of conf/train.yaml. Fresh processes
+    because the thresholds cannot be unset, and because the allocator's state depends on what ran before."""
+    out: dict = {"thresholds": configured_malloc()}
+    for mode, tuned in (("glibc_default", False), ("tuned", True)):
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            out[mode] = pool.submit(_allocator_child, tuned, sizes, batch, width, threads, repeats).result()
+    for size in sizes:
+        d, t = out["glibc_default"][str(size)], out["tuned"][str(size)]
+        out[str(size)] = {
+            "speedup_full": d["full"]["ms_per_step"] / t["full"]["ms_per_step"],
+            "speedup_vgg16": d["vgg16"]["ms_per_step"] / t["vgg16"]["ms_per_step"],
+            "ratio_full_vs_vgg16_default": d["full"]["ms_per_step"] / d["vgg16"]["ms_per_step"],
+            "ratio_full_vs_vgg16_tuned": t["full"]["ms_per_step"] / t["vgg16"]["ms_per_step"],
+        }
+    return out
+
+
 def _peak_memory_child(size: int, batch: int, width: float, threads: int) -> float:
     torch.set_num_threads(threads)
+    tune_malloc(**configured_malloc())
     step = train_step_fn(build("full", size, width), batch, size)
     step()
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -440,7 +486,10 @@ def markdown(results: dict) -> str:
         f"# Benchmark ({m['date']})",
         "",
         f"Machine: {m['machine']}; torch {m['torch']}, {m['threads']} threads; "
-        f"width {m['width']}, batch {m['batch']}. Medians of {m['repeats']} repeats after warm-up.",
+        f"width {m['width']}, batch {m['batch']}. Medians of {m['repeats']} repeats after warm-up. "
+        f"glibc malloc thresholds as fer-train sets them (conf/train.yaml `malloc`): "
+        f"{'applied' if m.get('malloc', {}).get('applied') else 'not applied'} to every section but the allocator "
+        "comparison.",
         "",
     ]
     if m.get("quick"):
@@ -490,6 +539,7 @@ def markdown(results: dict) -> str:
             f"{'met' if row['lbp_share_of_full_step'] < 0.01 else 'MISSED'})."
         )
     lines += markdown_fast_paths(results["fast_paths"], m["batch"])
+    lines += markdown_allocator(results["fast_paths"]["allocator"], m["batch"])
     d = results["data"]
     lines += [
         "",
@@ -543,6 +593,30 @@ def markdown(results: dict) -> str:
         f"{results['peak_memory_mb']:.0f} MB.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def markdown_allocator(a: dict, batch: int) -> list[str]:
+    th = a["thresholds"]
+    lines = [
+        "",
+        f"## Allocator: glibc default vs `malloc` thresholds (mmap {th.get('mmap_threshold_mb')} MB, trim "
+        f"{th.get('trim_threshold_mb')} MB), batch {batch}, channels_last, each in a fresh process",
+        "",
+        "| size | full ms/step default -> tuned | vgg16 ms/step default -> tuned | speedup full | full / vgg16 default -> tuned |",
+        "|---|---|---|---|---|",
+    ]
+    if not a["tuned"].get("applied"):
+        lines.insert(2, "(not glibc: the thresholds could not be applied, both columns are the default)")
+    for size, r in a.items():
+        if not size.isdigit():
+            continue
+        d, t = a["glibc_default"][size], a["tuned"][size]
+        lines.append(
+            f"| {size}x{size} | {d['full']['ms_per_step']:.0f} -> {t['full']['ms_per_step']:.0f} | "
+            f"{d['vgg16']['ms_per_step']:.0f} -> {t['vgg16']['ms_per_step']:.0f} | {r['speedup_full']:.2f}x | "
+            f"{r['ratio_full_vs_vgg16_default']:.2f} -> {r['ratio_full_vs_vgg16_tuned']:.2f} |"
+        )
+    return lines
 
 
 def markdown_fast_paths(fast: dict, batch: int) -> list[str]:
@@ -659,6 +733,8 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     compile_sizes = [] if args.compile_sizes == "none" else [int(s) for s in args.compile_sizes.split(",")]
     torch.set_num_threads(args.threads)
+    # as fer-train does at start (conf/train.yaml `malloc`); the allocator section compares both settings
+    malloc_applied = tune_malloc(**configured_malloc())
     warnings.filterwarnings("ignore", category=FutureWarning)  # torch.jit deprecation notices
     warnings.filterwarnings("ignore", category=UserWarning)  # tracer, ONNX exporter and Dynamo notes
     warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
@@ -685,6 +761,7 @@ def main() -> None:
             "repeats": args.repeats,
             "lbp_faces": len(faces),
             "quick": args.quick,
+            "malloc": {**configured_malloc(), "applied": malloc_applied},
         },
     }
     start = time.perf_counter()
@@ -700,6 +777,9 @@ def main() -> None:
         sizes, args.batch, args.width, args.repeats, results["train_step"], compile_sizes
     )
     results["fast_paths"]["config"] = configured_defaults()
+    results["fast_paths"]["allocator"] = bench_allocator(
+        sizes, args.batch, args.width, args.threads, args.repeats
+    )
     done("fast paths")
     results["data"] = bench_data(
         synthetic.images,

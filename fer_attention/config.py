@@ -87,6 +87,10 @@ def validate_config(cfg) -> None:
         raise ConfigError(
             f"model.backbone.weights={weights} does not exist (null, imagenet or a state dict file)"
         )
+    for key in ("malloc.mmap_threshold_mb", "malloc.trim_threshold_mb"):
+        value = _select(cfg, key)
+        if value is not None and (not isinstance(value, int) or not 0 < value <= 4096):
+            raise ConfigError(f"{key}={value!r} must be an integer in 1..4096 (MB) or null")
     if _select(cfg, "trainer.sync_batchnorm") and _select(cfg, "trainer.accelerator") == "cpu":
         raise ConfigError(
             "trainer.sync_batchnorm=true needs GPUs; set it to false with trainer.accelerator=cpu"

@@ -37,6 +37,9 @@ def test_bench_quick_writes_every_key(tmp_path: Path):
     for name in ("channels_last", "bf16", "channels_last_bf16", "compile"):
         assert isinstance(results["fast_paths"]["defaults"][name]["default"], bool)
     assert results["fast_paths"]["defaults"]["bf16"]["default"] is False  # never by speed alone
+    alloc = results["fast_paths"]["allocator"]
+    assert alloc["tuned"]["applied"] is True and alloc["glibc_default"]["applied"] is False
+    assert alloc["48"]["speedup_full"] > 0 and results["meta"]["malloc"]["applied"] is True
     workers = results["fast_paths"]["loader_workers"]
     assert workers["workers"] == 2 and workers["epochs"] == 3
     assert workers["persistent"]["faces_per_s"] > 0 and workers["not_persistent"]["faces_per_s"] > 0

@@ -148,3 +148,22 @@ def test_compiled_output_equals_eager():
     assert net._compiled_call_impl is not None
     assert list(net.state_dict()) == keys
     torch.testing.assert_close(got, ref, atol=1e-4, rtol=0)
+
+
+def test_malloc_thresholds_apply_and_bad_values_are_one_line(make_cfg):
+    import pytest as _pytest
+
+    from fer_attention.config import ConfigError, validate_config
+    from fer_attention.runtime import tune_malloc
+
+    assert tune_malloc(None, None) is False
+    assert tune_malloc(256, 1024) is True  # glibc (Linux) on this project's machines
+    with _pytest.raises(
+        ValueError, match=r"malloc.mmap_threshold_mb=0 must be an integer in 1..4096 or null"
+    ):
+        tune_malloc(0, None)
+    cfg = make_cfg(["malloc.trim_threshold_mb=-5"])
+    with _pytest.raises(
+        ConfigError, match=r"malloc.trim_threshold_mb=-5 must be an integer in 1..4096 \(MB\) or null"
+    ):
+        validate_config(cfg)

@@ -18,6 +18,7 @@ from fer_attention.config import validate_config
 from fer_attention.reporting.files import METRICS_FILE, read_status, write_json_atomic
 from fer_attention.reporting.files import write_status as _write_status
 from fer_attention.reporting.plots import plot_confusion_matrix
+from fer_attention.runtime import tune_malloc
 from fer_attention.training.builders import (
     build_callbacks,
     build_datamodule,
@@ -119,6 +120,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """
     start = time.time()
     validate_config(cfg)
+    tune_malloc(**(to_dict(cfg.get("malloc")) or {}))
     resume_ckpt, run_dir = _resume_into(cfg)
     done = run_dir / METRICS_FILE
     if (

@@ -1,0 +1,37 @@
+"""Process-level tuning applied before training: the C allocator's thresholds (glibc only)."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import platform
+
+log = logging.getLogger(__name__)
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_MAX_MB = 4096
+
+
+def tune_malloc(mmap_threshold_mb: int | None, trim_threshold_mb: int | None) -> bool:
+    """Raise glibc malloc's mmap and trim thresholds, so that large activation buffers freed after one
+    training step are reused by the next instead of being unmapped and page-faulted back in (zeroed by
+    the kernel) every step. ``None`` leaves a threshold at glibc's default (which adapts up to 32 MiB).
+    Returns whether anything was set; a no-op (False) off glibc."""
+    if mmap_threshold_mb is None and trim_threshold_mb is None:
+        return False
+    for name, value in (("mmap_threshold_mb", mmap_threshold_mb), ("trim_threshold_mb", trim_threshold_mb)):
+        if value is not None and (not isinstance(value, int) or not 0 < value <= _MAX_MB):
+            raise ValueError(f"malloc.{name}={value!r} must be an integer in 1..{_MAX_MB} or null")
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    ok = True
+    if mmap_threshold_mb is not None:
+        ok &= libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold_mb << 20) == 1
+    if trim_threshold_mb is not None:
+        ok &= libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold_mb << 20) == 1
+    if not ok:
+        log.warning("mallopt refused malloc thresholds %s / %s MB", mmap_threshold_mb, trim_threshold_mb)
+    return bool(ok)
