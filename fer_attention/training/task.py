@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fer_attention.callbacks.epoch_seed import EpochSeed
 from fer_attention.config import validate_config
-from fer_attention.reporting.files import METRICS_FILE, read_status, write_json_atomic
+from fer_attention.reporting.files import METRICS_FILE, write_json_atomic
 from fer_attention.reporting.files import write_status as _write_status
 from fer_attention.reporting.plots import plot_confusion_matrix
 from fer_attention.runtime import tune_malloc
@@ -81,17 +81,19 @@ def _checkpoint_paths(trainer: pl.Trainer) -> tuple[str | None, str | None]:
     return best, last
 
 
-def _resume_into(cfg: DictConfig) -> tuple[Path | None, Path]:
+def _resume_into(cfg: DictConfig) -> tuple[Path | None, Path, logging.Handler | None]:
     """``resume=true``: find the run to continue and make it this run's output dir (checkpoints, logs,
-    metrics and status all continue there). Returns (last checkpoint or None, run dir)."""
+    metrics and status all continue there). Returns (last checkpoint or None, run dir, the log handler
+    that appends to the continued run's log, for the caller to remove when the job ends)."""
     launched_in = Path(cfg.paths.output_dir)
     if not cfg.get("resume"):
-        return None, launched_in
+        return None, launched_in, None
     log_root = Path(cfg.paths.log_dir) / str(cfg.task_name)
     found = find_resume_dir(launched_in, log_root, _overrides())
     if found is None:
         log.info("resume=true: no earlier run with these overrides under %s; starting from scratch", log_root)
-        return None, launched_in
+        return None, launched_in, None
+    handler = None
     if found.resolve() != launched_in.resolve():
         with open_dict(cfg):
             cfg.paths.output_dir = str(found)
@@ -102,7 +104,13 @@ def _resume_into(cfg: DictConfig) -> tuple[Path | None, Path]:
         logging.getLogger().addHandler(handler)
     last = found / "checkpoints" / "last.ckpt"
     log.info("resume=true: continuing %s from %s", found, last.name)
-    return last, found
+    return last, found, handler
+
+
+def _drop_handler(handler: logging.Handler | None) -> None:
+    if handler is not None:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
 
 
 def _log_pictures(loggers: list, run_dir: Path) -> None:
@@ -121,14 +129,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     start = time.time()
     validate_config(cfg)
     tune_malloc(**(to_dict(cfg.get("malloc")) or {}))
-    resume_ckpt, run_dir = _resume_into(cfg)
+    resume_ckpt, run_dir, resume_log = _resume_into(cfg)
     done = run_dir / METRICS_FILE
-    if (
-        (cfg.get("skip_done") or resume_ckpt)
-        and done.is_file()
-        and read_status(run_dir)["state"] == "finished"
-    ):
+    if (cfg.get("skip_done") or resume_ckpt) and done.is_file():
         log.info("%s already finished (%s): nothing to do", run_dir, METRICS_FILE)
+        _drop_handler(resume_log)
         return json.loads(done.read_text())
     run_dir.mkdir(parents=True, exist_ok=True)
     write_status(run_dir, "running")
@@ -192,6 +197,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise
     finally:
         finish_wandb()
+        _drop_handler(resume_log)
 
 
 def _best_val_score(ckpt: dict[str, Any]) -> float | None:
