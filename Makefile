@@ -36,45 +36,58 @@ test-all: install ## run every test, the slow ones too
 	$(BIN)/pytest -q $(ARGS)
 
 # --- the paper's tables as Hydra multiruns; each ends with `fer-report` on its sweep dir ---------------
-# DATA=synthetic|ckplus|fer2013|..., DATA_ROOT=<path>, SEEDS=0,1,2 (QUICK=1: 0), EPOCHS=<n>, QUICK=1 (few-minute budget),
-# FOLDS=<hydra sweep of data.fold> for `cv`, LAUNCHER=joblib for parallel jobs, ARGS= for more overrides.
+# DATA=synthetic|ckplus|fer2013|..., DATA_ROOT=<path>, BUDGET=quick|cpu|paper (QUICK=1 = BUDGET=quick),
+# SEEDS=<hydra sweep of seed>, FOLDS=<hydra sweep of data.fold> (every fold by default on k-fold datasets;
+# empty on fixed splits), EPOCHS=<n>, REFERENCE=<row for fer-report's paired tests>, LAUNCHER=joblib, ARGS=.
 DATA ?= synthetic
 DATA_ROOT ?=
-SEEDS_FULL := 0,1,2
-SEEDS ?= $(if $(filter 1,$(QUICK)),0,$(SEEDS_FULL))
-EPOCHS ?=
 QUICK ?= 0
-FOLDS ?= $(if $(filter synthetic,$(DATA)),range(0,5),range(0,10))
+BUDGET ?= $(if $(filter 1,$(QUICK)),quick,cpu)
+# datasets whose protocol is subject-independent k-fold; folds_of,<data>: every fold (fold 0 at BUDGET=quick)
+KFOLD_DATA := synthetic ckplus ckplus6 jaffe oulu_casia sequences
+folds_of = $(if $(filter $(1),$(KFOLD_DATA)),$(if $(filter quick,$(BUDGET)),0,range(0,$(if $(filter synthetic,$(1)),5,10))))
+# seeds_of,<data>,<folds>: a row is every fold x one seed on k-fold data, three seeds on fixed splits
+seeds_of = $(if $(2),0,$(if $(filter quick,$(BUDGET)),0,0,1,2))
+FOLDS ?= $(call folds_of,$(DATA))
+SEEDS ?= $(call seeds_of,$(DATA),$(FOLDS))
+EPOCHS ?=
+REFERENCE ?=
 LAUNCHER ?=
-EXPERIMENT ?= $(if $(filter synthetic,$(DATA)),quickstart,paper)
+BUDGET_ARGS := $(if $(filter paper,$(BUDGET)),experiment=paper,budget=$(BUDGET))
 NOW := $(shell date +%Y-%m-%d_%H-%M-%S)
-COMMON_ARGS = experiment=$(EXPERIMENT) seed=$(SEEDS) $(if $(EPOCHS),trainer.max_epochs=$(EPOCHS)) \
-	$(if $(filter 1,$(QUICK)),budget=quick) $(if $(LAUNCHER),hydra/launcher=$(LAUNCHER)) ~callbacks.progress_bar
-# run_sweep,<table>,<extra overrides>
-run_sweep = $(BIN)/fer-train sweep=$(1) data=$(DATA) $(if $(DATA_ROOT),data.root=$(DATA_ROOT)) $(COMMON_ARGS) $(2) \
-	hydra.sweep.dir=logs/$(1)/multiruns/$(NOW)_$(DATA) $(ARGS); \
-	$(BIN)/fer-report logs/$(1)/multiruns/$(NOW)_$(DATA) --out logs/reports/$(1)_$(DATA)
-# dataset_job,<data config>,<root>: one dataset's jobs into the shared datasets sweep dir
-dataset_job = $(BIN)/fer-train sweep=datasets data=$(1) $(if $(2),data.root=$(2)) $(COMMON_ARGS) \
-	hydra.sweep.dir=logs/datasets/multiruns/$(NOW) 'hydra.sweep.subdir=$(1)_$${hydra.job.num}' $(ARGS)
+RUN_ARGS = $(BUDGET_ARGS) $(if $(EPOCHS),trainer.max_epochs=$(EPOCHS)) $(if $(LAUNCHER),hydra/launcher=$(LAUNCHER)) \
+	~callbacks.progress_bar
+SWEEP_NAME = $(DATA)_$(BUDGET)
+# SWEEP_DIR=<an earlier sweep dir> with ARGS=skip_done=true (or resume=true) continues an unfinished table
+SWEEP_DIR ?=
+sweep_dir = $(or $(SWEEP_DIR),logs/$(1)/multiruns/$(NOW)_$(SWEEP_NAME))
+# run_sweep,<table>: the sweep into logs/<table>/multiruns/<time>_<data>_<budget>, then its report
+run_sweep = $(BIN)/fer-train sweep=$(1) data=$(DATA) $(if $(DATA_ROOT),data.root=$(DATA_ROOT)) $(RUN_ARGS) \
+	seed=$(SEEDS) $(if $(FOLDS),'data.fold=$(FOLDS)') hydra.sweep.dir=$(call sweep_dir,$(1)) $(ARGS); \
+	$(BIN)/fer-report $(call sweep_dir,$(1)) --out logs/reports/$(1)_$(SWEEP_NAME) \
+	$(if $(REFERENCE),--reference '$(REFERENCE)')
+# dataset_job,<data config>,<root>: one dataset's jobs (its own folds and seeds) into the datasets sweep dir
+dataset_job = $(BIN)/fer-train sweep=datasets data=$(1) $(if $(2),data.root=$(2)) $(RUN_ARGS) \
+	seed=$(call seeds_of,$(1),$(call folds_of,$(1))) $(if $(call folds_of,$(1)),'data.fold=$(call folds_of,$(1))') \
+	hydra.sweep.dir=logs/datasets/multiruns/$(NOW)_$(BUDGET) 'hydra.sweep.subdir=$(1)_$${hydra.job.num}' $(ARGS)
 
-ablation-lbp: install ## paper table: LBP variants (DATA, SEEDS, EPOCHS, QUICK)
-	$(call run_sweep,ablation_lbp,)
+ablation-lbp: install ## paper table: LBP variants (DATA, DATA_ROOT, BUDGET, FOLDS, SEEDS, EPOCHS)
+	$(call run_sweep,ablation_lbp)
 
 ablation-modules: install ## paper table: each module on/off, full vs vgg16
-	$(call run_sweep,ablation_modules,)
+	$(call run_sweep,ablation_modules)
 
-ablation-dilation: install ## paper table: dilation-rate sets (at 96x96, so that d248 fits)
-	$(call run_sweep,ablation_dilation,)
+ablation-dilation: install ## paper table: dilation-rate sets that fit a 48x48 face (d248: ARGS='data.image_size=96 dilation=...')
+	$(call run_sweep,ablation_dilation)
 
-cv: install ## all folds of one dataset (FOLDS, default every fold)
-	$(call run_sweep,cv,'data.fold=$(FOLDS)')
+cv: install ## the full model over all folds of one dataset (FOLDS, default every fold)
+	$(call run_sweep,cv)
 
 datasets: install ## the full model on synthetic, and on ../shared/data/{ckplus48,fer2013} when present
 	$(call dataset_job,synthetic,)
 	if [ -d ../shared/data/ckplus48 ]; then $(call dataset_job,ckplus,../shared/data/ckplus48); fi
 	if [ -d ../shared/data/fer2013 ]; then $(call dataset_job,fer2013,../shared/data/fer2013); fi
-	$(BIN)/fer-report logs/datasets/multiruns/$(NOW) --out logs/reports/datasets
+	$(BIN)/fer-report logs/datasets/multiruns/$(NOW)_$(BUDGET) --out logs/reports/datasets_$(BUDGET)
 
 paper: ablation-lbp ablation-modules ablation-dilation cv datasets ## every table above
 

@@ -9,7 +9,7 @@ MAX_DIRNAME = 120
 
 
 def short_dirname(name: str, max_len: int = MAX_DIRNAME) -> str:
-    """``name`` if it fits in ``max_len`` characters, else its start, ``~`` and a hash of the whole, so
+    """``name`` if it fits in ``max_len`` characters, else its start, ``--`` and a hash of the whole, so
     that multirun job dirs named after many overrides stay under the file system's 255-byte limit and
     remain distinct. (Each job's full overrides are in its ``.hydra/overrides.yaml``.)"""
     import hashlib
@@ -18,14 +18,46 @@ def short_dirname(name: str, max_len: int = MAX_DIRNAME) -> str:
     if len(name) <= max_len:
         return name
     digest = hashlib.sha1(name.encode()).hexdigest()[:10]
-    return f"{name[: max_len - len(digest) - 1]}~{digest}"
+    return f"{name[: max_len - len(digest) - 2]}--{digest}"
+
+
+# characters a job dir name keeps from override keys and values; everything else becomes "_"
+_SAFE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+KV_SEP, ITEM_SEP = "-", "+"
+
+
+def _safe(text: str) -> str:
+    out = "".join(c if c in _SAFE_CHARS else "_" for c in str(text))
+    while "__" in out:
+        out = out.replace("__", "_")
+    return out.strip("_") or "_"
+
+
+def job_dirname(overrides, exclude=()) -> str:
+    """One safe directory level for a multirun job, from its overrides: ``key-value`` items joined by
+    ``+`` (e.g. ``ablation-full+data.fold-3+seed-0``), leaving out the keys in ``exclude`` (an entry
+    ending in ``.`` excludes every key under it), with no ``/``, ``=`` or ``,`` so that paths inside the
+    job dir paste unquoted into any ``fer-*`` command. Long names are shortened by :func:`short_dirname`;
+    ``.hydra/overrides.yaml`` keeps the full list."""
+    exclude = [str(e) for e in (exclude or ())]
+    items = []
+    for override in overrides or ():
+        key, _, value = str(override).partition("=")
+        key = key.lstrip("+~")
+        if any(key == e or (e.endswith(".") and key.startswith(e)) for e in exclude):
+            continue
+        items.append(f"{_safe(key)}{KV_SEP}{_safe(value)}" if value else _safe(key))
+    return short_dirname(ITEM_SEP.join(sorted(items)) or "default")
 
 
 def register_resolvers() -> None:
-    """OmegaConf resolvers the configs use: ``${fer.short_dirname:...}``."""
+    """OmegaConf resolvers the configs use: ``${fer.short_dirname:...}``, ``${fer.job_dirname:...}``."""
     from omegaconf import OmegaConf
 
     OmegaConf.register_new_resolver("fer.short_dirname", short_dirname, replace=True)
+    OmegaConf.register_new_resolver("fer.job_dirname", job_dirname, replace=True)
+
+
 
 
 register_resolvers()

@@ -1,4 +1,5 @@
-"""Process-level tuning applied before training: the C allocator's thresholds (glibc only)."""
+"""Process-level tuning applied before training: the C allocator's thresholds (glibc only) and the
+precision this machine can run."""
 
 from __future__ import annotations
 
@@ -35,3 +36,28 @@ def tune_malloc(mmap_threshold_mb: int | None, trim_threshold_mb: int | None) ->
     if not ok:
         log.warning("mallopt refused malloc thresholds %s / %s MB", mmap_threshold_mb, trim_threshold_mb)
     return bool(ok)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX). Without it, oneDNN emulates
+    bf16 and autocast runs slower than fp32."""
+    import torch
+
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    """The precision a run uses: ``precision`` as asked, except bf16 on a CPU that lacks native bf16,
+    which falls back to ``32-true`` with one log line."""
+    import torch
+
+    precision = str(precision)
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if precision.startswith("bf16") and on_cpu and not cpu_has_bf16():
+        log.warning(
+            "trainer.precision=%s: this CPU has no native bf16 (AVX-512 BF16 / AMX); running in 32-true",
+            precision,
+        )
+        return "32-true"
+    return precision

@@ -144,8 +144,85 @@ def test_search_and_launcher_configs_compose(make_cfg, overrides, target):
 def test_long_override_lists_give_short_distinct_job_dirs():
     from fer_attention.config import MAX_DIRNAME, short_dirname
 
-    assert short_dirname("lbp=uniform,seed=0") == "lbp=uniform,seed=0"
-    long_a = ",".join(f"model.net.key_{i}=value_{i}" for i in range(20))
+    assert short_dirname("lbp-uniform+seed-0") == "lbp-uniform+seed-0"
+    long_a = "+".join(f"model.net.key_{i}-value_{i}" for i in range(20))
     long_b = long_a.replace("value_19", "value_20")
     a, b = short_dirname(long_a), short_dirname(long_b)
-    assert len(a) == len(b) == MAX_DIRNAME and a != b and a.startswith("model.net.key_0=value_0")
+    assert len(a) == len(b) == MAX_DIRNAME and a != b and a.startswith("model.net.key_0-value_0")
+    assert "--" in a and "~" not in a
+
+
+def test_job_dir_names_are_one_safe_level_without_paths_or_bookkeeping():
+    from fer_attention.config import job_dirname
+
+    exclude = ["task_name", "data.root", "paths.", "hydra."]
+    name = job_dirname(
+        [
+            "data.root=/data/CK+48",
+            "paths.log_dir=/scratch/x",
+            "hydra.sweep.dir=/a/b",
+            "task_name=t",
+            "lbp=circle_r2",
+            "dilation.rates=[1,2,3]",
+            "data.fold=3",
+            "~callbacks.progress_bar",
+        ],
+        exclude,
+    )
+    assert name == "callbacks.progress_bar+data.fold-3+dilation.rates-1_2_3+lbp-circle_r2"
+    assert not set("/=,~ ") & set(name)
+    assert job_dirname([], exclude) == "default"
+
+
+def test_a_sweep_jobs_best_ckpt_pastes_unquoted_into_fer_eval_and_fer_predict(tmp_path):
+    """Job dirs are one level named without '/', '=' or ','; the best_ckpt that metrics.json names works as
+    ckpt_path= / ckpt= in the other commands as it is (no Hydra quoting)."""
+    import numpy as np
+    from PIL import Image
+
+    sweep_dir = tmp_path / "sweep"
+    bin_dir = Path(FER_TRAIN).parent
+    cmd = [
+        FER_TRAIN,
+        "-m",
+        "ablation=vgg16",
+        *(o for o in TINY if not o.startswith("trainer.max_epochs")),
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=1",
+        f"data.root={tmp_path}",
+        f"paths.log_dir={tmp_path}",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
+    subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600)
+    (job,) = [p for p in sweep_dir.iterdir() if p.is_dir()]
+    assert job.name.startswith("0_ablation-vgg16+") and not set("/=,~") & set(job.name)
+    assert "data.root" not in job.name and "paths" not in job.name
+    best = json.loads((job / "metrics.json").read_text())["best_ckpt"]
+    assert Path(best).parent.parent == job
+
+    ev = subprocess.run(
+        [str(bin_dir / "fer-eval"), f"ckpt_path={best}", f"paths.log_dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    face = tmp_path / "face.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 48), dtype=np.uint8)).save(face)
+    out = tmp_path / "pred.jsonl"
+    pr = subprocess.run(
+        [
+            str(bin_dir / "fer-predict"),
+            f"ckpt={best}",
+            f"input={face}",
+            f"output={out}",
+            "progress=false",
+            f"paths.log_dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert pr.returncode == 0, pr.stderr[-2000:]
+    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert row["label"] in ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]

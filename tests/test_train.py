@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -48,6 +49,13 @@ def test_metrics_json_contents_and_best_checkpoint(make_cfg):
     assert (run_dir / "attention" / "epoch_000.png").stat().st_size > 1000
     assert "trainer.max_epochs=2" in written["overrides"]
     assert metrics["epochs"] == 2
+    assert written["precision"] == "32-true"
+    # wall-clock time per epoch in the CSV, for accuracy-against-time curves
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        epochs = [r for r in csv.DictReader(f) if r.get("time/train_s")]
+    elapsed = [float(r["time/train_s"]) for r in epochs]
+    assert len(elapsed) == 2 and 0 < elapsed[0] < elapsed[1] <= written["seconds"]
+    assert 0 < float(epochs[1]["time/epoch_s"]) <= elapsed[1] - elapsed[0] + 1e-3
 
 
 def test_same_seed_gives_identical_metrics(make_cfg):

@@ -1,11 +1,14 @@
-"""`fer-report <multirun dir> [--out DIR] [--name NAME]`: aggregate a sweep into a table and plots."""
+"""`fer-report <multirun dir> [--out DIR] [--name NAME] [--reference ROW] [--publish]`: aggregate a sweep
+into a table with paired tests against a reference row, folds.csv and plots."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
-from fer_attention.reporting.aggregate import report
+from fer_attention.reporting.aggregate import ReportError, report
+from fer_attention.reporting.results import publish
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -13,14 +16,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("multirun_dir", help="a Hydra multirun directory (logs/<task>/multiruns/<date_time>)")
     parser.add_argument("--out", default=None, help="output directory (default logs/reports/<table name>)")
     parser.add_argument("--name", default=None, help="table name (default the sweep's task_name)")
+    parser.add_argument(
+        "--reference",
+        default=None,
+        help="the row the others are compared with, e.g. 'lbp=uniform' (default: the config defaults, "
+        "i.e. the paper's choices full / circle / d123)",
+    )
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help="also copy the jobs' configs, metrics and status (no checkpoints) into OUT/jobs/ and write "
+        "OUT/run.json (command, machine, dates, wall time): a folder `fer-report OUT/jobs` re-aggregates",
+    )
     args = parser.parse_args(argv)
     try:
-        result = report(args.multirun_dir, args.out, args.name)
-    except FileNotFoundError as err:
+        if args.publish:
+            if args.out is None:
+                parser.error("--publish needs --out")
+            info = publish(args.multirun_dir, args.out)
+            print(json.dumps({k: info[k] for k in ("command", "wall_seconds", "jobs", "finished")}))
+        result = report(args.multirun_dir, args.out, args.name, args.reference)
+    except (FileNotFoundError, ReportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(result["table"])
-    print(f"written to {result['out_dir']}/ (table.md, table.csv, plot.png, confusion_*.png)")
+    print(f"written to {result['out_dir']}/ (table.md, table.csv, folds.csv, plot.png, confusion_*.png)")
     return 0
 
 

@@ -1,5 +1,6 @@
 """Turn a multirun directory into a table: group jobs by their swept values, mean ± std over seeds and
-folds, list failed or missing jobs, and write table.md, table.csv, plot.png and confusion matrices."""
+folds, compare every row with a reference row on matching (fold, seed) jobs, list failed, missing and
+unmatched jobs, and write table.md, table.csv, folds.csv, plot.png and confusion matrices."""
 
 from __future__ import annotations
 
@@ -14,15 +15,24 @@ import numpy as np
 import yaml
 
 from fer_attention.reporting.files import METRICS_FILE, read_status
-from fer_attention.reporting.plots import plot_confusion_matrix
+from fer_attention.reporting.plots import plot_confusion_matrix, plot_rows
+from fer_attention.reporting.stats import PairedComparison, format_p, mean_interval, paired_comparison
 
 log = logging.getLogger(__name__)
 
-# values averaged over rather than grouped by
+# values averaged over rather than grouped by; a (fold, seed) pair identifies a job within a row
 REPEAT_KEYS = ("seed", "data.fold")
 # overrides that never define a row
-IGNORED_KEYS = ("hydra.", "paths.", "skip_done", "logger")
+IGNORED_KEYS = ("hydra.", "paths.", "skip_done", "resume", "logger", "data.root", "task_name")
 METRICS = ("test/acc", "test/f1_macro", "val/acc_best")
+# the metric rows are compared on
+COMPARED = "test/acc"
+# the top-level config groups whose default a default reference row is made of (the paper's choices)
+REFERENCE_GROUPS = ("ablation", "lbp", "dilation", "model", "augment")
+
+
+class ReportError(ValueError):
+    """A report cannot be made as asked; the message is one line."""
 
 
 @dataclass
@@ -35,6 +45,18 @@ class Job:
     state: str
     error: str | None = None
 
+    @property
+    def pair_key(self) -> tuple[str, str]:
+        """(fold, seed): what a job is paired on across rows."""
+        seed = self.overrides.get("seed", str((self.metrics or {}).get("seed", "")))
+        return self.overrides.get("data.fold", "-"), seed
+
+    @property
+    def test_train_ratio(self) -> float | None:
+        splits = (self.metrics or {}).get("splits") or {}
+        train, test = (splits.get(s, {}).get("faces") for s in ("train", "test"))
+        return test / train if train and test else None
+
 
 @dataclass
 class Row:
@@ -42,6 +64,8 @@ class Row:
 
     key: tuple[tuple[str, str], ...]
     jobs: list[Job] = field(default_factory=list)
+    comparison: PairedComparison | None = None
+    unmatched: list[Job] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -50,6 +74,13 @@ class Row:
     def values(self, metric: str) -> np.ndarray:
         vals = [j.metrics.get(metric) for j in self.jobs if j.metrics and j.metrics.get(metric) is not None]
         return np.asarray(vals, dtype=float)
+
+    def by_pair(self, metric: str = COMPARED) -> dict[tuple[str, str], float]:
+        return {
+            j.pair_key: float(j.metrics[metric])
+            for j in self.jobs
+            if j.metrics and j.metrics.get(metric) is not None
+        }
 
 
 def _parse_overrides(path: Path) -> dict[str, str]:
@@ -102,6 +133,62 @@ def group_jobs(jobs: list[Job]) -> tuple[list[str], list[Row]]:
     return swept, list(rows.values())
 
 
+def default_choices() -> dict[str, str]:
+    """The default option of each reference group in ``conf/train.yaml`` (the paper's choices: full,
+    circle, d123, ...): the one place the default reference row comes from."""
+    from fer_attention.config import config_dir
+
+    defaults = yaml.safe_load((Path(config_dir()) / "train.yaml").read_text()).get("defaults", [])
+    return {
+        k: str(v)
+        for entry in defaults
+        if isinstance(entry, dict)
+        for k, v in entry.items()
+        if k in REFERENCE_GROUPS and v is not None
+    }
+
+
+def pick_reference(rows: list[Row], reference: str | None = None) -> Row | None:
+    """The row named by ``reference`` (its label, e.g. ``lbp=uniform``, or its values, e.g. ``uniform``);
+    by default the row made of the config defaults, else the first row. None for a one-row table."""
+    if len(rows) < 2 and reference is None:
+        return None
+    if reference is not None:
+        for row in rows:
+            if reference in (row.label, ", ".join(v for _, v in row.key), row.label.replace(" ", "")):
+                return row
+        raise ReportError(
+            f"--reference {reference!r} is not a row of this table; rows: {'; '.join(r.label for r in rows)}"
+        )
+    choices = default_choices()
+    for row in rows:
+        if row.key and all(choices.get(k) == v for k, v in row.key):
+            return row
+    return rows[0]
+
+
+def compare_rows(rows: list[Row], reference: Row | None) -> None:
+    """Fill each row's paired comparison with ``reference``, and the jobs (of the row, or of the
+    reference) that have no partner with the same fold and seed."""
+    if reference is None:
+        return
+    ref = reference.by_pair()
+    for row in rows:
+        if row is reference:
+            continue
+        mine = row.by_pair()
+        common = sorted(set(mine) & set(ref))
+        row.unmatched = [j for j in row.jobs if j.metrics and j.pair_key not in ref]
+        row.unmatched += [j for j in reference.jobs if j.metrics and j.pair_key not in mine]
+        # k-fold: folds differ between jobs, so training sets overlap -> Nadeau & Bengio's correction
+        kfold = len({fold for fold, _ in common}) > 1
+        ratios = [j.test_train_ratio for j in row.jobs if j.test_train_ratio is not None]
+        ratio = float(np.mean(ratios)) if kfold and ratios else 0.0
+        row.comparison = paired_comparison(
+            np.array([mine[k] for k in common]), np.array([ref[k] for k in common]), ratio
+        )
+
+
 def _fmt(vals: np.ndarray) -> str:
     if len(vals) == 0:
         return "-"
@@ -110,84 +197,171 @@ def _fmt(vals: np.ndarray) -> str:
     return f"{100 * vals.mean():.2f} ± {100 * vals.std(ddof=1):.2f}"
 
 
+def _num(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
 def summarise(rows: list[Row], swept: list[str]) -> list[dict[str, Any]]:
-    """One dict per row: the swept values, mean and std (in %) of each metric, finished / total jobs."""
+    """One dict per row: the swept values, mean and std (in %) of each metric, finished / total jobs,
+    and the paired comparison with the reference row."""
     out = []
     for row in rows:
-        entry: dict[str, Any] = dict(row.key)
+        entry: dict[str, Any] = dict(row.key) if row.key else {"configuration": row.label}
         for metric in METRICS:
             vals = row.values(metric)
             entry[f"{metric} mean"] = round(100 * float(vals.mean()), 3) if len(vals) else None
             entry[f"{metric} std"] = round(100 * float(vals.std(ddof=1)), 3) if len(vals) > 1 else None
         entry["runs"] = sum(j.metrics is not None for j in row.jobs)
         entry["jobs"] = len(row.jobs)
+        c = row.comparison
+        entry["pairs"] = c.pairs if c else None
+        for name in ("mean_diff", "ci_low", "ci_high", "p_corrected", "p_wilcoxon"):
+            entry[name] = _num(getattr(c, name), 4 if name.startswith("p_") else 3) if c else None
+        for name in ("wins", "ties", "losses"):
+            entry[name] = getattr(c, name) if c else None
+        entry["reference"] = c is None and any(r.comparison for r in rows)
         out.append(entry)
     return out
 
 
-def markdown_table(rows: list[Row], swept: list[str], title: str) -> str:
+def _comparison_cells(row: Row, reference: Row | None) -> list[str]:
+    if reference is None:
+        return []
+    if row is reference:
+        return ["reference", "", "", "", ""]
+    c = row.comparison
+    if c is None or c.pairs == 0:
+        return ["n/a", "n/a", "n/a", "n/a", "0"]
+    diff = f"{c.mean_diff:+.2f}"
+    if c.ci_low is not None:
+        diff += f" [{c.ci_low:+.2f}, {c.ci_high:+.2f}]"
+    return [
+        diff,
+        format_p(c.p_corrected),
+        format_p(c.p_wilcoxon),
+        f"{c.wins}/{c.ties}/{c.losses}",
+        str(c.pairs),
+    ]
+
+
+def markdown_table(rows: list[Row], swept: list[str], title: str, reference: Row | None = None) -> str:
     header = [*(swept or ["configuration"]), "test acc (%)", "test macro F1 (%)", "val acc best (%)", "runs"]
+    if reference is not None:
+        header += ["Δ test acc vs ref [95% CI]", "p (corrected t)", "p (Wilcoxon)", "W/T/L", "pairs"]
     lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [v for _, v in row.key] if swept else [row.label]
         finished = sum(j.metrics is not None for j in row.jobs)
         cells += [_fmt(row.values(m)) for m in METRICS] + [f"{finished}/{len(row.jobs)}"]
+        cells += _comparison_cells(row, reference)
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("Mean ± sample standard deviation over seeds and folds; runs = finished / launched jobs.")
+    if reference is not None:
+        kfold = any(r.comparison and r.comparison.test_train_ratio > 0 for r in rows)
+        lines.append(
+            f"Δ: mean paired difference from the reference row ({reference.label}) over jobs with the same "
+            "fold and seed, in points, with its 95% interval"
+            + (
+                " widened by Nadeau & Bengio's correction (variance × (1/n + n_test/n_train)), since k-fold "
+                "training sets overlap"
+                if kfold
+                else ""
+            )
+            + "; p (corrected t): the corrected resampled t-test; p (Wilcoxon): signed-rank test; "
+            "W/T/L: folds where the row wins / ties / loses against the reference."
+        )
     return "\n".join(lines) + "\n"
 
 
-def plot_table(rows: list[Row], path: Path, title: str, metric: str = "test/acc") -> Path:
-    import matplotlib.pyplot as plt
+def folds_table(rows: list[Row]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Rows × (fold, seed) test accuracy in %: the column names and one dict per row."""
+    keys = sorted(
+        {k for row in rows for k in row.by_pair()}, key=lambda k: (_sort_key(k[0]), _sort_key(k[1]))
+    )
+    seeds = {s for _, s in keys}
+    folds = {f for f, _ in keys}
 
-    labels = [row.label for row in rows]
-    means = [100 * row.values(metric).mean() if len(row.values(metric)) else 0.0 for row in rows]
-    stds = [100 * row.values(metric).std(ddof=1) if len(row.values(metric)) > 1 else 0.0 for row in rows]
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(rows) + 1.5), 4.0))
-    ax.bar(range(len(rows)), means, yerr=stds, capsize=4, color="#4c72b0")
-    for i, m in enumerate(means):
-        ax.text(i, m + (stds[i] if stds else 0) + 0.5, f"{m:.1f}", ha="center", va="bottom", fontsize=8)
-    ax.set_xticks(range(len(rows)), labels, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel(f"{metric} (%)")
-    ax.set_ylim(0, 105)
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    def column(key: tuple[str, str]) -> str:
+        fold, seed = key
+        parts = ([f"fold {fold}"] if folds != {"-"} else []) + ([f"seed {seed}"] if len(seeds) > 1 else [])
+        return " ".join(parts) or "test acc"
+
+    columns = [column(k) for k in keys]
+    out = []
+    for row in rows:
+        values = row.by_pair()
+        entry: dict[str, Any] = {"row": row.label}
+        for key, name in zip(keys, columns, strict=True):
+            entry[name] = round(100 * values[key], 3) if key in values else None
+        out.append(entry)
+    return ["row", *columns], out
+
+
+def _sort_key(value: str) -> tuple[int, float | str]:
+    try:
+        return 0, float(value)
+    except ValueError:
+        return 1, value
 
 
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "=-_." else "_" for c in text)[:120] or "all"
 
 
+def _unfinished_lines(failed: list[Job], rows: list[Row]) -> str:
+    text = ""
+    if failed:
+        text += "\nUnfinished jobs (left out of every row):\n\n" + "\n".join(
+            f"- `{j.path.name}`: {j.state}" + (f" ({j.error})" if j.error else "") for j in failed
+        )
+        text += "\n"
+    unmatched = [(row, j) for row in rows for j in row.unmatched]
+    if unmatched:
+        text += "\nUnmatched jobs (no job with the same fold and seed in the other row; left out of the paired test):\n\n"
+        text += "\n".join(
+            f"- `{j.path.name}` (fold {j.pair_key[0]}, seed {j.pair_key[1]}) in the comparison of {row.label}"
+            for row, j in unmatched
+        )
+        text += "\n"
+    return text
+
+
 def report(
-    multirun_dir: str | Path, out_dir: str | Path | None = None, name: str | None = None
+    multirun_dir: str | Path,
+    out_dir: str | Path | None = None,
+    name: str | None = None,
+    reference: str | None = None,
 ) -> dict[str, Any]:
-    """Aggregate ``multirun_dir`` into ``out_dir`` (default ``logs/reports/<name>``); returns a summary."""
+    """Aggregate ``multirun_dir`` into ``out_dir`` (default ``logs/reports/<name>``); returns a summary.
+
+    ``reference`` names the row the others are compared with (default: the row of the config defaults,
+    i.e. the paper's choices); raises :class:`ReportError` when it names no row.
+    """
     jobs = find_jobs(multirun_dir)
     name = name or _table_name(jobs, Path(multirun_dir))
+    swept, rows = group_jobs(jobs)
+    ref_row = pick_reference(rows, reference)
+    compare_rows(rows, ref_row)
     out = Path(out_dir) if out_dir else Path("logs") / "reports" / name
     out.mkdir(parents=True, exist_ok=True)
-    swept, rows = group_jobs(jobs)
-    table = markdown_table(rows, swept, name)
+    table = markdown_table(rows, swept, name, ref_row)
     failed = [j for j in jobs if j.metrics is None]
-    if failed:
-        table += (
-            "\nUnfinished jobs:\n\n"
-            + "\n".join(
-                f"- `{j.path.name}`: {j.state}" + (f" ({j.error})" if j.error else "") for j in failed
-            )
-            + "\n"
-        )
+    table += _unfinished_lines(failed, rows)
     (out / "table.md").write_text(table)
     summary = summarise(rows, swept)
-    with open(out / "table.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(summary[0]))
-        writer.writeheader()
-        writer.writerows(summary)
-    plot_table(rows, out / "plot.png", name)
+    _write_csv(out / "table.csv", list(summary[0]), summary)
+    fold_columns, fold_rows = folds_table(rows)
+    _write_csv(out / "folds.csv", fold_columns, fold_rows)
+    plot_rows(
+        [r.label for r in rows],
+        [100 * r.values(COMPARED) for r in rows],
+        [mean_interval(r.values(COMPARED)) for r in rows],
+        [r.comparison for r in rows] if ref_row is not None else None,
+        ref_row.label if ref_row is not None else None,
+        out / "plot.png",
+        name,
+    )
     for row in rows:
         matrices = [
             j.metrics["test/confusion_matrix"]
@@ -205,8 +379,17 @@ def report(
         "out_dir": str(out),
         "table": table,
         "rows": summary,
+        "reference": ref_row.label if ref_row is not None else None,
         "failed": [str(j.path) for j in failed],
+        "unmatched": [str(j.path) for r in rows for j in r.unmatched],
     }
+
+
+def _write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def _table_name(jobs: list[Job], root: Path) -> str:

@@ -1,4 +1,4 @@
-"""Pictures: confusion matrices."""
+"""Pictures: confusion matrices and table rows."""
 
 from __future__ import annotations
 
@@ -48,5 +48,50 @@ def plot_confusion_matrix(
     ax.set_ylabel("true")
     if title:
         ax.set_title(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_rows(
+    labels: Sequence[str],
+    values: Sequence[np.ndarray],
+    intervals: Sequence[tuple[float, float] | None],
+    comparisons: Sequence | None,
+    reference: str | None,
+    path: str | Path,
+    title: str = "",
+) -> Path:
+    """A table's rows as pictures: each job's test accuracy as a point with the row's mean and 95%
+    interval (left) and, given a reference, each row's mean paired difference from it with the
+    corrected 95% interval (right). ``values`` and intervals are in points (0..100)."""
+    panels = 2 if comparisons is not None else 1
+    height = max(2.8, 0.42 * len(labels) + 1.4)
+    fig, axes = plt.subplots(1, panels, figsize=(6.0 * panels, height), squeeze=False)
+    ax = axes[0][0]
+    rng = np.random.default_rng(0)
+    for i, (vals, ci) in enumerate(zip(values, intervals, strict=True)):
+        y = len(labels) - 1 - i
+        if len(vals):
+            ax.scatter(vals, y + rng.uniform(-0.15, 0.15, len(vals)), s=14, alpha=0.55, color="#4c72b0")
+            ax.plot([vals.mean()], [y], "D", color="black", ms=5)
+        if ci is not None:
+            ax.plot(ci, [y, y], color="black", lw=2)
+    ax.set_yticks(range(len(labels)), list(reversed(labels)), fontsize=8)
+    ax.set_xlabel("test accuracy per job (%), mean and 95% interval")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    if comparisons is not None:
+        ax = axes[0][1]
+        for i, c in enumerate(comparisons):
+            y = len(labels) - 1 - i
+            if c is None or c.mean_diff is None:
+                continue
+            ax.plot([c.mean_diff], [y], "o", color="#c44e52")
+            if c.ci_low is not None:
+                ax.plot([c.ci_low, c.ci_high], [y, y], color="#c44e52", lw=2)
+        ax.axvline(0.0, color="grey", lw=1)
+        ax.set_yticks(range(len(labels)), list(reversed(labels)), fontsize=8)
+        ax.set_xlabel(f"paired difference from {reference} (points), corrected 95% interval")
+        ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, path)

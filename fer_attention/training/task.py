@@ -18,7 +18,7 @@ from fer_attention.config import validate_config
 from fer_attention.reporting.files import METRICS_FILE, write_json_atomic
 from fer_attention.reporting.files import write_status as _write_status
 from fer_attention.reporting.plots import plot_confusion_matrix
-from fer_attention.runtime import tune_malloc
+from fer_attention.runtime import resolve_precision, tune_malloc
 from fer_attention.training.builders import (
     build_callbacks,
     build_datamodule,
@@ -129,6 +129,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     start = time.time()
     validate_config(cfg)
     tune_malloc(**(to_dict(cfg.get("malloc")) or {}))
+    precision = resolve_precision(cfg.trainer.precision, str(cfg.trainer.get("accelerator", "auto")))
+    if precision != cfg.trainer.precision:
+        with open_dict(cfg):
+            cfg.trainer.precision = precision
     resume_ckpt, run_dir, resume_log = _resume_into(cfg)
     done = run_dir / METRICS_FILE
     if (cfg.get("skip_done") or resume_ckpt) and done.is_file():
@@ -182,6 +186,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 "run_dir": str(run_dir),
                 "resumed_from": str(resume_ckpt) if resume_ckpt else cfg.get("ckpt_path"),
                 "world_size": int(trainer.world_size),
+                "precision": str(cfg.trainer.precision),
                 "seconds": round(time.time() - start, 2),
             }
         )

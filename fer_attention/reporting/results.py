@@ -1,0 +1,116 @@
+"""A result folder that stands on its own: a sweep's jobs (configs, overrides, metrics, status, per-epoch
+CSV; never checkpoints or images), the exact command, the machine, the date and the wall time, so that
+``fer-report <folder>/jobs`` re-aggregates it anywhere."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fer_attention.reporting.files import METRICS_FILE, STATUS_FILE
+
+# what a published job keeps, relative to its job dir
+JOB_FILES = (METRICS_FILE, STATUS_FILE, ".hydra/config.yaml", ".hydra/overrides.yaml", "csv/metrics.csv")
+
+
+def machine() -> dict[str, Any]:
+    """The CPU model, core count, memory, OS and library versions of this machine."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = None
+    try:
+        memory = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": memory,
+        "gpu": gpu,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+
+
+def sweep_command(sweep_dir: Path) -> str | None:
+    """The ``fer-train -m ...`` command line of a sweep, from its ``multirun.yaml``."""
+    file = sweep_dir / "multirun.yaml"
+    if not file.is_file():
+        return None
+    task = (yaml.safe_load(file.read_text()) or {}).get("hydra", {}).get("overrides", {}).get("task", [])
+    return "fer-train -m " + " ".join(_quote(o) for o in task)
+
+
+def _quote(override: str) -> str:
+    return f"'{override}'" if any(c in override for c in "()[]{}$ ,*") else override
+
+
+def wall_time(sweep_dir: Path, job_dirs: list[Path]) -> dict[str, Any]:
+    """Start (the sweep's ``multirun.yaml``), end (the last ``metrics.json``) and the seconds between,
+    plus the sum of the jobs' own ``seconds``."""
+    start = (sweep_dir / "multirun.yaml").stat().st_mtime if (sweep_dir / "multirun.yaml").is_file() else None
+    ends, job_seconds = [], 0.0
+    for job in job_dirs:
+        metrics = job / METRICS_FILE
+        if metrics.is_file():
+            ends.append(metrics.stat().st_mtime)
+            job_seconds += float(json.loads(metrics.read_text()).get("seconds") or 0.0)
+    end = max(ends) if ends else None
+
+    def iso(t: float | None) -> str | None:
+        return dt.datetime.fromtimestamp(t).astimezone().isoformat(timespec="seconds") if t else None
+
+    return {
+        "started": iso(start),
+        "ended": iso(end),
+        "wall_seconds": round(end - start, 1) if start and end else None,
+        "job_seconds": round(job_seconds, 1),
+    }
+
+
+def publish(sweep_dir: str | Path, out_dir: str | Path) -> dict[str, Any]:
+    """Copy the jobs of ``sweep_dir`` into ``out_dir/jobs/`` (only :data:`JOB_FILES`) and write
+    ``out_dir/run.json`` with the command, machine, dates and wall time. Returns run.json's content."""
+    sweep_dir, out_dir = Path(sweep_dir), Path(out_dir)
+    job_dirs = sorted(p.parent for p in sweep_dir.rglob(".hydra") if p.parent != sweep_dir)
+    if not job_dirs:
+        raise FileNotFoundError(f"no jobs (directories with .hydra/) under {sweep_dir}")
+    jobs_out = out_dir / "jobs"
+    if jobs_out.exists():
+        shutil.rmtree(jobs_out)
+    for job in job_dirs:
+        for rel in JOB_FILES:
+            src = job / rel
+            if src.is_file():
+                dst = jobs_out / job.relative_to(sweep_dir) / rel
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dst)
+    if (sweep_dir / "multirun.yaml").is_file():
+        shutil.copy2(sweep_dir / "multirun.yaml", jobs_out / "multirun.yaml")
+    info = {
+        "sweep_dir": str(sweep_dir),
+        "command": sweep_command(sweep_dir),
+        "machine": machine(),
+        **wall_time(sweep_dir, job_dirs),
+        "jobs": len(job_dirs),
+        "finished": sum((j / METRICS_FILE).is_file() for j in job_dirs),
+    }
+    (out_dir / "run.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info

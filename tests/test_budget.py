@@ -1,0 +1,54 @@
+"""budget=cpu composes for lab and in-the-wild data, bf16 falls back to fp32 on CPUs without it, and the
+make targets run every table over all folds (k-fold data) or over seeds (fixed splits)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fer_attention import runtime
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_budget_cpu_composes_a_cpu_setting_per_dataset(make_cfg, tmp_path):
+    lab = make_cfg(["budget=cpu", "data=ckplus", f"data.root={tmp_path}"])
+    assert lab.trainer.precision == "bf16-mixed"
+    assert lab.model.net.backbone.width == 0.25
+    wild = make_cfg(["budget=cpu", "data=fer2013", f"data.root={tmp_path}"], subdir="w")
+    assert (lab.trainer.max_epochs, wild.trainer.max_epochs) == (30, wild.cpu_budget.epochs.fer2013)
+    assert wild.trainer.max_epochs != 30
+
+
+def test_bf16_falls_back_to_fp32_with_one_line_on_cpus_without_it(monkeypatch, caplog):
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="fer_attention.runtime"):
+        assert runtime.resolve_precision("bf16-mixed", "cpu") == "32-true"
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith("trainer.precision=bf16-mixed: this CPU has no native bf16") and "32-true" in line
+    assert runtime.resolve_precision("32-true", "cpu") == "32-true"
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: True)
+    assert runtime.resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"
+
+
+def _make_n(*args: str) -> str:
+    return subprocess.run(
+        ["make", "-n", "--no-print-directory", *args], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+@pytest.mark.parametrize("table", ["ablation-modules", "ablation-lbp", "ablation-dilation", "cv"])
+def test_every_table_runs_over_all_folds_on_kfold_data_and_over_seeds_on_fixed_splits(table):
+    kfold = _make_n(table, "DATA=ckplus", "DATA_ROOT=/data/ck")
+    assert "budget=cpu" in kfold and "'data.fold=range(0,10)'" in kfold and " seed=0 " in kfold
+    fixed = _make_n(table, "DATA=fer2013", "DATA_ROOT=/data/fer", "BUDGET=paper")
+    assert "experiment=paper" in fixed and "data.fold" not in fixed and " seed=0,1,2 " in fixed
+    quick = _make_n(table, "DATA=ckplus", "DATA_ROOT=/data/ck", "QUICK=1", "REFERENCE=ablation=vgg16")
+    assert "budget=quick" in quick and "'data.fold=0'" in quick and "--reference 'ablation=vgg16'" in quick
+    again = _make_n(table, "DATA=ckplus", "SWEEP_DIR=logs/old", "ARGS=skip_done=true")
+    assert "hydra.sweep.dir=logs/old skip_done=true" in again and "fer-report logs/old" in again

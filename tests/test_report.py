@@ -1,0 +1,145 @@
+"""fer-report's paired comparisons: the statistics against scipy and the formulas, folds.csv, the default
+and named reference row, unmatched and failed jobs, and result folders that re-aggregate on their own."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from scipy import stats
+
+from fer_attention.cli.report import main as report_main
+from fer_attention.reporting.aggregate import ReportError, report
+from fer_attention.reporting.results import publish
+from fer_attention.reporting.stats import format_p, paired_comparison
+
+TRAIN, TEST = 800, 100
+
+
+def test_corrected_t_test_follows_nadeau_bengio_and_reduces_to_the_paired_t_test():
+    rng = np.random.default_rng(0)
+    ref = 0.9 + 0.02 * rng.standard_normal(10)
+    row = ref - 0.02 + 0.01 * rng.standard_normal(10)
+    plain = paired_comparison(row, ref, 0.0)
+    assert plain.p_corrected == pytest.approx(stats.ttest_rel(row, ref).pvalue, rel=1e-9)
+    assert plain.p_wilcoxon == pytest.approx(stats.wilcoxon(row - ref).pvalue, rel=1e-9)
+
+    ratio = TEST / TRAIN
+    c = paired_comparison(row, ref, ratio)
+    d = row - ref
+    se = math.sqrt((1 / 10 + ratio) * d.var(ddof=1))
+    t = d.mean() / se
+    assert c.t == pytest.approx(t) and c.p_corrected == pytest.approx(2 * stats.t.sf(abs(t), 9))
+    half = stats.t.ppf(0.975, 9) * se
+    assert (c.ci_low, c.ci_high) == pytest.approx((100 * (d.mean() - half), 100 * (d.mean() + half)))
+    assert c.mean_diff == pytest.approx(100 * d.mean())
+    # the correction widens the interval and weakens the evidence
+    assert c.p_corrected > plain.p_corrected and c.ci_high - c.ci_low > plain.ci_high - plain.ci_low
+    assert (c.wins, c.ties, c.losses) == (int((d > 0).sum()), 0, int((d < 0).sum()))
+
+
+def test_fewer_than_two_pairs_or_identical_rows_give_na_not_a_crash():
+    one = paired_comparison(np.array([0.9]), np.array([0.8]), 0.1)
+    assert one.pairs == 1 and one.mean_diff == pytest.approx(10.0)
+    assert one.p_corrected is None and one.p_wilcoxon is None and one.ci_low is None
+    same = paired_comparison(np.array([0.8, 0.9]), np.array([0.8, 0.9]), 0.1)
+    assert same.p_corrected is None and same.p_wilcoxon is None and (same.ties, same.mean_diff) == (2, 0.0)
+    assert format_p(None) == "n/a" and format_p(0.0004) == "<0.001" and format_p(0.0412) == "0.041"
+
+
+def fake_sweep(root: Path, rows: dict[str, list[float | None]], key: str = "ablation") -> None:
+    """One job per (row, fold): test accuracy as given (None = a failed job)."""
+    num = 0
+    for value, accs in rows.items():
+        for fold, acc in enumerate(accs):
+            job = root / f"{num}_{key}-{value}+data.fold-{fold}"
+            (job / ".hydra").mkdir(parents=True)
+            overrides = [f"{key}={value}", f"data.fold={fold}", "seed=0", "data.root=/data/CK+48"]
+            (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+            (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"task_name": "demo"}))
+            (job / "checkpoints").mkdir()
+            (job / "checkpoints" / "epoch_001.ckpt").write_bytes(b"weights")
+            if acc is None:
+                (job / "status.json").write_text(json.dumps({"state": "failed", "error": "ValueError: boom"}))
+            else:
+                (job / "status.json").write_text(json.dumps({"state": "finished"}))
+                metrics = {
+                    "test/acc": acc,
+                    "test/f1_macro": acc - 0.05,
+                    "val/acc_best": acc,
+                    "seed": 0,
+                    "seconds": 10.0,
+                    "splits": {"train": {"faces": TRAIN}, "test": {"faces": TEST}},
+                    "test/confusion_matrix": [[3, 1], [0, 4]],
+                    "class_names": ["a", "b"],
+                }
+                (job / "metrics.json").write_text(json.dumps(metrics))
+            num += 1
+
+
+FULL = [0.90, 0.92, 0.88, 0.91, 0.93]
+VGG = [0.86, 0.90, 0.87, 0.88, 0.91]
+NO_LBP = [0.91, 0.90, 0.89, 0.90, None]
+
+
+def test_rows_are_compared_with_the_papers_choice_on_matching_folds(tmp_path):
+    fake_sweep(tmp_path / "sweep", {"vgg16": VGG, "full": FULL, "no_lbp": NO_LBP})
+    out = report(tmp_path / "sweep", tmp_path / "report")
+    assert out["reference"] == "ablation=full"
+    rows = {r["ablation"]: r for r in out["rows"]}
+    expected = paired_comparison(np.array(VGG), np.array(FULL), TEST / TRAIN)
+    assert rows["vgg16"]["mean_diff"] == pytest.approx(expected.mean_diff, abs=1e-3)
+    assert rows["vgg16"]["p_corrected"] == pytest.approx(expected.p_corrected, abs=1e-4)
+    assert (rows["vgg16"]["wins"], rows["vgg16"]["losses"], rows["vgg16"]["pairs"]) == (0, 5, 5)
+    assert rows["full"]["reference"] is True and rows["full"]["pairs"] is None
+    # no_lbp's fold 4 failed: 4 pairs, the failed job and full's partnerless fold 4 are both named
+    assert rows["no_lbp"]["pairs"] == 4
+    assert "`14_ablation-no_lbp+data.fold-4`: failed (ValueError: boom)" in out["table"]
+    assert (
+        "`9_ablation-full+data.fold-4` (fold 4, seed 0) in the comparison of ablation=no_lbp" in out["table"]
+    )
+    assert "| vgg16 | 88.40 ± 2.07 |" in out["table"] and "| 0/0/5 | 5 |" in out["table"]
+
+    with open(tmp_path / "report" / "folds.csv") as f:
+        folds = list(csv.DictReader(f))
+    assert list(folds[0]) == ["row", "fold 0", "fold 1", "fold 2", "fold 3", "fold 4"]
+    by_row = {r["row"]: r for r in folds}
+    assert float(by_row["ablation=vgg16"]["fold 1"]) == pytest.approx(90.0)
+    assert by_row["ablation=no_lbp"]["fold 4"] == ""
+    assert (tmp_path / "report" / "plot.png").stat().st_size > 10_000
+
+
+def test_named_reference_and_a_reference_that_is_no_row(tmp_path, capsys):
+    fake_sweep(tmp_path / "sweep", {"full": FULL, "vgg16": VGG})
+    out = report(tmp_path / "sweep", tmp_path / "r", reference="vgg16")
+    rows = {r["ablation"]: r for r in out["rows"]}
+    assert out["reference"] == "ablation=vgg16" and rows["full"]["mean_diff"] > 0
+    with pytest.raises(ReportError, match=r"rows: ablation=full; ablation=vgg16$"):
+        report(tmp_path / "sweep", tmp_path / "r", reference="ablation=nope")
+    assert report_main([str(tmp_path / "sweep"), "--out", str(tmp_path / "r"), "--reference", "nope"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "error: --reference 'nope' is not a row of this table; rows: ablation=full; ablation=vgg16"
+    ]
+
+
+def test_published_folder_holds_no_checkpoints_and_re_aggregates_alone(tmp_path):
+    fake_sweep(tmp_path / "sweep", {"full": FULL, "vgg16": VGG})
+    (tmp_path / "sweep" / "multirun.yaml").write_text(
+        yaml.safe_dump({"hydra": {"overrides": {"task": ["sweep=ablation_modules", "data.fold=range(0,5)"]}}})
+    )
+    assert report_main([str(tmp_path / "sweep"), "--out", str(tmp_path / "pub"), "--publish"]) == 0
+    files = {p.name for p in (tmp_path / "pub" / "jobs").rglob("*") if p.is_file()}
+    assert files == {"metrics.json", "status.json", "config.yaml", "overrides.yaml", "multirun.yaml"}
+    info = json.loads((tmp_path / "pub" / "run.json").read_text())
+    assert info["command"] == "fer-train -m sweep=ablation_modules 'data.fold=range(0,5)'"
+    assert info["jobs"] == info["finished"] == 10 and info["machine"]["cores"] >= 1
+    again = report(tmp_path / "pub" / "jobs", tmp_path / "again")
+    assert again["table"] == (tmp_path / "pub" / "table.md").read_text()
+    with pytest.raises(FileNotFoundError, match="no jobs"):
+        publish(tmp_path / "pub" / "jobs" / "0_ablation-full+data.fold-0" / ".hydra", tmp_path / "x")
