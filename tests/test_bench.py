@@ -23,7 +23,7 @@ def test_bench_quick_writes_every_key(tmp_path: Path):
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((out / "bench.json").read_text())
     assert results["meta"]["quick"] is True
-    # the keys issue 7 names
+    # the keys the speed targets are read from
     for method in ("default", "ror", "uniform", "nri_uniform", "var"):
         assert results["lbp"][method]["speedup"] > 0
     assert results["train_step"]["ratio_full_vs_vgg16"]["48"] > 0

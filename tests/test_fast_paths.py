@@ -1,4 +1,4 @@
-"""Fast paths (issue 7): channels_last, bf16 autocast, torch.compile; each gives the default path's results."""
+"""Fast paths: channels_last, bf16 autocast, torch.compile; each gives the default path's results."""
 
 from __future__ import annotations
 
