@@ -135,11 +135,18 @@ def test_published_folder_holds_no_checkpoints_and_re_aggregates_alone(tmp_path)
     )
     assert report_main([str(tmp_path / "sweep"), "--out", str(tmp_path / "pub"), "--publish"]) == 0
     files = {p.name for p in (tmp_path / "pub" / "jobs").rglob("*") if p.is_file()}
+    assert not list((tmp_path / "pub").rglob("*.ckpt"))
     assert files == {"metrics.json", "status.json", "config.yaml", "overrides.yaml", "multirun.yaml"}
     info = json.loads((tmp_path / "pub" / "run.json").read_text())
     assert info["command"] == "fer-train -m sweep=ablation_modules 'data.fold=range(0,5)'"
     assert info["jobs"] == info["finished"] == 10 and info["machine"]["cores"] >= 1
     again = report(tmp_path / "pub" / "jobs", tmp_path / "again")
     assert again["table"] == (tmp_path / "pub" / "table.md").read_text()
+    readme = (tmp_path / "pub" / "README.md").read_text()
+    assert again["table"].rstrip() in readme and info["command"] in readme and "wall time" in readme
+    # a Notes section written by hand survives publishing again
+    (tmp_path / "pub" / "README.md").write_text(readme + "\n## Notes\n\nfold 3 is hard.\n")
+    assert report_main([str(tmp_path / "sweep"), "--out", str(tmp_path / "pub"), "--publish"]) == 0
+    assert (tmp_path / "pub" / "README.md").read_text().endswith("## Notes\n\nfold 3 is hard.\n")
     with pytest.raises(FileNotFoundError, match="no jobs"):
         publish(tmp_path / "pub" / "jobs" / "0_ablation-full+data.fold-0" / ".hydra", tmp_path / "x")

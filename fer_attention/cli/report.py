@@ -8,7 +8,7 @@ import json
 import sys
 
 from fer_attention.reporting.aggregate import ReportError, report
-from fer_attention.reporting.results import publish
+from fer_attention.reporting.results import publish, write_readme
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
         "--publish",
         action="store_true",
         help="also copy the jobs' configs, metrics and status (no checkpoints) into OUT/jobs/ and write "
-        "OUT/run.json (command, machine, dates, wall time): a folder `fer-report OUT/jobs` re-aggregates",
+        "OUT/run.json and OUT/README.md (command, machine, dates, wall time; a '## Notes' section in an "
+        "existing README is kept): a folder that `fer-report OUT/jobs --out OUT` re-aggregates",
     )
     args = parser.parse_args(argv)
     try:
@@ -36,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
             info = publish(args.multirun_dir, args.out)
             print(json.dumps({k: info[k] for k in ("command", "wall_seconds", "jobs", "finished")}))
         result = report(args.multirun_dir, args.out, args.name, args.reference)
+        if args.publish:
+            write_readme(args.out, info, result["table"])
     except (FileNotFoundError, ReportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

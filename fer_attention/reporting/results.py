@@ -114,3 +114,43 @@ def publish(sweep_dir: str | Path, out_dir: str | Path) -> dict[str, Any]:
     }
     (out_dir / "run.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
+
+
+NOTES_HEADING = "## Notes"
+
+
+def write_readme(out_dir: str | Path, info: dict[str, Any], table_md: str) -> Path:
+    """``out_dir/README.md``: the table, the exact command, the machine, the dates and the wall time,
+    and how to re-aggregate; a ``## Notes`` section already in the file is kept."""
+    out_dir = Path(out_dir)
+    path = out_dir / "README.md"
+    notes = ""
+    if path.is_file():
+        old = path.read_text()
+        if NOTES_HEADING in old:
+            notes = old[old.index(NOTES_HEADING) :].rstrip() + "\n"
+    m = info.get("machine") or {}
+    gpu = f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU"
+    wall = info.get("wall_seconds")
+    wall_text = f"{wall / 60:.1f} min ({wall:.0f} s)" if wall else "unknown"
+    lines = [
+        table_md.rstrip(),
+        "",
+        "![per-job accuracies and paired differences](plot.png)",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| command | `{info.get('command')}` |",
+        f"| machine | {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory_gib')} GiB{gpu}; "
+        f"{m.get('os')}, Python {m.get('python')}, torch {m.get('torch')} |",
+        f"| started / ended | {info.get('started')} / {info.get('ended')} |",
+        f"| wall time | {wall_text}; the jobs' own time {info.get('job_seconds', 0) / 60:.1f} min |",
+        f"| jobs | {info.get('finished')} finished of {info.get('jobs')} |",
+        "",
+        f"`jobs/` holds every job's config, overrides, `metrics.json`, status and per-epoch CSV (no "
+        f"checkpoints); `fer-report {out_dir}/jobs --out {out_dir}` re-aggregates this folder, and "
+        "`folds.csv` has every job's test accuracy.",
+        "",
+    ]
+    path.write_text("\n".join(lines) + ("\n" + notes if notes else ""))
+    return path
