@@ -8,6 +8,14 @@
     for face in model.predict("photo.jpg"):  # one result per face found
         print(face.box, face.label, face.probabilities)
 
+``detect`` (every ``predict`` call and `fer-predict`): ``"auto"`` (the default) takes an image no larger than
+``AUTO_CROP_FACTOR`` times the model's input size (96 pixels on the longer side for a 48x48 model) as a face
+crop, and looks for faces in a larger one; ``True`` always looks for faces; ``False`` takes every image as
+a face crop. Each result says whether a detector found the face (``detected``).
+
+Videos: ``model.predict_video("clip.mp4", stride=2)`` (see :mod:`fer_attention.video`). An exported
+``.onnx`` file (`fer-export format=onnx`, fp32 or int8) loads with the same ``load_model``.
+
 Faces are prepared exactly as for training (:mod:`fer_attention.data.preprocess`): 8-bit grayscale
 (ITU-R 601-2 luma for colour), the square around the face (or the centred square of a face crop),
 resized to the checkpoint's ``data_config.image_size`` (area interpolation when shrinking, bilinear when
@@ -38,10 +46,12 @@ from fer_attention.training.checkpoint import CheckpointError, read_checkpoint
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FacePrediction", "FERPredictor", "detect_faces", "load_model", "to_gray"]
+__all__ = ["FacePrediction", "FERPredictor", "detect_faces", "load_model", "parse_detect", "to_gray"]
 
 # smallest face relative to the shorter image side: photos may hold several small faces
 MIN_FACE_FRACTION = 0.1
+# detect="auto": an image whose longer side is at most this many times the model's input size is a face crop
+AUTO_CROP_FACTOR = 2.0
 
 ImageLike = np.ndarray | Image.Image | str | Path
 
@@ -51,7 +61,8 @@ class FacePrediction:
     """One face: where it is, what the network says, and (when asked) where it looked.
 
     ``box`` is ``(x, y, w, h)`` in the input image's pixels, or None when the image itself was taken as
-    the face (``detect=False``). ``face`` is the network's input ``[H, W]`` in [0, 1]; ``mask`` (the
+    the face (``detect=False``, or a small image with ``detect="auto"``); ``detected`` says whether a face
+    detector found the face (True exactly when ``box`` is set). ``face`` is the network's input ``[H, W]`` in [0, 1]; ``mask`` (the
     attention mask) and ``lbp`` (the normalised LBP map) are ``[H, W]`` in [0, 1] with
     ``return_attention=True`` (None when the network has no attention / LBP).
     """
@@ -60,6 +71,7 @@ class FacePrediction:
     probabilities: dict[str, float]
     box: tuple[int, int, int, int] | None = None
     face_index: int = 0
+    detected: bool = False
     face: np.ndarray | None = field(default=None, repr=False)
     mask: np.ndarray | None = field(default=None, repr=False)
     lbp: np.ndarray | None = field(default=None, repr=False)
@@ -107,6 +119,21 @@ def to_gray(image: ImageLike) -> np.ndarray:
     return gray
 
 
+def parse_detect(detect: Any) -> str | bool:
+    """``"auto"``, True or False from a bool or the strings auto / true / false (also yes / no, 1 / 0);
+    ValueError naming the value otherwise."""
+    if isinstance(detect, bool):
+        return detect
+    text = str(detect).strip().lower()
+    if text == "auto":
+        return "auto"
+    if text in ("true", "yes", "1", "on"):
+        return True
+    if text in ("false", "no", "0", "off", "none", "null"):
+        return False
+    raise ValueError(f"detect={detect!r} must be auto, true or false")
+
+
 def detect_faces(gray: np.ndarray) -> list[tuple[int, int, int, int]]:
     """Every frontal face ``(x, y, w, h)`` in a uint8 gray image, left to right (faces down to
     ``MIN_FACE_FRACTION`` of the shorter side; see :func:`fer_attention.data.preprocess.detect_faces`)."""
@@ -140,13 +167,26 @@ class FERPredictor:
 
     # -- preprocessing -------------------------------------------------------------------------------
 
+    def is_face_crop(self, shape: tuple[int, ...]) -> bool:
+        """``detect="auto"``: is an image of this shape taken as a face crop (no larger than about twice
+        the input size)?"""
+        return max(shape[:2]) <= AUTO_CROP_FACTOR * self.image_size
+
     def faces(
-        self, image: ImageLike, detect: bool = True
+        self, image: ImageLike, detect: bool | str = "auto"
     ) -> tuple[list[np.ndarray], list[tuple[int, int, int, int] | None]]:
         """The network inputs (uint8 ``[S, S]``) of one image and their boxes: every detected face, or the
-        centred square of the whole image with ``detect=False`` (box None)."""
+        centred square of the whole image (box None) with ``detect=False`` or, with ``detect="auto"``, when
+        the image is no larger than about twice the input size (:meth:`is_face_crop`)."""
+        detect = parse_detect(detect)
         gray = to_gray(image)
-        if not detect:
+        return self.faces_of_gray(gray, detect)
+
+    def faces_of_gray(
+        self, gray: np.ndarray, detect: bool | str = "auto"
+    ) -> tuple[list[np.ndarray], list[tuple[int, int, int, int] | None]]:
+        """:meth:`faces` of a uint8 gray image ``[H, W]`` (``detect`` already parsed)."""
+        if detect is False or (detect == "auto" and self.is_face_crop(gray.shape)):
             return [resize(center_square(gray), self.image_size)], [None]
         boxes = detect_faces(gray)
         crops = [
@@ -192,7 +232,7 @@ class FERPredictor:
     def predict(
         self,
         images: ImageLike | Sequence[ImageLike],
-        detect: bool = True,
+        detect: bool | str = "auto",
         return_attention: bool = False,
         batch_size: int = 64,
     ) -> list[FacePrediction] | list[list[FacePrediction]]:
@@ -201,10 +241,12 @@ class FERPredictor:
         ``images``: a numpy array (gray ``[H, W]`` or RGB ``[H, W, 3]``, uint8 or float in [0, 1]), a PIL
         image, a file path, or a list of them. With ``detect=True`` faces are found with OpenCV's Haar
         cascade (an image without a face gives an empty list); with ``detect=False`` each image is taken
-        as a face crop. Returns a list of :class:`FacePrediction` for one image, a list of such lists
+        as a face crop; ``detect="auto"`` (the default) takes images no larger than about twice the input
+        size as face crops and looks for faces in larger ones. Returns a list of :class:`FacePrediction` for one image, a list of such lists
         (one per image, in order) for a list. All faces of all images run through the network in
         batches of ``batch_size``. Raises ``ValueError`` naming the image that cannot be read.
         """
+        detect = parse_detect(detect)
         single = not isinstance(images, list | tuple)
         items = [images] if single else list(images)
         crops: list[np.ndarray] = []
@@ -233,19 +275,66 @@ class FERPredictor:
             probabilities={c: float(v) for c, v in zip(self.class_names, p, strict=True)},
             box=None if box is None else tuple(int(v) for v in box),
             face_index=face_index,
+            detected=box is not None,
             face=None if face is None else face.astype(np.float32) / 255.0,
             mask=None if out["mask"] is None else out["mask"][k],
             lbp=None if out["lbp"] is None else out["lbp"][k],
         )
 
+    def predict_video(
+        self,
+        path: str | Path,
+        stride: int = 1,
+        detect: bool | str = "auto",
+        batch_size: int = 64,
+        annotated: str | Path | None = None,
+        timeline: str | Path | None = None,
+        progress: Any = None,
+        **tracking: Any,
+    ) -> list[dict[str, Any]]:
+        """Label every ``stride``-th frame of a video: one row (dict) per face per labelled frame, as
+        `fer-predict` writes them (``file``, ``frame``, ``time_s``, ``track``, ``face``, box, ``detected``,
+        ``label``, one probability per class, ``error``). Faces are followed across frames by box overlap
+        (``track``). A video that cannot be opened, or has no face, gives one row with ``error`` set; one
+        that stops decoding early keeps the rows of the frames that decoded and ends with an error row
+        naming the frame. ``annotated``: write an annotated copy there (.mp4 or .avi); ``timeline``: a PNG
+        of each track's probabilities over time. ``tracking``: ``iou`` and ``max_missed`` of
+        :class:`fer_attention.video.IoUTracker`. See :func:`fer_attention.video.predict_video`."""
+        from fer_attention.reporting.timeline import plot_timeline
+        from fer_attention.video import predict_video
+
+        rows = list(
+            predict_video(
+                self,
+                path,
+                stride=stride,
+                detect=detect,
+                batch_size=batch_size,
+                annotated=annotated,
+                progress=progress,
+                **tracking,
+            )
+        )
+        if timeline is not None:
+            plot_timeline(rows, self.class_names, timeline, title=Path(path).name)
+        return rows
+
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> FERPredictor:
-    """Load a fer-attention checkpoint for inference (weights only, never arbitrary pickles).
+    """Load a fer-attention checkpoint (weights only, never arbitrary pickles) or a model exported by
+    `fer-export format=onnx` (``.onnx``, fp32 or int8, run by ONNX Runtime) for inference.
 
     Raises :class:`~fer_attention.training.checkpoint.CheckpointError` with one line for a missing,
     unreadable or foreign file.
     """
     from fer_attention.training.module import FERModule
+
+    if Path(path).suffix.lower() == ".onnx":
+        from fer_attention.export import load_onnx
+
+        predictor = load_onnx(path, device=device)
+        log.info("loaded %r", predictor)
+        return predictor
 
     ckpt = read_checkpoint(path)
     hparams = ckpt["hyper_parameters"]

@@ -18,7 +18,7 @@ def test_bench_quick_writes_every_key(tmp_path: Path):
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=300,  # a safety net: the quick mode takes about a minute on 2 free cores
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((out / "bench.json").read_text())
@@ -56,6 +56,23 @@ def test_bench_quick_writes_every_key(tmp_path: Path):
     assert ("faces_per_s_batch64" in inference["onnxruntime"]) == bool(has_ort)
     assert inference["best_export"] in ("torchscript", "onnxruntime")
     assert inference["ratio_export_vs_eager"] == inference[inference["best_export"]]["ratio_vs_eager"]
+    # int8 ONNX Runtime vs fp32 eager (with the export extra) and video frames/s end to end
+    int8 = results["int8"]
+    if has_ort:
+        assert int8["ratio_vs_eager"] > 0 and int8["ratio_vs_eager_batch1"] > 0
+        assert int8["faces_per_s_batch64"] > 0 and 0 <= int8["agreement_vs_fp32"] <= 1
+    else:
+        assert "skipped" in int8
+    video = results["video"]
+    assert video["frames_per_s"] > 0 and video["size"] == "640x480" and video["frames"] == 10
+    assert video["frames_with_face"] >= 8 and video["tracks"] >= 1  # the generated clip shows one face
     table = (out / "bench.md").read_text()
-    for heading in ("Fast paths: training step at 48x48", "kept as default?", "Inference", "Quick mode"):
+    for heading in (
+        "Fast paths: training step at 48x48",
+        "kept as default?",
+        "Inference",
+        "Quick mode",
+        "int8 ONNX Runtime vs fp32 eager",
+        "Video end to end (640x480",
+    ):
         assert heading in table

@@ -157,6 +157,65 @@ def test_detect_finds_a_face_or_reports_none(model, faces):
     assert detect_faces(np.zeros((10, 10), np.uint8)) == []
 
 
+def test_auto_detect_takes_small_images_as_face_crops(model, faces):
+    import cv2
+
+    # detect="auto" (the default): an image up to about twice the input size (96 px here) is a face crop
+    for side in (48, 64, 96):
+        [r] = model.predict(cv2.resize(faces[0], (side, 2 * side // 3 if side == 96 else side)))
+        check_result(r)
+        assert r.detected is False and r.box is None
+    [auto] = model.predict(faces[1])
+    [crop] = model.predict(faces[1], detect=False)
+    assert auto.probabilities == crop.probabilities
+    # a larger image goes through the detector: a plain one has no face
+    assert model.predict(np.full((80, 97), 128, np.uint8)) == []
+    assert model.predict(np.full((80, 97), 128, np.uint8), detect="auto") == []
+    with pytest.raises(ValueError, match="detect='maybe' must be auto, true or false"):
+        model.predict(faces[0], detect="maybe")
+
+
+def test_auto_detect_on_a_real_photo(model, ckpt, tmp_path):
+    from skimage import data
+
+    photo = data.astronaut()  # 512 x 512 RGB, one face (Eileen Collins), shipped with scikit-image
+    [r] = model.predict(photo)
+    check_result(r, box_expected=True)
+    assert r.detected is True
+    x, y, w, h = r.box
+    assert 180 < x + w / 2 < 270 and 70 < y + h / 2 < 160 and 60 < w < 160
+    # fer-predict with default settings: the photo through the detector, a crop taken whole
+    Image.fromarray(photo).save(tmp_path / "astronaut.jpg")
+    Image.fromarray(render_synthetic_faces(num_subjects=1, frames_per_sequence=1).images[0]).save(
+        tmp_path / "crop.png"
+    )
+    cfg = predict_cfg(tmp_path, [f"ckpt={ckpt}", f"input={tmp_path}", "progress=false"])
+    stats = run_task(predict_files, cfg)
+    rows = {Path(r["file"]).name: r for r in map(json.loads, Path(stats["output"]).read_text().splitlines())}
+    assert stats["files_ok"] == 2 and stats["faces"] == 2
+    assert rows["astronaut.jpg"]["detected"] is True and rows["astronaut.jpg"]["w"] > 60
+    assert rows["crop.png"]["detected"] is False and rows["crop.png"]["x"] is None
+
+
+@pytest.mark.parametrize("dataset", ["fer2013", "ckplus48"])
+def test_real_dataset_images_get_a_label_with_default_settings(ckpt, dataset, tmp_path):
+    """FER2013 and CK+48 images are 48x48 face crops: with the default detect=auto every one is labelled
+    (with detect=true, Haar misses most of them)."""
+    root = SHARED_DATA / dataset
+    if not root.is_dir():
+        pytest.skip(f"shared/data/{dataset} is not here")
+    files = sorted(root.rglob("*.jpg" if dataset == "fer2013" else "*.png"))[::97][:24]
+    d = tmp_path / "in"
+    d.mkdir()
+    for f in files:
+        (d / f"{f.parent.name}_{f.name}").write_bytes(f.read_bytes())
+    cfg = predict_cfg(tmp_path, [f"ckpt={ckpt}", f"input={d}", "progress=false"])
+    stats = run_task(predict_files, cfg)
+    rows = [json.loads(line) for line in Path(stats["output"]).read_text().splitlines()]
+    assert stats["files_ok"] == len(files) == len(rows) and stats["files_failed"] == 0
+    assert all(r["label"] in CLASSES and r["error"] is None and r["detected"] is False for r in rows)
+
+
 def test_real_ckplus_face(model):
     root = SHARED_DATA / "ckplus48"
     files = sorted((root / "happy").glob("*.png"))[:2] if root.is_dir() else []
@@ -216,13 +275,15 @@ def test_fer_predict_writes_rows_and_error_rows(ckpt, image_dir, tmp_path):
     out = tmp_path / "run" / "predictions.jsonl"  # the default: the run dir
     assert stats["output"] == str(out)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [list(r) for r in rows[:1]] == [["file", "face", "x", "y", "w", "h", "label", *CLASSES, "error"]]
+    assert [list(r) for r in rows[:1]] == [
+        ["file", "face", "x", "y", "w", "h", "detected", "label", *CLASSES, "error"]
+    ]
     by_file = {Path(r["file"]).name: r for r in rows}
     assert set(by_file) == {"face0.png", "face1.png", "face2.png", "colour.jpg", "zero.jpg", "text.jpg"}
     assert stats == {"files": 6, "files_ok": 4, "files_failed": 2, "faces": 4, "output": str(out)}
     for name in ("face0.png", "face1.png", "face2.png", "colour.jpg"):
         r = by_file[name]
-        assert r["error"] is None and r["face"] == 0 and r["x"] is None
+        assert r["error"] is None and r["face"] == 0 and r["x"] is None and r["detected"] is False
         assert sum(r[c] for c in CLASSES) == pytest.approx(1.0, abs=1e-4)
         assert r["label"] == max(CLASSES, key=r.get)
     assert by_file["zero.jpg"]["error"] == "empty file (0 bytes)"
@@ -249,17 +310,18 @@ def test_fer_predict_csv_glob_detect_and_pictures(ckpt, image_dir, tmp_path):
     assert stats["faces"] == 3
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["file", "face", "x", "y", "w", "h", "label", *CLASSES, "error"]
-    assert len(rows) == 3 and all(r["error"] == "" for r in rows)
+    assert list(rows[0]) == ["file", "face", "x", "y", "w", "h", "detected", "label", *CLASSES, "error"]
+    assert len(rows) == 3 and all(r["error"] == "" and r["detected"] == "False" for r in rows)
     assert sum(float(rows[0][c]) for c in CLASSES) == pytest.approx(1.0, abs=1e-4)
     assert sorted(p.name for p in (out.parent / "attention").iterdir()) == [
         f"face{i}_face0.png" for i in range(3)
     ]
     assert (out.parent / "attention" / "face0_face0.png").stat().st_size > 1000
     assert len(list((out.parent / "annotated").glob("face*.png"))) == 3
-    # detection on 48x48 crops: a face is found or the file is reported, the run never stops
+    # forced detection on 48x48 crops: a face is found or the file is reported, the run never stops
     cfg = predict_cfg(
-        tmp_path, [f"ckpt={ckpt}", f"input={image_dir}/face0.png", f"output={out}", "progress=false"]
+        tmp_path,
+        [f"ckpt={ckpt}", f"input={image_dir}/face0.png", f"output={out}", "progress=false", "detect=true"],
     )
     try:
         stats = run_task(predict_files, cfg)

@@ -1,0 +1,106 @@
+"""Expression timelines of a video: each track's class probabilities over time and its label strip."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from fer_attention.reporting.plots import save_figure  # noqa: E402
+
+# at most this many tracks get a panel (the ones with the most labelled frames); the rest are named
+MAX_TRACKS = 8
+
+
+def class_colours(n: int) -> list:
+    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def tracks_of(rows: Sequence[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    """Face rows (no error) grouped by track, each in time order."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r.get("error") is None and r.get("label") is not None:
+            out.setdefault(int(r.get("track") or 0), []).append(r)
+    for rs in out.values():
+        rs.sort(key=lambda r: (r["time_s"], r["frame"]))
+    return out
+
+
+def plot_timeline(
+    rows: Sequence[dict[str, Any]],
+    class_names: Sequence[str],
+    path: str | Path,
+    title: str = "",
+) -> Path | None:
+    """One panel per track: a line per class (probability against ``time_s``) and below it the label
+    strip (the top class of each labelled frame, coloured as its line). Returns the PNG path, or None when
+    the rows hold no face."""
+    tracks = tracks_of(rows)
+    if not tracks:
+        return None
+    shown = sorted(sorted(tracks, key=lambda t: -len(tracks[t]))[:MAX_TRACKS])
+    colours = class_colours(len(class_names))
+    t_max = max(r["time_s"] for rs in tracks.values() for r in rs)
+    t_min = min(r["time_s"] for rs in tracks.values() for r in rs)
+    span = max(t_max - t_min, 1e-3)
+    ratios = [h for _ in shown for h in (3.0, 0.45)]
+    fig, axes = plt.subplots(
+        2 * len(shown),
+        1,
+        figsize=(10, 0.6 + 2.3 * len(shown)),
+        gridspec_kw={"height_ratios": ratios, "hspace": 0.15},
+        squeeze=False,
+    )
+    axes = axes[:, 0]
+    index = {c: i for i, c in enumerate(class_names)}
+    for k, tid in enumerate(shown):
+        rs = tracks[tid]
+        t = np.array([r["time_s"] for r in rs], dtype=float)
+        ax, strip = axes[2 * k], axes[2 * k + 1]
+        marker = "o" if len(rs) <= 30 else None
+        for c, colour in zip(class_names, colours, strict=True):
+            ax.plot(t, [r[c] for r in rs], color=colour, lw=1.4, marker=marker, ms=3, label=c)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlim(t_min - 0.02 * span, t_max + 0.02 * span)
+        ax.set_ylabel(f"track {tid}\nprobability")
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelbottom=False)
+        # label strip: each labelled frame coloured by its top class, up to the next labelled frame
+        labels = np.array([index[r["label"]] for r in rs])
+        edges = np.append(t, t[-1] + (np.median(np.diff(t)) if len(t) > 1 else 0.02 * span))
+        strip.pcolormesh(
+            edges,
+            [0, 1],
+            labels[None, :],
+            cmap=ListedColormap(colours),
+            vmin=-0.5,
+            vmax=len(class_names) - 0.5,
+            shading="flat",
+        )
+        strip.set_xlim(ax.get_xlim())
+        strip.set_yticks([])
+        strip.set_ylabel("label", rotation=0, ha="right", va="center")
+        if k < len(shown) - 1:
+            strip.tick_params(labelbottom=False)
+    axes[-1].set_xlabel("time (s)")
+    handles = [Patch(color=c, label=n) for n, c in zip(class_names, colours, strict=True)]
+    axes[0].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
+    hidden = len(tracks) - len(shown)
+    heading = title or "expression timeline"
+    if hidden > 0:
+        heading += f" ({hidden} shorter track(s) not shown)"
+    axes[0].set_title(heading, fontsize=10, loc="left")
+    fig.subplots_adjust(
+        left=0.09, right=0.86, top=1 - 0.35 / fig.get_figheight(), bottom=0.45 / fig.get_figheight()
+    )
+    return save_figure(fig, path)
