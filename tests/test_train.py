@@ -108,8 +108,29 @@ def test_corrupt_checkpoint_names_the_file(make_cfg, tmp_path):
     bad = tmp_path / "garbage.ckpt"
     bad.write_bytes(b"this is not a checkpoint")
     cfg = make_cfg([f"ckpt_path={bad}"], "eval", "eval")
-    with pytest.raises(CheckpointError, match=r"garbage\.ckpt: not a readable PyTorch checkpoint"):
+    with pytest.raises(CheckpointError, match=r"garbage\.ckpt: not a readable PyTorch checkpoint") as err:
         evaluate(cfg)
+    assert "weights_only" not in str(err.value) and len(str(err.value).splitlines()) == 1
+
+
+class Pickled:
+    """An arbitrary Python object: a weights_only load refuses to unpickle it."""
+
+
+def test_a_checkpoint_with_pickled_objects_is_refused_without_unsafe_advice(tmp_path):
+    import torch
+
+    from fer_attention.training.checkpoint import read_checkpoint
+
+    pickled = tmp_path / "pickled.ckpt"
+    torch.save({"state_dict": {}, "thing": Pickled()}, pickled)
+    with pytest.raises(CheckpointError) as err:
+        read_checkpoint(pickled)
+    message = str(err.value)
+    assert message == (
+        f"checkpoint {pickled}: not a fer-attention checkpoint: it holds pickled Python objects beyond "
+        "tensors and plain data, which are never loaded"
+    )
 
 
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(make_cfg):

@@ -17,6 +17,20 @@ class CheckpointError(ValueError):
     """The file is missing, unreadable, or not a fer-attention checkpoint."""
 
 
+def _unreadable_reason(err: Exception) -> str:
+    """What a file that torch cannot load safely is not, in one line. Torch's own message for a file with
+    pickled objects advises loading it with ``weights_only=False``, which would run that file's code:
+    never repeated here."""
+    text = str(err).strip()
+    if "weights_only" in text or "Weights only" in text:
+        return (
+            "not a fer-attention checkpoint: it holds pickled Python objects beyond tensors and plain data, "
+            "which are never loaded"
+        )
+    reason = text.splitlines()[0][:200] if text else type(err).__name__
+    return f"not a readable PyTorch checkpoint ({reason})"
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True`` and check that it is one of ours."""
     path = Path(path)
@@ -25,13 +39,15 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - garbage input fails anywhere inside torch's unpickler
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(
-            f"checkpoint {path}: not a readable PyTorch checkpoint ({reason[:200]})"
-        ) from None
+        raise CheckpointError(f"checkpoint {path}: {_unreadable_reason(err)}") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError(f"checkpoint {path}: not a Lightning checkpoint (no state_dict)")
     hparams = ckpt.get("hyper_parameters") or {}
+    if "pretext" in hparams:
+        raise CheckpointError(
+            f"checkpoint {path}: a fer-pretrain pretext checkpoint (no classifier); fine-tune from it with "
+            f"fer-train model.init_from={path}"
+        )
     if not {"net", "class_names"} <= set(hparams):
         raise CheckpointError(
             f"checkpoint {path}: not a fer-attention checkpoint (no network config in its hyperparameters)"
