@@ -73,8 +73,8 @@ def test_aggregator_groups_by_swept_values_and_names_failures(tmp_path):
         "table.md",
         "table.csv",
         "plot.png",
-        "confusion_lbp=circle.png",
-        "confusion_lbp=uniform.png",
+        "confusion_lbp-circle.png",
+        "confusion_lbp-uniform.png",
     ):
         assert (tmp_path / "report" / name).is_file(), name
 

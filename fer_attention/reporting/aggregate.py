@@ -306,7 +306,9 @@ def _sort_key(value: str) -> tuple[int, float | str]:
 
 
 def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "=-_." else "_" for c in text)[:120] or "all"
+    """A file-name part for a row label: ``ablation=full, seed=0`` -> ``ablation-full_seed-0``."""
+    text = text.replace("=", "-").replace(", ", "_")
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:120] or "all"
 
 
 def _unfinished_lines(failed: list[Job], rows: list[Row]) -> str:
