@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-all lint format clean bench ablation-lbp ablation-modules ablation-dilation datasets cv paper
+.PHONY: help install train test test-all lint format clean bench ablation-lbp ablation-modules ablation-dilation datasets cv paper pretrain pretext transfer cross
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -90,6 +90,29 @@ datasets: install ## the full model on synthetic, and on ../shared/data/{ckplus4
 	$(BIN)/fer-report logs/datasets/multiruns/$(NOW)_$(BUDGET) --out logs/reports/datasets_$(BUDGET)
 
 paper: ablation-lbp ablation-modules ablation-dilation cv datasets ## every table above
+
+# --- transfer without downloads (docs/transfer.md) ---------------------------------------------------
+FER_ROOT ?= ../shared/data/fer2013
+INIT ?=
+PRETEXT ?= lbp_histogram
+pretrain: install ## FER2013 supervised pretraining (experiment=pretrain_fer2013); FER_ROOT=<fer2013 copy>
+	$(BIN)/fer-train experiment=pretrain_fer2013 data.root=$(FER_ROOT) ~callbacks.progress_bar $(ARGS)
+
+pretext: install ## LBP self-supervised pretext on FER2013's faces, labels ignored (PRETEXT=lbp_histogram)
+	$(BIN)/fer-pretrain data=fer2013 data.root=$(FER_ROOT) pretext=$(PRETEXT) ~callbacks.progress_bar $(ARGS)
+
+transfer: install ## every fold, scratch vs fine-tuned from INIT=<checkpoint> (DATA, DATA_ROOT, FOLDS, SEEDS)
+	@test -n "$(INIT)" || { echo "error: make transfer needs INIT=<checkpoint>"; exit 2; }
+	$(BIN)/fer-train -m sweep=transfer experiment=transfer data=$(DATA) $(if $(DATA_ROOT),data.root=$(DATA_ROOT)) \
+		$(RUN_ARGS) seed=$(SEEDS) $(if $(FOLDS),'data.fold=$(FOLDS)') 'model.init_from=null,$(INIT)' \
+		hydra.sweep.dir=$(call sweep_dir,transfer) $(ARGS); \
+	$(BIN)/fer-report $(call sweep_dir,transfer) --out logs/reports/transfer_$(SWEEP_NAME) --reference 'model.init_from=null'
+
+cross: install ## FER_CKPT=<FER2013 model> on every CK+48 face, CK_CKPT=<CK+48 model> on FER2013 PrivateTest
+	$(BIN)/fer-eval ckpt_path=$(FER_CKPT) data=ckplus data.root=../shared/data/ckplus48 split=all \
+		hydra.run.dir=logs/cross/$(NOW)/fer2013_to_ckplus48
+	$(BIN)/fer-eval ckpt_path=$(CK_CKPT) data=fer2013 data.root=$(FER_ROOT) split=test \
+		hydra.run.dir=logs/cross/$(NOW)/ckplus48_to_fer2013
 
 bench: install $(EXPORT_STAMP) ## benchmark suite: LBP, training step per ablation, fast paths, data, inference incl. ONNX Runtime (logs/bench/bench.md); ARGS="--width 1.0"
 	$(BIN)/python experiments/bench.py $(ARGS)

@@ -58,9 +58,11 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("fer.job_dirname", job_dirname, replace=True)
 
 
-
-
 register_resolvers()
+
+
+# model.init_from placeholder of recipes that fine-tune (experiment=transfer): the run stops until it is set
+INIT_REQUIRED = "required"
 
 
 class ConfigError(ValueError):
@@ -86,10 +88,6 @@ def validate_config(cfg) -> None:
 
     Raises :class:`ConfigError` with one line naming the key, the bad value and what is allowed.
     """
-    from fer_attention.lbp import check_args as check_lbp_args
-    from fer_attention.models.reconstruction import check_rates
-    from fer_attention.models.vgg import ARCHS, NUM_STAGES, feature_size
-
     data_classes = _select(cfg, "data.class_names")
     num_classes = _select(cfg, "data.num_classes")
     if data_classes is not None and num_classes is not None and len(data_classes) != num_classes:
@@ -119,6 +117,7 @@ def validate_config(cfg) -> None:
         raise ConfigError(
             f"model.backbone.weights={weights} does not exist (null, imagenet or a state dict file)"
         )
+    _check_transfer(cfg)
     for key in ("malloc.mmap_threshold_mb", "malloc.trim_threshold_mb"):
         value = _select(cfg, key)
         if value is not None and (not isinstance(value, int) or not 0 < value <= 4096):
@@ -131,6 +130,46 @@ def validate_config(cfg) -> None:
     net = _select(cfg, "model.net")
     if net is None:
         return
+    _check_net(cfg, num_classes, image_size)
+    if _select(cfg, "model.init_from") not in (None, ""):
+        from fer_attention.training.transfer import check_init_from
+
+        # after the network checks: builds the network (on the meta device) to compare shapes
+        check_init_from(cfg)
+
+
+def _check_transfer(cfg) -> None:
+    """``model.init_from`` (given when an experiment requires it), ``model.freeze_backbone_epochs`` and
+    ``model.backbone_lr_scale``."""
+    from omegaconf import OmegaConf
+
+    model = _select(cfg, "model")
+    if model is None or not OmegaConf.is_config(model):
+        return
+    # experiment=transfer sets the placeholder `required` (a `???` would not replace the model group's null)
+    if OmegaConf.is_missing(model, "init_from") or _select(cfg, "model.init_from") == INIT_REQUIRED:
+        raise ConfigError(
+            "model.init_from is required by this experiment: pass model.init_from=<checkpoint file> "
+            "(fer-train's checkpoints/*.ckpt or fer-pretrain's pretext.ckpt), or model.init_from=null for scratch"
+        )
+    from fer_attention.training.transfer import check_transfer_options
+
+    try:
+        check_transfer_options(
+            _select(cfg, "model.freeze_backbone_epochs", 0) or 0, _select(cfg, "model.backbone_lr_scale")
+        )
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    init_from = _select(cfg, "model.init_from")
+    if init_from not in (None, "") and not Path(str(init_from)).is_file():
+        raise ConfigError(f"model.init_from={init_from}: no such file")
+
+
+def _check_net(cfg, num_classes, image_size) -> None:
+    from fer_attention.lbp import check_args as check_lbp_args
+    from fer_attention.models.reconstruction import check_rates
+    from fer_attention.models.vgg import ARCHS, NUM_STAGES, feature_size
+
     net_classes = _select(cfg, "model.net.num_classes")
     if num_classes is not None and net_classes is not None and net_classes != num_classes:
         raise ConfigError(

@@ -15,7 +15,15 @@ def main(cfg: DictConfig) -> None:
     metrics = run_task(evaluate, cfg)
     if metrics is not None:
         split = cfg.get("split", "test")
-        print(f"{split} accuracy {metrics[f'{split}/acc']:.2%}; run dir {metrics['run_dir']}")
+        mapping = metrics.get("class_mapping")
+        shared = ""
+        if mapping:
+            shared = (
+                f" over {len(mapping['shared'])} shared classes ({metrics['faces']['evaluated']} faces;"
+                f" model lacks: {', '.join(mapping['target_only']) or 'none'};"
+                f" data lacks: {', '.join(mapping['model_only']) or 'none'})"
+            )
+        print(f"{split} accuracy {metrics[f'{split}/acc']:.2%}{shared}; run dir {metrics['run_dir']}")
 
 
 if __name__ == "__main__":

@@ -118,16 +118,22 @@ class FERAttentionNet(nn.Module):
     def uses_lbp(self) -> bool:
         return self.lbp is not None
 
-    def forward(self, x: torch.Tensor, return_mask: bool = False):
-        """Logits; with ``return_mask=True`` also the attention mask averaged over channels and upsampled
-        to the input's size, ``[N, 1, H, W]`` in [0, 1] (``None`` when attention is off)."""
+    def stream_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(image features, LBP features or None)``: the outputs of the two VGG streams."""
         image = (x - self.input_mean) / self.input_std
         feat = self.image_stream(image)
-        guide = feat
-        if self.lbp is not None:
-            lbp_map = (self.lbp(x) - 0.5) / 0.5
-            stream = self.image_stream if self.lbp_stream is None else self.lbp_stream
-            guide = self.fusion(feat, stream(lbp_map))
+        if self.lbp is None:
+            return feat, None
+        lbp_map = (self.lbp(x) - 0.5) / 0.5
+        stream = self.image_stream if self.lbp_stream is None else self.lbp_stream
+        return feat, stream(lbp_map)
+
+    def encode(self, x: torch.Tensor) -> dict[str, torch.Tensor | None]:
+        """Everything before the classifier: ``image`` and ``lbp`` stream features, the attention ``mask``
+        (per channel, feature-map size; ``None`` without attention) and ``out``, the features the
+        classifier pools (after attention and reconstruction). Used by the pretexts (fer-pretrain)."""
+        feat, lbp_feat = self.stream_features(x)
+        guide = feat if lbp_feat is None else self.fusion(feat, lbp_feat)
         mask = None
         if self.attention is not None:
             out, mask = self.attention(feat, guide)
@@ -135,7 +141,14 @@ class FERAttentionNet(nn.Module):
             out = guide
         if self.reconstruction is not None:
             out = self.reconstruction(out)
-        logits = self.classifier(out)
+        return {"image": feat, "lbp": lbp_feat, "mask": mask, "out": out}
+
+    def forward(self, x: torch.Tensor, return_mask: bool = False):
+        """Logits; with ``return_mask=True`` also the attention mask averaged over channels and upsampled
+        to the input's size, ``[N, 1, H, W]`` in [0, 1] (``None`` when attention is off)."""
+        features = self.encode(x)
+        mask = features["mask"]
+        logits = self.classifier(features["out"])
         if not return_mask:
             return logits
         if mask is not None:

@@ -15,6 +15,7 @@ from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
 from fer_attention.models import count_parameters
+from fer_attention.training.transfer import check_transfer_options
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,13 @@ class FERModule(pl.LightningModule):
     ``weights_only=True``. ``data_config`` records how the training faces were prepared, for
     evaluation and inference.
 
+    Transfer (docs/transfer.md): ``init_from`` is only recorded here; the train task copies the matching
+    tensors of that file into the network (:func:`fer_attention.training.transfer.apply_init_from`), so
+    loading this module from its own checkpoint never reads the file again. ``freeze_backbone_epochs``
+    keeps the VGG streams frozen (no gradient, batch-norm statistics fixed) for the first N training
+    epochs; ``backbone_lr_scale`` gives the streams their own parameter group at ``lr x scale`` (a
+    one-cycle ``max_lr`` is scaled the same way).
+
     Fast paths (same results up to floating-point rounding): ``channels_last`` converts the network's
     weights and every batch to the NHWC memory format; ``compile`` compiles the network's forward in
     place (``nn.Module.compile``), so the state dict keeps its keys and checkpoints load into an
@@ -81,12 +89,17 @@ class FERModule(pl.LightningModule):
         channels_last: bool = False,
         test_time_augmentation: str | None = None,
         data_config: dict[str, Any] | None = None,
+        init_from: str | None = None,
+        freeze_backbone_epochs: int = 0,
+        backbone_lr_scale: float | None = None,
     ) -> None:
         super().__init__()
         if test_time_augmentation not in TTA_MODES:
             raise ValueError(
                 f"model.test_time_augmentation='{test_time_augmentation}' is not one of null, tencrop"
             )
+        check_transfer_options(freeze_backbone_epochs, backbone_lr_scale)
+        self._backbone_frozen = False
         self.save_hyperparameters(logger=False)
         self.class_names = list(class_names)
         num_classes = len(self.class_names)
@@ -189,16 +202,83 @@ class FERModule(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._store_confusion("test")
 
+    # ----- transfer: frozen or slower backbone -----
+    def backbone_modules(self) -> list[nn.Module]:
+        """The VGG streams (image, and LBP when it has its own weights)."""
+        return [m for m in (getattr(self.net, n, None) for n in BACKBONE_MODULES) if m is not None]
+
+    def set_backbone_frozen(self, frozen: bool) -> None:
+        """Freeze (no gradient, batch norm in eval mode) or release the VGG streams."""
+        for module in self.backbone_modules():
+            for p in module.parameters():
+                p.requires_grad_(not frozen)
+            module.train(not frozen and self.training)
+        self._backbone_frozen = frozen
+
+    def on_train_epoch_start(self) -> None:
+        epochs = int(self.hparams.get("freeze_backbone_epochs") or 0)
+        if not epochs:
+            return
+        frozen = self.current_epoch < epochs
+        if frozen != self._backbone_frozen:
+            self.set_backbone_frozen(frozen)
+            if frozen:
+                log.info(
+                    "VGG streams frozen until epoch %d (model.freeze_backbone_epochs=%d)", epochs, epochs
+                )
+            else:
+                log.info("VGG streams trainable from epoch %d", self.current_epoch)
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        if self._backbone_frozen:  # Lightning may put the whole module back in train mode
+            for module in self.backbone_modules():
+                if module.training:
+                    module.eval()
+
     def configure_optimizers(self):
-        # optimizer and scheduler configs are `_partial_: true` factories
-        optimizer = instantiate(self.hparams.optimizer)(
-            params=[p for p in self.parameters() if p.requires_grad]
-        )
+        # optimizer and scheduler configs are `_partial_: true` factories. Every parameter goes to the
+        # optimiser (a stream frozen by freeze_backbone_epochs has no gradient and is skipped until released)
+        scale = self.hparams.get("backbone_lr_scale")
+        scale = 1.0 if scale is None else float(scale)
+        backbone = {id(p) for m in self.backbone_modules() for p in m.parameters()}
+        params = list(self.parameters())
+        optimizer_factory = instantiate(self.hparams.optimizer)
+        group_scales = [1.0]
+        if scale != 1.0 and backbone:
+            base_lr = float(self.hparams.optimizer.get("lr", 1e-3))
+            groups = [
+                {"params": [p for p in params if id(p) not in backbone]},
+                {"params": [p for p in params if id(p) in backbone], "lr": base_lr * scale},
+            ]
+            group_scales = [1.0, scale]
+            optimizer = optimizer_factory(params=groups)
+            log.info("VGG streams at lr x %g (model.backbone_lr_scale)", scale)
+        else:
+            optimizer = optimizer_factory(params=params)
         sched_cfg = dict(self.hparams.scheduler or {})
         if "_target_" not in sched_cfg:
             return optimizer
         interval = sched_cfg.pop("interval", "epoch")
         if sched_cfg.get("total_steps") == "auto":
             sched_cfg["total_steps"] = max(1, int(self.trainer.estimated_stepping_batches))
-        scheduler = instantiate(sched_cfg)(optimizer=optimizer)
+        extra = {}
+        if len(group_scales) > 1 and isinstance(sched_cfg.get("max_lr"), int | float):
+            # one-cycle sets every group's lr from max_lr: one value per group keeps the scale (a plain
+            # list passed at the call: instantiate would turn it into a ListConfig)
+            max_lr = float(sched_cfg.pop("max_lr"))
+            extra["max_lr"] = [max_lr * s for s in group_scales]
+        scheduler = instantiate(sched_cfg)(optimizer=optimizer, **extra)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+
+    def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0):
+        """``(logits as float32, labels or None)`` of a batch, with test-time augmentation if configured."""
+        x, y = (batch[0], batch[1]) if isinstance(batch, list | tuple) else (batch, None)
+        x = self._to_memory_format(x)
+        if self.hparams.get("test_time_augmentation") == "tencrop":
+            logits = ten_crop_logits(self.net, x)
+        else:
+            logits = self.net(x)
+        return logits.float(), y
+
+
+BACKBONE_MODULES = ("image_stream", "lbp_stream")

@@ -14,7 +14,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fer_attention.callbacks.epoch_seed import EpochSeed
-from fer_attention.config import validate_config
+from fer_attention.config import ConfigError, validate_config
 from fer_attention.reporting.files import METRICS_FILE, write_json_atomic
 from fer_attention.reporting.files import write_status as _write_status
 from fer_attention.reporting.plots import plot_confusion_matrix
@@ -30,6 +30,7 @@ from fer_attention.training.builders import (
 )
 from fer_attention.training.checkpoint import find_resume_dir, read_checkpoint, resolve_resume_path
 from fer_attention.training.module import FERModule
+from fer_attention.training.transfer import apply_init_from
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,18 @@ def _log_pictures(loggers: list, run_dir: Path) -> None:
             lg.log_image(key="test/confusion_matrix", images=[str(picture)])
 
 
+def _init_from(cfg: DictConfig, model: FERModule, resume_ckpt: Path | None) -> dict[str, Any] | None:
+    """``model.init_from``: copy the matching tensors of that file into the new network (not when the run
+    continues a training state: ``resume=true`` or ``ckpt_path`` restore every weight anyway)."""
+    path = OmegaConf.select(cfg, "model.init_from", default=None)
+    if path in (None, ""):
+        return None
+    if resume_ckpt or cfg.get("ckpt_path") not in (None, ""):
+        log.info("model.init_from=%s not applied: the run continues a checkpoint's training state", path)
+        return None
+    return apply_init_from(model.net, path, model.class_names)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit on train, select on val, test the best-on-val checkpoint once; write metrics.json.
 
@@ -151,6 +164,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             log.info("class-weighted loss: %s", ", ".join(f"{w:.2f}" for w in weights))
             model_cfg = OmegaConf.merge(cfg.model, {"loss": {"class_weights": weights}})
         model = build_model(model_cfg, cfg.data)
+        init_summary = _init_from(cfg, model, resume_ckpt)
         callbacks = [*build_callbacks(cfg.get("callbacks")), EpochSeed(int(cfg.seed))]
         loggers = build_loggers(cfg.get("logger"), cfg)
         trainer = build_trainer(cfg.trainer, callbacks, loggers)
@@ -185,6 +199,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 "overrides": _overrides(),
                 "run_dir": str(run_dir),
                 "resumed_from": str(resume_ckpt) if resume_ckpt else cfg.get("ckpt_path"),
+                "init_from": init_summary,
                 "world_size": int(trainer.world_size),
                 "precision": str(cfg.trainer.precision),
                 "seconds": round(time.time() - start, 2),
@@ -212,8 +227,106 @@ def _best_val_score(ckpt: dict[str, Any]) -> float | None:
     return None
 
 
+EVAL_SPLITS = ("test", "val", "all")
+
+
+def _class_mapping(hparams: dict[str, Any], data_cfg: dict[str, Any]):
+    """How the checkpoint's classes meet the data's (:func:`fer_attention.classes.map_classes`); ``None``
+    when the data config names no classes (the datamodule reports that). No class in common is an error
+    listing both class sets."""
+    from fer_attention.classes import map_classes
+
+    target = data_cfg.get("class_names")
+    if not target or isinstance(target, str):
+        return None
+    model_names = [str(n) for n in hparams["class_names"]]
+    mapping = map_classes(model_names, target)
+    if not mapping.shared:
+        raise ConfigError(
+            f"no class in common: the model's classes are {model_names}, data "
+            f"'{data_cfg.get('name')}' has {list(target)} (synonyms: fer_attention/classes.py)"
+        )
+    return mapping
+
+
+def _eval_loader(datamodule, split: str):
+    """The loader of ``split``: ``test`` / ``val`` of the data's protocol, or ``all`` of its faces."""
+    if split != "all":
+        datamodule.setup("test")
+        return datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader()
+    from torch.utils.data import DataLoader
+
+    from fer_attention.data.dataset import FaceArrayDataset
+
+    faces = datamodule.load()
+    log.info("split=all: every face of %s (%d)", datamodule.name, len(faces))
+    return DataLoader(
+        FaceArrayDataset(faces.images, faces.labels),
+        batch_size=datamodule.eval_batch_size,
+        shuffle=False,
+        num_workers=datamodule.num_workers,
+    )
+
+
+def _cross_results(trainer: pl.Trainer, model: FERModule, loader, mapping, split: str) -> dict[str, Any]:
+    """Metrics over the classes the model and the target share (cross-dataset evaluation).
+
+    Faces of target classes the model lacks are left out; logits of model classes the target lacks are
+    masked out before the argmax (the model can only answer with a class the target has), so accuracy,
+    macro F1, loss and the confusion matrix (rows = true class) are all over the shared classes."""
+    import torch
+    import torch.nn.functional as F
+    from torchmetrics.functional.classification import multiclass_confusion_matrix, multiclass_f1_score
+
+    outputs = trainer.predict(model, dataloaders=loader)
+    logits = torch.cat([o[0].cpu() for o in outputs]).float()
+    labels = torch.cat([o[1].cpu() for o in outputs]).long()
+    k = len(mapping.shared)
+    to_shared = torch.full((len(mapping.target_names),), -1, dtype=torch.long)
+    to_shared[mapping.target_indices] = torch.arange(k)
+    y = to_shared[labels]
+    keep = y >= 0
+    shared_logits = logits[keep][:, mapping.model_indices]
+    y = y[keep]
+    preds = shared_logits.argmax(dim=1)
+    excluded = {name: int((labels == mapping.target_names.index(name)).sum()) for name in mapping.target_only}
+    n = int(keep.sum())
+    names = mapping.shared_target_names
+    log.info(
+        "cross-dataset: %d shared classes (%s); the model lacks %s (%d faces left out); the target lacks %s "
+        "(their logits are masked before the argmax)",
+        k,
+        ", ".join(f"{mapping.target_names[t]}={mapping.model_names[m]}" for _, m, t in mapping.shared),
+        mapping.target_only or "none",
+        sum(excluded.values()),
+        mapping.model_only or "none",
+    )
+    if n == 0:
+        raise ValueError(f"no face of a shared class ({', '.join(names)}) in the {split} split")
+    acc = float((preds == y).float().mean())
+    f1 = float(multiclass_f1_score(preds, y, num_classes=k, average="macro")) if k > 1 else acc
+    cm = multiclass_confusion_matrix(preds, y, num_classes=k).long().tolist() if k > 1 else [[n]]
+    log.info("%s: accuracy %.4f, macro F1 %.4f on %d faces of the shared classes", split, acc, f1, n)
+    return {
+        f"{split}/acc": acc,
+        f"{split}/f1_macro": f1,
+        f"{split}/loss": float(F.cross_entropy(shared_logits, y)),
+        f"{split}/confusion_matrix": cm,
+        "class_names": names,
+        "class_mapping": {
+            **mapping.as_dict(),
+            "model_classes": list(mapping.model_names),
+            "target_classes": list(mapping.target_names),
+            "rule": "faces of target_only classes left out; logits of model_only classes masked before argmax",
+        },
+        "faces": {"total": int(len(labels)), "evaluated": n, "left_out": excluded},
+    }
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Test a checkpoint on the split ``cfg.split`` of its own data config (or ``cfg.data`` if given)."""
+    """Test a checkpoint on the split ``cfg.split`` (test, val, or all faces) of its own data config (or
+    ``cfg.data`` if given). When the data's classes differ from the model's, classes are matched by name
+    (:mod:`fer_attention.classes`) and the metrics cover the shared classes (:func:`_cross_results`)."""
     start = time.time()
     ckpt_path = str(cfg.ckpt_path)
     ckpt = read_checkpoint(ckpt_path)
@@ -222,8 +335,17 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if data_cfg is None:
         raise ValueError(f"checkpoint {ckpt_path} records no data config; pass data=<name>")
     split = cfg.get("split", "test")
-    if split not in ("test", "val"):
-        raise ValueError(f"split='{split}' is not one of test, val")
+    if split not in EVAL_SPLITS:
+        raise ValueError(f"split='{split}' is not one of {', '.join(EVAL_SPLITS)}")
+    mapping = _class_mapping(hparams, data_cfg)
+    model_size = (hparams.get("net") or {}).get("image_size")
+    if model_size and data_cfg.get("image_size") != model_size:
+        log.info(
+            "data.image_size=%s -> %s: faces are prepared at the size the model was trained on",
+            data_cfg.get("image_size"),
+            model_size,
+        )
+        data_cfg = {**data_cfg, "image_size": int(model_size)}
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_status(run_dir, "running")
@@ -232,11 +354,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         datamodule = build_datamodule(data_cfg)
         model = FERModule.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
         trainer = build_trainer(cfg.trainer, callbacks=[], loggers=build_loggers(cfg.get("logger")))
-        datamodule.setup("test")
-        loader = datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader()
-        out = trainer.test(model, dataloaders=loader, verbose=False)
+        loader = _eval_loader(datamodule, split)
         metrics = {"val/acc_best": _best_val_score(ckpt)}
-        metrics.update(_results(model, out[0] if out else {}, split))
+        if mapping is None or mapping.identity:
+            out = trainer.test(model, dataloaders=loader, verbose=False)
+            metrics.update(_results(model, out[0] if out else {}, split))
+        else:
+            metrics.update(_cross_results(trainer, model, loader, mapping, split))
         metrics.update(
             {
                 "best_ckpt": ckpt_path,
