@@ -115,7 +115,7 @@ def validate_config(cfg) -> None:
     weights = _select(cfg, "model.net.backbone.weights")
     if weights not in (None, "imagenet") and not Path(str(weights)).is_file():
         raise ConfigError(
-            f"model.backbone.weights={weights} does not exist (null, imagenet or a state dict file)"
+            f"model.net.backbone.weights={weights} does not exist (null, imagenet or a state dict file)"
         )
     _check_transfer(cfg)
     for key in ("malloc.mmap_threshold_mb", "malloc.trim_threshold_mb"):
@@ -188,21 +188,21 @@ def _check_net(cfg, num_classes, image_size) -> None:
     backbone = _select(cfg, "model.net.backbone") or {}
     arch = backbone.get("arch", "vgg16_bn")
     if arch not in ARCHS:
-        raise ConfigError(f"model.backbone.arch='{arch}' is not one of {', '.join(ARCHS)}")
+        raise ConfigError(f"model.net.backbone.arch='{arch}' is not one of {', '.join(ARCHS)}")
     last_stage = backbone.get("last_stage", 4)
     if not isinstance(last_stage, int) or not 1 <= last_stage <= NUM_STAGES:
         raise ConfigError(
-            f"model.backbone.last_stage={last_stage!r} must be in 1..{NUM_STAGES} (4 = through conv4_3)"
+            f"model.net.backbone.last_stage={last_stage!r} must be in 1..{NUM_STAGES} (4 = through conv4_3)"
         )
     width = backbone.get("width", 1.0)
     if not isinstance(width, int | float) or width <= 0:
-        raise ConfigError(f"model.backbone.width={width!r} must be a number > 0")
+        raise ConfigError(f"model.net.backbone.width={width!r} must be a number > 0")
     size = _select(cfg, "model.net.image_size") or image_size
     if size is not None:
         fsize = feature_size(size, last_stage)
         if fsize < 3:
             raise ConfigError(
-                f"data.image_size={size} is too small for model.backbone.last_stage={last_stage}: "
+                f"data.image_size={size} is too small for model.net.backbone.last_stage={last_stage}: "
                 f"need image_size >= {3 * 2 ** (last_stage - 1)} or an earlier last_stage"
             )
         if modules.get("reconstruction", True):

@@ -24,7 +24,7 @@ CASES = [
     (["lbp.method=default", "lbp.P=40"], r"lbp.P=40"),
     (["dilation.rates=[2,4,8]"], r"rate 8 needs a feature map larger than 8x8, but the backbone gives 6x6"),
     (["dilation.rates=[0,1,1]"], r"dilation.rates"),
-    (["data.image_size=16"], r"data.image_size=16 is too small for model.backbone.last_stage=4"),
+    (["data.image_size=16"], r"data.image_size=16 is too small for model.net.backbone.last_stage=4"),
     (["data.fold=5"], r"data.fold=5 must be in 0..2 \(data.num_folds=3\)"),
     (["data.num_folds=1", "data.fold=0"], r"data.num_folds=1 must be at least 2"),
     (["model.net.num_classes=6"], r"model.net.num_classes=6 does not match data.num_classes=7"),
@@ -32,10 +32,10 @@ CASES = [
     (["data.root=/no/such/dir"], r"data.root=/no/such/dir does not exist"),
     (["ckpt_path=/no/such.ckpt"], r"ckpt_path=/no/such.ckpt does not exist"),
     (["resume=true", "ckpt_path=last"], r"resume=true and ckpt_path=last: give one of them"),
-    (["model.net.backbone.weights=/no/vgg.pth"], r"model.backbone.weights=/no/vgg.pth does not exist"),
-    (["model.net.backbone.arch=resnet"], r"model.backbone.arch='resnet' is not one of vgg16, vgg16_bn"),
-    (["model.net.backbone.last_stage=7"], r"model.backbone.last_stage=7 must be in 1..5"),
-    (["model.net.backbone.width=0"], r"model.backbone.width=0 must be a number > 0"),
+    (["model.net.backbone.weights=/no/vgg.pth"], r"model.net.backbone.weights=/no/vgg.pth does not exist"),
+    (["model.net.backbone.arch=resnet"], r"model.net.backbone.arch='resnet' is not one of vgg16, vgg16_bn"),
+    (["model.net.backbone.last_stage=7"], r"model.net.backbone.last_stage=7 must be in 1..5"),
+    (["model.net.backbone.width=0"], r"model.net.backbone.width=0 must be a number > 0"),
     (
         ["trainer=ddp", "trainer.accelerator=cpu", "trainer.sync_batchnorm=true"],
         r"sync_batchnorm=true needs GPUs",
@@ -79,3 +79,20 @@ def test_imagenet_weights_offline_is_one_clear_line(monkeypatch):
     with pytest.raises(ConfigError, match=r"weights=imagenet: could not load torchvision's vgg16_bn") as err:
         vgg._imagenet_state_dict("vgg16_bn")
     assert "pass a state dict file path" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("overrides,message", CASES, ids=[" ".join(c[0]) for c in CASES])
+def test_every_key_an_error_names_is_a_real_key_to_paste_back(make_cfg, overrides, message):
+    """``key=value`` in an error line must name a key of the composed config, so that the user can
+    paste it back on the command line."""
+    import re
+
+    from omegaconf import OmegaConf
+
+    cfg = make_cfg([*TINY, *overrides])
+    with pytest.raises(ConfigError) as err:
+        train(cfg)
+    keys = re.findall(r"([a-z_]+(?:\.[a-z_A-Z]+)+)=", str(err.value))
+    assert keys, str(err.value)
+    for key in keys:
+        assert OmegaConf.select(cfg, key, default="<missing>") != "<missing>", (key, str(err.value))

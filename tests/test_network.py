@@ -113,7 +113,7 @@ def test_pretrained_weights_from_a_state_dict_file(tmp_path):
     assert torch.allclose(
         net.image_stream.features[0].weight, reference["features.0.weight"].sum(dim=1, keepdim=True)
     )
-    with pytest.raises(FileNotFoundError, match="model.backbone.weights: no such file"):
+    with pytest.raises(FileNotFoundError, match="model.net.backbone.weights: no such file"):
         FERAttentionNet(num_classes=7, backbone={"weights": str(tmp_path / "missing.pth")})
 
 
@@ -126,7 +126,7 @@ def test_pretrained_weights_from_a_state_dict_file(tmp_path):
         ("dilation.rates=[0,1]", r"every rate must be an integer >= 1"),
         ("dilation.rates=[]", r"dilation.rates is empty"),
         ("dilation=d248", r"rate 8 needs a feature map larger than 8x8, but the backbone gives 6x6"),
-        ("data.image_size=16", r"data.image_size=16 is too small for model.backbone.last_stage=4"),
+        ("data.image_size=16", r"data.image_size=16 is too small for model.net.backbone.last_stage=4"),
         ("data.fold=5", r"data.fold=5 must be in 0..4"),
         ("model.net.num_classes=6", r"model.net.num_classes=6 does not match data.num_classes=7"),
     ],

@@ -59,7 +59,7 @@ class FERAttentionNet(nn.Module):
         self.feature_size = feature_size(image_size, last_stage)
         if self.feature_size < MIN_FEATURE_SIZE:
             raise ValueError(
-                f"data.image_size={image_size} is too small for model.backbone.last_stage={last_stage}: "
+                f"data.image_size={image_size} is too small for model.net.backbone.last_stage={last_stage}: "
                 f"features would be {self.feature_size}x{self.feature_size}; need image_size >= "
                 f"{MIN_FEATURE_SIZE * 2 ** (last_stage - 1)} or an earlier last_stage"
             )
@@ -88,7 +88,7 @@ class FERAttentionNet(nn.Module):
             if backbone.get("shared", False):
                 if in_channels != 1:
                     raise ValueError(
-                        "model.backbone.shared=true needs model.in_channels=1 (the LBP map has one channel)"
+                        "model.net.backbone.shared=true needs model.net.in_channels=1 (the LBP map has one channel)"
                     )
                 self.lbp_stream = None
             else:

@@ -21,7 +21,7 @@ def check_rates(rates: Sequence[int], feature_size: int) -> list[int]:
         if r >= feature_size:
             raise ValueError(
                 f"dilation.rates={rates}: rate {r} needs a feature map larger than {r}x{r}, but the backbone "
-                f"gives {feature_size}x{feature_size}; raise data.image_size or lower model.backbone.last_stage"
+                f"gives {feature_size}x{feature_size}; raise data.image_size or lower model.net.backbone.last_stage"
             )
     return rates
 

@@ -54,10 +54,10 @@ class VGGStream(nn.Module):
     ) -> None:
         super().__init__()
         if arch not in ARCHS:
-            raise ValueError(f"model.backbone.arch='{arch}' is not one of {', '.join(ARCHS)}")
+            raise ValueError(f"model.net.backbone.arch='{arch}' is not one of {', '.join(ARCHS)}")
         if not 1 <= last_stage <= NUM_STAGES:
             raise ValueError(
-                f"model.backbone.last_stage={last_stage} must be in 1..{NUM_STAGES} (4 = through conv4_3)"
+                f"model.net.backbone.last_stage={last_stage} must be in 1..{NUM_STAGES} (4 = through conv4_3)"
             )
         cfg = stage_config(last_stage, width)
         self.features = tv_vgg.make_layers(cfg, batch_norm=arch == "vgg16_bn")
@@ -68,7 +68,7 @@ class VGGStream(nn.Module):
         if weights is not None:
             if width != 1.0:
                 raise ValueError(
-                    f"model.backbone.weights='{weights}' needs model.backbone.width=1.0, got {width}"
+                    f"model.net.backbone.weights='{weights}' needs model.net.backbone.width=1.0, got {width}"
                 )
             self.load_pretrained(weights)
 
@@ -82,7 +82,7 @@ class VGGStream(nn.Module):
         else:
             path = Path(weights)
             if not path.is_file():
-                raise FileNotFoundError(f"model.backbone.weights: no such file: {path}")
+                raise FileNotFoundError(f"model.net.backbone.weights: no such file: {path}")
             state = torch.load(path, map_location="cpu", weights_only=True)
             state = state.get("state_dict", state)
         own = self.features.state_dict()
@@ -91,13 +91,13 @@ class VGGStream(nn.Module):
             src = state.get(f"features.{key}")
             if src is None:
                 raise ValueError(
-                    f"model.backbone.weights: '{weights}' has no tensor features.{key}; is it a {self.arch} state dict?"
+                    f"model.net.backbone.weights: '{weights}' has no tensor features.{key}; is it a {self.arch} state dict?"
                 )
             if key == "0.weight" and src.shape[1] != value.shape[1]:
                 src = src.sum(dim=1, keepdim=True).repeat(1, value.shape[1], 1, 1) / value.shape[1]
             if src.shape != value.shape:
                 raise ValueError(
-                    f"model.backbone.weights: features.{key} has shape {tuple(src.shape)}, expected {tuple(value.shape)}"
+                    f"model.net.backbone.weights: features.{key} has shape {tuple(src.shape)}, expected {tuple(value.shape)}"
                 )
             loaded[key] = src
         self.features.load_state_dict(loaded)
@@ -114,7 +114,7 @@ def _imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
         return builder(weights=weights_enum).state_dict()
     except Exception as err:  # noqa: BLE001 - download or cache failures come in many types
         raise ConfigError(
-            f"model.backbone.weights=imagenet: could not load torchvision's {arch} ImageNet weights "
+            f"model.net.backbone.weights=imagenet: could not load torchvision's {arch} ImageNet weights "
             f"(offline and not in the torch hub cache?): {type(err).__name__}: {err}. "
             "Download them once on a connected machine, or pass a state dict file path."
         ) from None
