@@ -46,7 +46,7 @@ META_KEYS = (
     "source",  # the checkpoint file name
 )
 META_VERSION = "1"
-# what every tool of the suite does to a face before the network (README "Using a trained model")
+# what every tool of the suite does to a face before the network (docs/using-a-model.md)
 PREPROCESSING = {
     "input": "faces float32 [N, 1, S, S] in [0, 1], N any, S = image_size",
     "output": "logits float32 [N, classes]; softmax gives the probabilities, in class_names order",

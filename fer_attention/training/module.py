@@ -111,7 +111,7 @@ class FERModule(pl.LightningModule):
             label_smoothing=float(loss.get("label_smoothing", 0.0)),
         )
         if channels_last:
-            # NHWC weights: the convolutions run without layout conversions (see README "Benchmarks")
+            # NHWC weights: the convolutions run without layout conversions (see docs/benchmarks.md)
             self.net = self.net.to(memory_format=torch.channels_last)
         if compile:
             compile_in_place(self.net)
