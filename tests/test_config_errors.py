@@ -92,7 +92,7 @@ def test_every_key_an_error_names_is_a_real_key_to_paste_back(make_cfg, override
     cfg = make_cfg([*TINY, *overrides])
     with pytest.raises(ConfigError) as err:
         train(cfg)
-    keys = re.findall(r"([a-z_]+(?:\.[a-z_A-Z]+)+)=", str(err.value))
+    keys = re.findall(r"(?:^|[\s(])([a-z_][a-z_0-9]*(?:\.[A-Za-z_0-9]+)*)=", str(err.value))
     assert keys, str(err.value)
     for key in keys:
         assert OmegaConf.select(cfg, key, default="<missing>") != "<missing>", (key, str(err.value))
