@@ -22,11 +22,13 @@ def _unreadable_reason(err: Exception) -> str:
     pickled objects advises loading it with ``weights_only=False``, which would run that file's code:
     never repeated here."""
     text = str(err).strip()
-    if "weights_only" in text or "Weights only" in text:
+    if "Unsupported global" in text:
         return (
             "not a fer-attention checkpoint: it holds pickled Python objects beyond tensors and plain data, "
             "which are never loaded"
         )
+    if "weights_only" in text or "Weights only" in text:
+        return "not a readable PyTorch checkpoint (its contents are not tensors and plain data)"
     reason = text.splitlines()[0][:200] if text else type(err).__name__
     return f"not a readable PyTorch checkpoint ({reason})"
 
