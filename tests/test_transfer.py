@@ -253,8 +253,10 @@ def test_transfer_experiments_compose(make_cfg, experiment, tmp_path):
     cfg = make_cfg(overrides, subdir=experiment)
     validate_config(cfg)
     assert cfg.model.net.backbone.width == 0.25
+    # both are budget=cpu unchanged: pretraining is the FER2013 full row, scratch the CK+ full row
+    assert (cfg.data.batch_size, cfg.model.optimizer.lr, cfg.trainer.precision) == (32, 0.003, "bf16-mixed")
     if experiment == "pretrain_fer2013":
-        assert cfg.data.name == "fer2013" and cfg.trainer.precision == "bf16-mixed"
+        assert cfg.data.name == "fer2013" and cfg.trainer.max_epochs == 15
         assert cfg.task_name == "pretrain_fer2013"
 
 
