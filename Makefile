@@ -113,6 +113,7 @@ cross: install ## FER_CKPT=<FER2013 model> on every CK+48 face, CK_CKPT=<CK+48 m
 		hydra.run.dir=logs/cross/$(NOW)/fer2013_to_ckplus48
 	$(BIN)/fer-eval ckpt_path=$(CK_CKPT) data=fer2013 data.root=$(FER_ROOT) split=test \
 		hydra.run.dir=logs/cross/$(NOW)/ckplus48_to_fer2013
+	$(BIN)/fer-report --cross logs/cross/$(NOW) --out logs/reports/cross_$(NOW)
 
 bench: install $(EXPORT_STAMP) ## benchmark suite: LBP, training step per ablation, fast paths, data, inference incl. ONNX Runtime (logs/bench/bench.md); ARGS="--width 1.0"
 	$(BIN)/python experiments/bench.py $(ARGS)

@@ -12,6 +12,8 @@ import torch
 
 from fer_attention.classes import SYNONYMS, canonical, map_classes, same_class_set
 from fer_attention.config import ConfigError
+from fer_attention.reporting.aggregate import ReportError
+from fer_attention.reporting.cross import cross_report
 from fer_attention.training.task import evaluate, train
 
 from . import data_fixtures as fx
@@ -108,6 +110,18 @@ def test_cross_dataset_metrics_over_shared_classes(make_cfg, tiny_ckpt, tmp_path
     assert sum(cm[i][i] for i in range(2)) == int((preds == faces.labels[keep]).sum())
     written = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     assert written["class_mapping"]["target_only"] == ["contempt"] and "all/f1_macro" in written
+    assert written["trained_on"] == "synthetic" and written["data"] == "folder"
+
+    # the cross table: training set as row, test set and split as column, published and re-aggregated
+    out = cross_report(Path(cfg.paths.output_dir).parent, tmp_path / "cross", publish=True)
+    acc = 100 * metrics["all/acc"]
+    assert f"| synthetic | {acc:.2f} (" in out["table"] and "| trained on \\ tested on | folder all |" in out["table"]
+    assert "7 faces, 2 classes" in out["table"] and "folder all: contempt 2" in out["table"]
+    again = cross_report(tmp_path / "cross" / "runs", tmp_path / "again")
+    assert again["table"] == out["table"]
+    assert "fer-eval ckpt_path=" in (tmp_path / "cross" / "README.md").read_text()
+    with pytest.raises(ReportError, match="no fer-eval run"):
+        cross_report(tmp_path / "target", tmp_path / "none")
 
 
 def test_no_class_in_common_is_one_line_with_both_sets(make_cfg, tiny_ckpt, tmp_path):

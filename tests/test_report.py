@@ -14,7 +14,7 @@ import yaml
 from scipy import stats
 
 from fer_attention.cli.report import main as report_main
-from fer_attention.reporting.aggregate import ReportError, report
+from fer_attention.reporting.aggregate import Job, ReportError, report, val_curve
 from fer_attention.reporting.results import publish
 from fer_attention.reporting.stats import format_p, paired_comparison
 
@@ -150,3 +150,21 @@ def test_published_folder_holds_no_checkpoints_and_re_aggregates_alone(tmp_path)
     assert (tmp_path / "pub" / "README.md").read_text().endswith("## Notes\n\nfold 3 is hard.\n")
     with pytest.raises(FileNotFoundError, match="no jobs"):
         publish(tmp_path / "pub" / "jobs" / "0_ablation-full+data.fold-0" / ".hydra", tmp_path / "x")
+
+
+def test_val_curve_joins_time_and_accuracy_lines_of_an_epoch(tmp_path):
+    job_dir = tmp_path / "sweep" / "0_ablation-full"
+    (job_dir / "csv").mkdir(parents=True)
+    # CSVLogger's layout: val/acc and the epoch's times land on separate lines of the same epoch
+    (job_dir / "csv" / "metrics.csv").write_text(
+        "epoch,step,time/train_s,val/acc\n,0,,\n0,9,,0.5\n0,9,60.0,\n1,19,,0.625\n1,19,121.5,\n2,29,,0.7\n"
+    )
+    seconds, acc = val_curve(Job(job_dir, {}, None, "finished"))
+    assert seconds.tolist() == [60.0, 121.5] and acc.tolist() == [50.0, 62.5]  # epoch 2 has no time: left out
+    assert val_curve(Job(tmp_path / "nowhere", {}, None, "finished")) is None
+    fake_sweep(tmp_path / "sweep2", {"full": [0.9, 0.8], "vgg16": [0.85, 0.8]})
+    run = tmp_path / "sweep2" / sorted(p.name for p in (tmp_path / "sweep2").iterdir() if p.is_dir())[0]
+    (run / "csv").mkdir(exist_ok=True)
+    (run / "csv" / "metrics.csv").write_text((job_dir / "csv" / "metrics.csv").read_text())
+    report(tmp_path / "sweep2", tmp_path / "r")
+    assert (tmp_path / "r" / "curves.png").stat().st_size > 10_000

@@ -1,5 +1,6 @@
 """`fer-report <multirun dir> [--out DIR] [--name NAME] [--reference ROW] [--publish]`: aggregate a sweep
-into a table with paired tests against a reference row, folds.csv and plots."""
+into a table with paired tests against a reference row, folds.csv and plots. `fer-report --cross <dir>`:
+the cross-dataset table of the fer-eval runs under <dir>."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import sys
 
 from fer_attention.reporting.aggregate import ReportError, report
+from fer_attention.reporting.cross import cross_report
 from fer_attention.reporting.results import publish, write_readme
 
 
@@ -29,7 +31,22 @@ def main(argv: list[str] | None = None) -> int:
         "OUT/run.json and OUT/README.md (command, machine, dates, wall time; a '## Notes' section in an "
         "existing README is kept): a folder that `fer-report OUT/jobs --out OUT` re-aggregates",
     )
+    parser.add_argument(
+        "--cross",
+        action="store_true",
+        help="the directory holds fer-eval runs of models on other datasets: write the cross-dataset table "
+        "(training sets x test sets) instead (default OUT logs/reports/cross)",
+    )
     args = parser.parse_args(argv)
+    if args.cross:
+        try:
+            result = cross_report(args.multirun_dir, args.out or "logs/reports/cross", publish=args.publish)
+        except (FileNotFoundError, ReportError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        print(result["table"])
+        print(f"written to {result['out_dir']}/ (table.md, table.csv)")
+        return 0
     try:
         if args.publish:
             if args.out is None:

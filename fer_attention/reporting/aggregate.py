@@ -1,6 +1,7 @@
 """Turn a multirun directory into a table: group jobs by their swept values, mean ± std over seeds and
 folds, compare every row with a reference row on matching (fold, seed) jobs, list failed, missing and
-unmatched jobs, and write table.md, table.csv, folds.csv, plot.png and confusion matrices."""
+unmatched jobs, and write table.md, table.csv, folds.csv, plot.png, curves.png (validation accuracy
+against training time) and confusion matrices."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import numpy as np
 import yaml
 
 from fer_attention.reporting.files import METRICS_FILE, read_status
-from fer_attention.reporting.plots import plot_confusion_matrix, plot_rows
+from fer_attention.reporting.plots import plot_confusion_matrix, plot_curves, plot_rows
 from fer_attention.reporting.stats import PairedComparison, format_p, mean_interval, paired_comparison
 
 log = logging.getLogger(__name__)
@@ -364,6 +365,9 @@ def report(
         out / "plot.png",
         name,
     )
+    curves = [(row.label, *curve) for row in rows for j in row.jobs if (curve := val_curve(j)) is not None]
+    if curves:
+        plot_curves(curves, out / "curves.png", f"{name}: validation accuracy against training time")
     for row in rows:
         matrices = [
             j.metrics["test/confusion_matrix"]
@@ -385,6 +389,30 @@ def report(
         "failed": [str(j.path) for j in failed],
         "unmatched": [str(j.path) for r in rows for j in r.unmatched],
     }
+
+
+def val_curve(job: Job) -> tuple[np.ndarray, np.ndarray] | None:
+    """A job's (cumulative training seconds, validation accuracy in %) per epoch, from its
+    ``csv/metrics.csv`` (``time/train_s`` and ``val/acc`` are logged on separate lines of one epoch);
+    None without that file or those columns."""
+    path = job.path / "csv" / "metrics.csv"
+    if not path.is_file():
+        return None
+    seconds: dict[int, float] = {}
+    acc: dict[int, float] = {}
+    with open(path, newline="") as f:
+        for line in csv.DictReader(f):
+            if not line.get("epoch"):
+                continue
+            epoch = int(float(line["epoch"]))
+            if line.get("time/train_s"):
+                seconds[epoch] = float(line["time/train_s"])
+            if line.get("val/acc"):
+                acc[epoch] = 100.0 * float(line["val/acc"])
+    epochs = sorted(set(seconds) & set(acc))
+    if not epochs:
+        return None
+    return np.asarray([seconds[e] for e in epochs]), np.asarray([acc[e] for e in epochs])
 
 
 def _write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:

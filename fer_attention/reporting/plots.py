@@ -97,3 +97,25 @@ def plot_rows(
         ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def plot_curves(
+    series: Sequence[tuple[str, np.ndarray, np.ndarray]], path: str | Path, title: str = ""
+) -> Path:
+    """Validation accuracy against training wall-clock time: one line per job, one colour per row.
+    ``series`` holds (row label, seconds, accuracy in %) per job; the legend names each row once."""
+    fig, ax = plt.subplots(figsize=(7.0, 4.2))
+    colours = {}
+    for label, seconds, acc in series:
+        first = label not in colours
+        colour = colours.setdefault(label, f"C{len(colours) % 10}")
+        ax.plot(
+            seconds / 60.0, acc, "-o", ms=2.5, lw=1.2, alpha=0.8, color=colour, label=label if first else None
+        )
+    ax.set_xlabel("training wall-clock time (min; validation after each epoch)")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -138,6 +138,11 @@ def write_readme(out_dir: str | Path, info: dict[str, Any], table_md: str) -> Pa
         "",
         "![per-job accuracies and paired differences](plot.png)",
         "",
+        *(
+            ["![validation accuracy against training time](curves.png)", ""]
+            if (out_dir / "curves.png").is_file()
+            else []
+        ),
         "| | |",
         "|---|---|",
         f"| command | `{info.get('command')}` |",

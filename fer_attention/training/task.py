@@ -365,6 +365,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             {
                 "best_ckpt": ckpt_path,
                 "data": data_cfg.get("name"),
+                "trained_on": (hparams.get("data_config") or {}).get("name"),
                 "seed": int(cfg.seed),
                 "overrides": _overrides(),
                 "run_dir": str(run_dir),
