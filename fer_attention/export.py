@@ -280,7 +280,7 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         check_calibration_arg(cfg)
     elif fmt == "onnx":
         check_onnx_available()
-    ckpt = Path(str(cfg.ckpt))
+    ckpt = Path(str(cfg.ckpt_path))
     out = Path(str(cfg.output)) if cfg.get("output") else default_output(ckpt, fmt, quantize)
     model = load_model(ckpt)
     net, size = model.net, model.image_size

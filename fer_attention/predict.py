@@ -125,7 +125,7 @@ def predict_files(cfg: DictConfig) -> dict[str, Any]:
     out = output_path(cfg)
     detect = parse_detect(cfg.get("detect", "auto"))
     files, root = collect_inputs(str(cfg.input))
-    model = load_model(str(cfg.ckpt), device=str(cfg.get("device", "cpu")))
+    model = load_model(str(cfg.ckpt_path), device=str(cfg.get("device", "cpu")))
     classes = model.class_names
     batch_size = max(1, int(cfg.get("batch_size", 64)))
     annotate, attention = bool(cfg.get("save_annotated")), bool(cfg.get("save_attention"))

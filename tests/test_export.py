@@ -69,18 +69,18 @@ def test_onnx_without_the_package_says_what_to_install(ckpt, tmp_path, monkeypat
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a)
     )
-    cfg = compose_cfg(tmp_path / "run", [f"ckpt={ckpt}", "format=onnx"], config_name="export")
+    cfg = compose_cfg(tmp_path / "run", [f"ckpt_path={ckpt}", "format=onnx"], config_name="export")
     with pytest.raises(ConfigError, match=r"pip install 'fer-attention\[export\]'"):
         export_checkpoint(cfg)
     assert "[export]" in ONNX_HINT
 
 
 def test_export_task_defaults_next_to_the_checkpoint(ckpt, tmp_path, capsys):
-    cfg = compose_cfg(tmp_path / "run", [f"ckpt={ckpt}"], config_name="export")
+    cfg = compose_cfg(tmp_path / "run", [f"ckpt_path={ckpt}"], config_name="export")
     result = run_task(export_checkpoint, cfg)
     assert result["output"] == str(Path(ckpt).with_suffix(".pt")) and Path(result["output"]).is_file()
     assert result["max_abs_diff"] < 1e-4
-    cfg = compose_cfg(tmp_path / "run", [f"ckpt={ckpt}", "format=tflite"], config_name="export")
+    cfg = compose_cfg(tmp_path / "run", [f"ckpt_path={ckpt}", "format=tflite"], config_name="export")
     with pytest.raises(SystemExit):
         run_task(export_checkpoint, cfg)
     assert "error: format=tflite is not one of torchscript, onnx" in capsys.readouterr().err
@@ -89,7 +89,7 @@ def test_export_task_defaults_next_to_the_checkpoint(ckpt, tmp_path, capsys):
 def test_fer_export_foreign_checkpoint_is_one_line(tmp_path, capsys):
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"weights": torch.zeros(2)}, foreign)
-    cfg = compose_cfg(tmp_path / "run", [f"ckpt={foreign}"], config_name="export")
+    cfg = compose_cfg(tmp_path / "run", [f"ckpt_path={foreign}"], config_name="export")
     with pytest.raises(SystemExit) as exc:
         run_task(export_checkpoint, cfg)
     assert exc.value.code == 1

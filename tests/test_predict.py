@@ -14,7 +14,8 @@ import torch
 from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
-from fer_attention.cli.common import run_task
+from fer_attention.cli.common import checkpoint_argument, run_task
+from fer_attention.config import ConfigError
 from fer_attention.cli.predict import predict_files
 from fer_attention.data.synthetic import render_synthetic_faces
 from fer_attention.inference import FERPredictor, detect_faces, to_gray
@@ -189,7 +190,7 @@ def test_auto_detect_on_a_real_photo(model, ckpt, tmp_path):
     Image.fromarray(render_synthetic_faces(num_subjects=1, frames_per_sequence=1).images[0]).save(
         tmp_path / "crop.png"
     )
-    cfg = predict_cfg(tmp_path, [f"ckpt={ckpt}", f"input={tmp_path}", "progress=false"])
+    cfg = predict_cfg(tmp_path, [f"ckpt_path={ckpt}", f"input={tmp_path}", "progress=false"])
     stats = run_task(predict_files, cfg)
     rows = {Path(r["file"]).name: r for r in map(json.loads, Path(stats["output"]).read_text().splitlines())}
     assert stats["files_ok"] == 2 and stats["faces"] == 2
@@ -209,7 +210,7 @@ def test_real_dataset_images_get_a_label_with_default_settings(ckpt, dataset, tm
     d.mkdir()
     for f in files:
         (d / f"{f.parent.name}_{f.name}").write_bytes(f.read_bytes())
-    cfg = predict_cfg(tmp_path, [f"ckpt={ckpt}", f"input={d}", "progress=false"])
+    cfg = predict_cfg(tmp_path, [f"ckpt_path={ckpt}", f"input={d}", "progress=false"])
     stats = run_task(predict_files, cfg)
     rows = [json.loads(line) for line in Path(stats["output"]).read_text().splitlines()]
     assert stats["files_ok"] == len(files) == len(rows) and stats["files_failed"] == 0
@@ -269,8 +270,19 @@ def predict_cfg(tmp_path, overrides):
     return compose_cfg(tmp_path / "run", overrides, config_name="predict")
 
 
+@pytest.mark.parametrize("config_name", ["predict", "export"])
+def test_old_ckpt_spelling_moves_to_ckpt_path_with_a_deprecation_line(config_name, tmp_path, caplog):
+    cfg = compose_cfg(tmp_path / "run", ["ckpt=model.ckpt"], config_name=config_name)
+    checkpoint_argument(cfg)
+    assert cfg.ckpt_path == "model.ckpt" and cfg.ckpt is None
+    assert "ckpt= is deprecated and goes in the next release: pass ckpt_path=model.ckpt" in caplog.text
+    missing = compose_cfg(tmp_path / "run2", [], config_name=config_name)
+    with pytest.raises(ConfigError, match=r"^ckpt_path is required: ckpt_path=<checkpoints/epoch_NNN.ckpt"):
+        checkpoint_argument(missing)
+
+
 def test_fer_predict_writes_rows_and_error_rows(ckpt, image_dir, tmp_path):
-    cfg = predict_cfg(tmp_path, [f"ckpt={ckpt}", f"input={image_dir}", "detect=false", "progress=false"])
+    cfg = predict_cfg(tmp_path, [f"ckpt_path={ckpt}", f"input={image_dir}", "detect=false", "progress=false"])
     stats = run_task(predict_files, cfg)
     out = tmp_path / "run" / "predictions.jsonl"  # the default: the run dir
     assert stats["output"] == str(out)
@@ -296,7 +308,7 @@ def test_fer_predict_csv_glob_detect_and_pictures(ckpt, image_dir, tmp_path):
     cfg = predict_cfg(
         tmp_path,
         [
-            f"ckpt={ckpt}",
+            f"ckpt_path={ckpt}",
             f"input={image_dir}/face*.png",
             f"output={out}",
             "progress=false",
@@ -321,7 +333,7 @@ def test_fer_predict_csv_glob_detect_and_pictures(ckpt, image_dir, tmp_path):
     # forced detection on 48x48 crops: a face is found or the file is reported, the run never stops
     cfg = predict_cfg(
         tmp_path,
-        [f"ckpt={ckpt}", f"input={image_dir}/face0.png", f"output={out}", "progress=false", "detect=true"],
+        [f"ckpt_path={ckpt}", f"input={image_dir}/face0.png", f"output={out}", "progress=false", "detect=true"],
     )
     try:
         stats = run_task(predict_files, cfg)
@@ -332,7 +344,7 @@ def test_fer_predict_csv_glob_detect_and_pictures(ckpt, image_dir, tmp_path):
 
 def test_fer_predict_exits_1_when_nothing_worked(ckpt, image_dir, tmp_path, capsys):
     cfg = predict_cfg(
-        tmp_path, [f"ckpt={ckpt}", f"input={image_dir}/*.jpg", "progress=false", "detect=false"]
+        tmp_path, [f"ckpt_path={ckpt}", f"input={image_dir}/*.jpg", "progress=false", "detect=false"]
     )
     with pytest.raises(SystemExit) as exc:
         run_task(predict_files, cfg)
@@ -345,7 +357,7 @@ def test_fer_predict_exits_1_when_nothing_worked(ckpt, image_dir, tmp_path, caps
 def test_fer_predict_foreign_checkpoint_is_one_line(image_dir, tmp_path, capsys):
     foreign = tmp_path / "foreign.ckpt"
     foreign.write_text("not a checkpoint")
-    cfg = predict_cfg(tmp_path, [f"ckpt={foreign}", f"input={image_dir}", "progress=false"])
+    cfg = predict_cfg(tmp_path, [f"ckpt_path={foreign}", f"input={image_dir}", "progress=false"])
     with pytest.raises(SystemExit) as exc:
         run_task(predict_files, cfg)
     assert exc.value.code == 1
@@ -365,7 +377,7 @@ def test_fer_predict_command(ckpt, image_dir, tmp_path):
         "progress=false",
         f"paths.log_dir={tmp_path / 'logs'}",
     ]
-    done = subprocess.run([*cmd, f"ckpt={ckpt}"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([*cmd, f"ckpt_path={ckpt}"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "4 faces in 4 of 6 files (2 failed)" in done.stdout
     assert len(out.read_text().splitlines()) == 6

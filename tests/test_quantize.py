@@ -68,7 +68,7 @@ def test_onnx_metadata_round_trip(ckpt, model, faces, tmp_path):
 
     out = tmp_path / "fp32.onnx"
     result = run_task(
-        export_checkpoint, export_cfg(tmp_path, [f"ckpt={ckpt}", "format=onnx", f"output={out}"])
+        export_checkpoint, export_cfg(tmp_path, [f"ckpt_path={ckpt}", "format=onnx", f"output={out}"])
     )
     assert result["max_abs_diff"] < 1e-4
     props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
@@ -92,7 +92,7 @@ def test_onnx_without_metadata_or_broken_is_one_line(model, image_faces_dir, tmp
         load_model(bare)
     cfg = compose_cfg(
         tmp_path / "run",
-        [f"ckpt={bare}", f"input={image_faces_dir}", "progress=false"],
+        [f"ckpt_path={bare}", f"input={image_faces_dir}", "progress=false"],
         config_name="predict",
     )
     with pytest.raises(SystemExit) as exc:
@@ -119,7 +119,7 @@ def image_faces_dir(faces, tmp_path) -> Path:
 def test_int8_from_a_folder_of_faces(ckpt, model, faces, calib_dir, image_faces_dir, tmp_path, capsys):
     import onnx
 
-    cfg = export_cfg(tmp_path, [f"ckpt={ckpt}", "format=onnx", "quantize=int8", f"calib={calib_dir}"])
+    cfg = export_cfg(tmp_path, [f"ckpt_path={ckpt}", "format=onnx", "quantize=int8", f"calib={calib_dir}"])
     result = run_task(export_checkpoint, cfg)
     out = Path(result["output"])
     assert out == Path(ckpt).with_name(Path(ckpt).stem + ".int8.onnx") and out.is_file()
@@ -140,7 +140,7 @@ def test_int8_from_a_folder_of_faces(ckpt, model, faces, calib_dir, image_faces_
     # fer-predict takes it too
     cfg = compose_cfg(
         tmp_path / "pred",
-        [f"ckpt={out}", f"input={image_faces_dir}", "progress=false"],
+        [f"ckpt_path={out}", f"input={image_faces_dir}", "progress=false"],
         config_name="predict",
     )
     stats = run_task(predict_files, cfg)
@@ -151,7 +151,7 @@ def test_int8_from_a_data_config_reports_test_accuracy(ckpt, tmp_path):
     out = tmp_path / "m.int8.onnx"
     cfg = export_cfg(
         tmp_path,
-        [f"ckpt={ckpt}", "format=onnx", "quantize=int8", "calib=data", f"output={out}", "calib_size=64"],
+        [f"ckpt_path={ckpt}", "format=onnx", "quantize=int8", "calib=data", f"output={out}", "calib_size=64"],
     )
     result = run_task(export_checkpoint, cfg)  # the checkpoint's own data: synthetic, 15 subjects
     assert result["calib_faces"] == 64 and result["heldout_faces"] > 0
@@ -174,7 +174,7 @@ def test_int8_without_calibration_faces_is_one_line(ckpt, tmp_path, capsys):
         ([f"calib={tmp_path / 'nowhere'}"], f"error: calib={tmp_path / 'nowhere'}: no such folder"),
         (["format=torchscript", "calib=data"], "error: quantize=int8 needs format=onnx"),
     ):
-        cfg = export_cfg(tmp_path, [f"ckpt={ckpt}", "format=onnx", "quantize=int8", *overrides])
+        cfg = export_cfg(tmp_path, [f"ckpt_path={ckpt}", "format=onnx", "quantize=int8", *overrides])
         with pytest.raises(SystemExit) as exc:
             run_task(export_checkpoint, cfg)
         assert exc.value.code == 1
@@ -182,7 +182,7 @@ def test_int8_without_calibration_faces_is_one_line(ckpt, tmp_path, capsys):
         assert err.startswith(expected), err
         assert len(err.strip().splitlines()) == 1
     with pytest.raises(ConfigError, match="quantize=int4 is not one of none, int8"):
-        export_checkpoint(export_cfg(tmp_path, [f"ckpt={ckpt}", "format=onnx", "quantize=int4"]))
+        export_checkpoint(export_cfg(tmp_path, [f"ckpt_path={ckpt}", "format=onnx", "quantize=int4"]))
 
 
 def test_int8_calibrated_on_real_faces(ckpt, model, tmp_path):
@@ -197,7 +197,7 @@ def test_int8_calibrated_on_real_faces(ckpt, model, tmp_path):
     for cls in ("happy", "surprise", "anger"):
         for f in sorted((root / cls).glob("*.png"))[:8]:
             (d / f"{cls}_{f.name}").write_bytes(f.read_bytes())
-    cfg = export_cfg(tmp_path, [f"ckpt={ckpt}", "format=onnx", "quantize=int8", f"calib={d}"])
+    cfg = export_cfg(tmp_path, [f"ckpt_path={ckpt}", "format=onnx", "quantize=int8", f"calib={d}"])
     result = run_task(export_checkpoint, cfg)
     assert result["calib_faces"] + result["heldout_faces"] == 24
     assert result["agreement"] >= 0.5

@@ -176,7 +176,7 @@ def test_job_dir_names_are_one_safe_level_without_paths_or_bookkeeping():
 
 def test_a_sweep_jobs_best_ckpt_pastes_unquoted_into_fer_eval_and_fer_predict(tmp_path):
     """Job dirs are one level named without '/', '=' or ','; the best_ckpt that metrics.json names works as
-    ckpt_path= / ckpt= in the other commands as it is (no Hydra quoting)."""
+    ckpt_path= / ckpt_path= in the other commands as it is (no Hydra quoting)."""
     import numpy as np
     from PIL import Image
 
@@ -213,7 +213,7 @@ def test_a_sweep_jobs_best_ckpt_pastes_unquoted_into_fer_eval_and_fer_predict(tm
     pr = subprocess.run(
         [
             str(bin_dir / "fer-predict"),
-            f"ckpt={best}",
+            f"ckpt_path={best}",
             f"input={face}",
             f"output={out}",
             "progress=false",

@@ -172,7 +172,7 @@ def test_fer_predict_videos_among_images(ckpt, clip, tmp_path):
     cfg = compose_cfg(
         tmp_path / "run",
         [
-            f"ckpt={ckpt}",
+            f"ckpt_path={ckpt}",
             f"input={d}",
             f"output={out}",
             "progress=false",
@@ -219,7 +219,7 @@ def test_fer_predict_videos_among_images(ckpt, clip, tmp_path):
     assert (out.parent / "annotated" / "face.png").is_file()
     # JSON lines: a single video file as the input
     cfg = compose_cfg(
-        tmp_path / "run2", [f"ckpt={ckpt}", f"input={clip}", "progress=false"], config_name="predict"
+        tmp_path / "run2", [f"ckpt_path={ckpt}", f"input={clip}", "progress=false"], config_name="predict"
     )
     stats = run_task(predict_files, cfg)
     lines = [json.loads(x) for x in (tmp_path / "run2" / "predictions.jsonl").read_text().splitlines()]

@@ -9,6 +9,7 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from omegaconf import OmegaConf, open_dict
 
 from fer_attention.config import ConfigError
 from fer_attention.training.checkpoint import CheckpointError
@@ -18,11 +19,28 @@ log = logging.getLogger("fer_attention")
 USER_ERRORS = (ConfigError, CheckpointError, ValueError, FileNotFoundError, FloatingPointError)
 
 
+def checkpoint_argument(cfg: Any) -> None:
+    """Every fer-* command names its checkpoint ``ckpt_path``. The old ``ckpt=`` of fer-predict and
+    fer-export still works for one release: it is moved to ``ckpt_path`` with a deprecation line. A
+    command that needs a checkpoint and got none stops with one line saying what to pass."""
+    if "ckpt_path" not in cfg.keys():
+        return
+    old = cfg.get("ckpt")
+    if old not in (None, ""):
+        log.warning("ckpt= is deprecated and goes in the next release: pass ckpt_path=%s", old)
+        with open_dict(cfg):
+            cfg.ckpt_path = old
+            cfg.ckpt = None
+    if OmegaConf.is_missing(cfg, "ckpt_path"):
+        raise ConfigError("ckpt_path is required: ckpt_path=<checkpoints/epoch_NNN.ckpt of a training run>")
+
+
 def run_task(task: Callable[[Any], dict], cfg: Any) -> dict | None:
     """Run ``task(cfg)``. A user error prints one line and exits 1; in a multirun any failed job is
     recorded as failed (status.json) and the sweep goes on."""
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     try:
+        checkpoint_argument(cfg)
         return task(cfg)
     except USER_ERRORS as err:
         log.error("%s", err)

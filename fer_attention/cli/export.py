@@ -1,4 +1,4 @@
-"""`fer-export ckpt=<file.ckpt> format=torchscript|onnx [quantize=int8 calib=...] [output=...]`: the whole
+"""`fer-export ckpt_path=<file.ckpt> format=torchscript|onnx [quantize=int8 calib=...] [output=...]`: the whole
 network as one model. The task is :func:`fer_attention.export.export_checkpoint`; int8 is
 :mod:`fer_attention.quantize`."""
 

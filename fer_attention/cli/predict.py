@@ -1,4 +1,4 @@
-"""`fer-predict ckpt=<file.ckpt | file.onnx> input=<file, folder or glob>`: the expression of every face in
+"""`fer-predict ckpt_path=<file.ckpt | file.onnx> input=<file, folder or glob>`: the expression of every face in
 images and videos. The task is :func:`fer_attention.predict.predict_files`; videos are
 :mod:`fer_attention.video`."""
 

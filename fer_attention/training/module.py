@@ -15,6 +15,7 @@ from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
 from fer_attention.models import count_parameters
+from fer_attention.training.optim import configure_optimization
 from fer_attention.training.transfer import check_transfer_options
 
 log = logging.getLogger(__name__)
@@ -236,39 +237,20 @@ class FERModule(pl.LightningModule):
                     module.eval()
 
     def configure_optimizers(self):
-        # optimizer and scheduler configs are `_partial_: true` factories. Every parameter goes to the
-        # optimiser (a stream frozen by freeze_backbone_epochs has no gradient and is skipped until released)
+        # every parameter goes to the optimiser (a stream frozen by freeze_backbone_epochs has no gradient
+        # and is skipped until released); model.backbone_lr_scale gives the streams a group of their own
         scale = self.hparams.get("backbone_lr_scale")
         scale = 1.0 if scale is None else float(scale)
         backbone = {id(p) for m in self.backbone_modules() for p in m.parameters()}
         params = list(self.parameters())
-        optimizer_factory = instantiate(self.hparams.optimizer)
-        group_scales = [1.0]
+        groups = None
         if scale != 1.0 and backbone:
-            base_lr = float(self.hparams.optimizer.get("lr", 1e-3))
             groups = [
-                {"params": [p for p in params if id(p) not in backbone]},
-                {"params": [p for p in params if id(p) in backbone], "lr": base_lr * scale},
+                ([p for p in params if id(p) not in backbone], 1.0),
+                ([p for p in params if id(p) in backbone], scale),
             ]
-            group_scales = [1.0, scale]
-            optimizer = optimizer_factory(params=groups)
             log.info("VGG streams at lr x %g (model.backbone_lr_scale)", scale)
-        else:
-            optimizer = optimizer_factory(params=params)
-        sched_cfg = dict(self.hparams.scheduler or {})
-        if "_target_" not in sched_cfg:
-            return optimizer
-        interval = sched_cfg.pop("interval", "epoch")
-        if sched_cfg.get("total_steps") == "auto":
-            sched_cfg["total_steps"] = max(1, int(self.trainer.estimated_stepping_batches))
-        extra = {}
-        if len(group_scales) > 1 and isinstance(sched_cfg.get("max_lr"), int | float):
-            # one-cycle sets every group's lr from max_lr: one value per group keeps the scale (a plain
-            # list passed at the call: instantiate would turn it into a ListConfig)
-            max_lr = float(sched_cfg.pop("max_lr"))
-            extra["max_lr"] = [max_lr * s for s in group_scales]
-        scheduler = instantiate(sched_cfg)(optimizer=optimizer, **extra)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+        return configure_optimization(self, self.hparams.optimizer, self.hparams.scheduler, groups)
 
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0):
         """``(logits as float32, labels or None)`` of a batch, with test-time augmentation if configured."""

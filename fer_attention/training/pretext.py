@@ -43,6 +43,7 @@ from fer_attention.data.records import DataError, FaceArrays
 from fer_attention.data.samplers import EpochSampler
 from fer_attention.lbp import check_args as check_lbp_args
 from fer_attention.lbp import local_binary_pattern, num_codes
+from fer_attention.training.optim import configure_optimization
 
 log = logging.getLogger(__name__)
 
@@ -261,15 +262,7 @@ class PretextModule(pl.LightningModule):
             self._val_targets.clear()
 
     def configure_optimizers(self):
-        optimizer = instantiate(self.hparams.optimizer)(params=list(self.parameters()))
-        sched_cfg = dict(self.hparams.scheduler or {})
-        if "_target_" not in sched_cfg:
-            return optimizer
-        interval = sched_cfg.pop("interval", "epoch")
-        if sched_cfg.get("total_steps") == "auto":
-            sched_cfg["total_steps"] = max(1, int(self.trainer.estimated_stepping_batches))
-        scheduler = instantiate(sched_cfg)(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+        return configure_optimization(self, self.hparams.optimizer, self.hparams.scheduler)
 
     def export(self, path: str | Path, info: dict[str, Any]) -> Path:
         """Write the network's tensors (not the classifier, which the pretext never trains) as a
