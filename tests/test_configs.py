@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from fer_attention.config import config_dir, validate_config
 from fer_attention.training.builders import build_callbacks, build_datamodule, build_loggers, build_model
@@ -76,7 +77,12 @@ def test_run_side_options_compose_and_instantiate(make_cfg, group):
             assert len(loggers) == len([k for k, v in (cfg.logger or {}).items() if v and "_target_" in v])
         if group == "callbacks":
             callbacks = build_callbacks(cfg.callbacks)
-            assert all(hasattr(c, "on_train_start") for c in callbacks)
+            targets = [v["_target_"].rsplit(".", 1)[1] for v in (cfg.callbacks or {}).values() if v]
+            assert sorted(type(c).__name__ for c in callbacks) == sorted(targets)
+            selecting = [c for c in callbacks if isinstance(c, ModelCheckpoint) and c.monitor is not None]
+            # checkpoints and early stopping select on validation accuracy, never on a test metric
+            assert all((c.monitor, c.mode) == ("val/acc", "max") for c in selecting)
+            assert all(c.monitor.startswith("val/") for c in callbacks if isinstance(c, EarlyStopping))
         if group == "data" and option == "synthetic":
             dm = build_datamodule(cfg.data)
             assert dm.num_classes == 7
