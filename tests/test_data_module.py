@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from fer_attention.cli.data import _rewrite_argv, run
+from fer_attention.cli.data import _rewrite_argv
 from fer_attention.config import config_dir, validate_config
+from fer_attention.data.summary import run_data_command as run
 from fer_attention.training.builders import build_datamodule
 
 try:  # tests/ as a package or as a plain folder on sys.path
@@ -229,6 +230,18 @@ def test_summary_fixed_and_discovered_classes(make_cfg, tmp_path):
     )
     assert out["protocol"] == "fixed"
     assert {k: v["faces"] for k, v in out["splits"].items()} == {"train": 14, "val": 2, "test": 2}
+    assert out["empty_splits"] == []
+    # a partial copy without PrivateTest: the summary says which split is empty (and logs it)
+    partial = [r for r in fx.fer2013_standard_rows() if r[1] != "PrivateTest"]
+    fx.make_fer2013_csv(tmp_path / "partial" / "fer2013.csv", partial)
+    part = run(
+        make_cfg(
+            ["action=summary", "data=fer2013", f"data.root={tmp_path / 'partial'}", "data.progress=false"],
+            config_name="data_cli",
+            subdir="partial",
+        )
+    )
+    assert part["empty_splits"] == ["test"] and part["splits"]["test"]["faces"] == 0
     fx.make_class_folders(tmp_path / "faces", {"Happy": 1, "sad": 1})
     found = run(
         make_cfg(

@@ -158,14 +158,17 @@ class FaceDataModule(pl.LightningDataModule):
         faces = faces if faces is not None else self.faces
         return "fixed" if faces is not None and faces.splits is not None else "kfold"
 
-    def split_faces(self, faces: FaceArrays, fold: int | None = None) -> dict[str, np.ndarray]:
-        """Train / val / test indices of ``faces`` under this module's protocol (``fold`` for kfold)."""
+    def split_faces(
+        self, faces: FaceArrays, fold: int | None = None, allow_empty: bool = False
+    ) -> dict[str, np.ndarray]:
+        """Train / val / test indices of ``faces`` under this module's protocol (``fold`` for kfold); an
+        empty fixed split is an error unless ``allow_empty``."""
         if self.resolved_protocol(faces) == "fixed":
             if faces.splits is None:
                 raise ValueError(
                     f"data.protocol=fixed but dataset '{self.name}' defines no fixed split; use kfold"
                 )
-            return fixed_split(faces.splits)
+            return fixed_split(faces.splits, allow_empty=allow_empty)
         return subject_kfold_split(
             faces.labels, faces.subjects, self.num_folds, self.fold if fold is None else fold, self.split_seed
         )

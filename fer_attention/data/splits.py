@@ -8,11 +8,12 @@ from sklearn.model_selection import StratifiedGroupKFold
 SPLIT_NAMES = ("train", "val", "test")
 
 
-def fixed_split(splits: np.ndarray) -> dict[str, np.ndarray]:
-    """Indices of each split named in ``splits`` (one of train / val / test per face)."""
+def fixed_split(splits: np.ndarray, allow_empty: bool = False) -> dict[str, np.ndarray]:
+    """Indices of each split named in ``splits`` (one of train / val / test per face); a split with no
+    face is an error unless ``allow_empty`` (a summary of a partial copy)."""
     out = {name: np.flatnonzero(splits == name) for name in SPLIT_NAMES}
     for name, idx in out.items():
-        if len(idx) == 0:
+        if len(idx) == 0 and not allow_empty:
             raise ValueError(f"the dataset's fixed split has no '{name}' faces")
     return out
 

@@ -57,6 +57,11 @@ class FolderSource(FileSource):
     name = "folder"
     layouts_help = "<root>/<class>/<images> or <root>/{train,val,test}/<class>/<images>"
 
+    @staticmethod
+    def discover_classes(root: Path) -> list[str]:
+        """The class folder names found under ``root``: what ``data.class_names`` could be."""
+        return discover_classes(root)
+
     def __init__(
         self,
         subject_regex: str | None = None,

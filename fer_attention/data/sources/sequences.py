@@ -70,6 +70,13 @@ class SequenceFolderSource(FileSource):
     name = "sequences"
     layouts_help = "<root>/<subject>/<expression>/<frames>"
 
+    @staticmethod
+    def discover_classes(root: Path) -> list[str]:
+        """The expression folder names found under the subject folders: what ``data.class_names`` could be."""
+        return sorted(
+            {e.name for s in root.iterdir() if s.is_dir() for e in s.iterdir() if e.is_dir()}, key=str.lower
+        )
+
     def __init__(
         self, last_k: int = 3, first_frame_neutral: bool = False, neutral_class: str = "neutral"
     ) -> None:
