@@ -246,9 +246,12 @@ def _comparison_cells(row: Row, reference: Row | None) -> list[str]:
 
 
 def markdown_table(rows: list[Row], swept: list[str], title: str, reference: Row | None = None) -> str:
+    # overlapping k-fold training sets need the corrected test; seeds on one fixed split a plain paired t
+    kfold = any(r.comparison and r.comparison.test_train_ratio > 0 for r in rows)
     header = [*(swept or ["configuration"]), "test acc (%)", "test macro F1 (%)", "val acc best (%)", "runs"]
     if reference is not None:
-        header += ["Δ test acc vs ref [95% CI]", "p (corrected t)", "p (Wilcoxon)", "W/T/L", "pairs"]
+        t_name = "p (corrected t)" if kfold else "p (paired t)"
+        header += ["Δ test acc vs ref [95% CI]", t_name, "p (Wilcoxon)", "W/T/L", "pairs"]
     lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [v for _, v in row.key] if swept else [row.label]
@@ -259,18 +262,17 @@ def markdown_table(rows: list[Row], swept: list[str], title: str, reference: Row
     lines.append("")
     lines.append("Mean ± sample standard deviation over seeds and folds; runs = finished / launched jobs.")
     if reference is not None:
-        kfold = any(r.comparison and r.comparison.test_train_ratio > 0 for r in rows)
         lines.append(
             f"Δ: mean paired difference from the reference row ({reference.label}) over jobs with the same "
             "fold and seed, in points, with its 95% interval"
             + (
                 " widened by Nadeau & Bengio's correction (variance × (1/n + n_test/n_train)), since k-fold "
-                "training sets overlap"
+                "training sets overlap; p (corrected t): the corrected resampled t-test"
                 if kfold
-                else ""
+                else "; p (paired t): the paired t-test over seeds on the one fixed split"
             )
-            + "; p (corrected t): the corrected resampled t-test; p (Wilcoxon): signed-rank test; "
-            "W/T/L: folds where the row wins / ties / loses against the reference."
+            + "; p (Wilcoxon): signed-rank test; W/T/L: jobs (fold, seed) where the row wins / ties / loses "
+            "against the reference."
         )
     return "\n".join(lines) + "\n"
 
