@@ -116,7 +116,7 @@ cross: install ## FER_CKPT=<FER2013 model> on every CK+48 face, CK_CKPT=<CK+48 m
 	$(BIN)/fer-report --cross logs/cross/$(NOW) --out logs/reports/cross_$(NOW)
 
 bench: install $(EXPORT_STAMP) ## benchmark suite: LBP, training step per ablation, fast paths, data, inference incl. ONNX Runtime (logs/bench/bench.md); ARGS="--width 1.0"
-	$(BIN)/python experiments/bench.py $(ARGS)
+	$(BIN)/python -m experiments.bench $(ARGS)
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check fer_attention tests experiments

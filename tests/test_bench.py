@@ -1,78 +1,578 @@
-"""experiments/bench.py: the quick mode runs every section and writes the keys the targets are read from."""
+"""experiments/bench: what it times follows conf/, the rules (decide.py) and the Markdown (render.py) on
+made-up numbers, and one quick run end to end whose numbers must agree with each other."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from omegaconf import OmegaConf
+
+from experiments.bench import config, decide, measure, render
+
 REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+HAS_ORT = bool(importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnx"))
+FAST_PATH_LABELS = [
+    "eager fp32 (baseline)",
+    "channels_last",
+    "bf16 autocast",
+    "channels_last + bf16",
+    "torch.compile",
+]
 
 
-def test_bench_quick_writes_every_key(tmp_path: Path):
-    out = tmp_path / "bench"
+def table(md: str, heading: str) -> tuple[list[str], list[list[str]]]:
+    """Header cells and body rows (cells) of the first Markdown table after the line starting ``heading``."""
+    lines = md.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(heading))
+    rows = []
+    for line in lines[start + 1 :]:
+        if line.startswith("|"):
+            rows.append([c.strip() for c in line.strip().strip("|").split("|")])
+        elif rows:
+            break
+    assert rows and set("".join(rows[1])) <= set("-"), f"no table after {heading!r}"
+    return rows[0], rows[2:]
+
+
+# --- what is timed comes from conf/ --------------------------------------------------------------------
+
+
+def test_ablations_are_the_conf_ablation_options_in_the_sweep_order():
+    found = config.ablations()
+    stems = {p.stem for p in (CONF / "ablation").glob("*.yaml")}
+    assert set(found) == stems and {"full", "vgg16"} <= stems
+    for name, modules in found.items():
+        assert modules == OmegaConf.to_container(OmegaConf.load(CONF / "ablation" / f"{name}.yaml"))
+    swept = OmegaConf.load(CONF / "sweep" / "ablation_modules.yaml").hydra.sweeper.params.ablation
+    assert list(found)[: len(swept.split(","))] == [n for n in swept.split(",") if n in stems]
+
+
+def test_adding_an_ablation_yaml_adds_a_timed_row(tmp_path, monkeypatch):
+    shutil.copytree(CONF / "ablation", tmp_path / "ablation")
+    shutil.copytree(CONF / "sweep", tmp_path / "sweep")
+    (tmp_path / "ablation" / "attention_only.yaml").write_text(
+        "name: attention_only\nlbp: false\nattention: true\nreconstruction: false\n"
+    )
+    found = config.ablations(tmp_path)
+    assert list(found)[-1] == "attention_only" and len(found) == len(config.ablations()) + 1
+    assert found["attention_only"] == {
+        "name": "attention_only",
+        "lbp": False,
+        "attention": True,
+        "reconstruction": False,
+    }
+    (tmp_path / "sweep" / "ablation_modules.yaml").unlink()  # no sweep: by name
+    assert list(config.ablations(tmp_path)) == sorted(found)
+
+    # every option becomes one row of the training-step table, with its ratio to vgg16 (fake timings)
+    ms_per_net = {name: 100.0 + 10 * i for i, name in enumerate(found)}
+    built: list[str] = []
+
+    class Step:
+        def __init__(self, seconds: float) -> None:
+            self.seconds = seconds
+
+        def __call__(self) -> None:
+            pass
+
+    def fake_build(name, size, width):
+        built.append(name)
+        return measure.torch.nn.Linear(2, 1)
+
+    def fake_step(net, batch, size, **_):
+        return Step(ms_per_net[built[-1]] / 1000)
+
+    def fake_timeit(fn, repeats, warmup=1):
+        s = getattr(fn, "seconds", 0.002)  # the LBP layer alone: 2 ms
+        return {"median": s, "min": s, "max": s, "repeats": repeats, "kernel_s": 0.0, "page_faults": 0.0}
+
+    monkeypatch.setattr(measure, "build", fake_build)
+    monkeypatch.setattr(measure, "train_step_fn", fake_step)
+    monkeypatch.setattr(measure, "timeit", fake_timeit)
+    out = measure.bench_train_steps([48], 4, 0.125, 1, found)
+    row = out["48"]
+    assert built == list(found)
+    assert list(row) == [*found, "lbp_share_of_full_step"]
+    for name, ms in ms_per_net.items():
+        assert row[name]["ms_per_step"] == pytest.approx(ms)
+        assert row[name]["ratio_vs_vgg16"] == pytest.approx(ms / ms_per_net["vgg16"])
+        assert row[name]["params"] == 3
+    assert row["lbp_share_of_full_step"] == pytest.approx(2.0 / ms_per_net["full"])
+    assert out["ratio_full_vs_vgg16"] == {"48": row["full"]["ratio_vs_vgg16"]}
+
+
+def test_augmentation_is_conf_augment_default():
+    expected = OmegaConf.to_container(OmegaConf.load(CONF / "augment" / "default.yaml"))["train"]
+    assert config.train_augmentation() == expected and expected
+    model = OmegaConf.load(CONF / "model" / "fer_attention.yaml")
+    assert config.configured_defaults() == {
+        "channels_last": model.channels_last,
+        "compile": model.compile,
+    }
+    assert config.configured_malloc() == OmegaConf.to_container(OmegaConf.load(CONF / "train.yaml").malloc)
+
+
+def test_the_timed_network_is_fer_trains_model_net():
+    net = config.net_config("no_lbp", 96, 0.125)
+    assert net["modules"] == config.ablations()["no_lbp"]
+    assert (net["image_size"], net["backbone"]["width"], net["num_classes"]) == (96, 0.125, 7)
+    model = OmegaConf.load(CONF / "model" / "fer_attention.yaml").net
+    for group in ("attention", "classifier"):
+        assert net[group] == OmegaConf.to_container(model[group]), group
+    chosen = {
+        k: v
+        for d in OmegaConf.load(CONF / "train.yaml").defaults
+        if not isinstance(d, str)
+        for k, v in d.items()
+    }
+    assert net["lbp"] == OmegaConf.to_container(OmegaConf.load(CONF / "lbp" / f"{chosen['lbp']}.yaml"))
+    rates = OmegaConf.load(CONF / "dilation" / f"{chosen['dilation']}.yaml").rates
+    assert net["reconstruction"]["rates"] == list(rates)
+    net["modules"]["lbp"] = True  # a copy: the next call composes the same again
+    assert config.net_config("no_lbp", 96, 0.125)["modules"]["lbp"] is False
+    full = measure.build("full", 48, 0.125)
+    assert full.uses_lbp and full.attention is not None and full.reconstruction is not None
+    vgg = measure.build("vgg16", 48, 0.125)
+    assert not vgg.uses_lbp and vgg.attention is None and vgg.reconstruction is None
+
+
+def test_bench_reaches_the_package_never_the_cli():
+    for path in (REPO / "experiments" / "bench").glob("*.py"):
+        text = path.read_text()
+        assert "fer_attention.cli" not in text and "ABLATIONS = {" not in text, path.name
+        assert "albumentations." not in text, f"{path.name} copies the augmentation from conf/"
+
+
+# --- the rules, on made-up numbers ------------------------------------------------------------------------
+
+
+def timing(ms: float) -> dict:
+    return {
+        "ms_per_step": ms,
+        "ms_min": 0.9 * ms,
+        "ms_max": 1.1 * ms,
+        "kernel_ms_per_step": 5.0,
+        "page_faults_per_step": 100.0,
+    }
+
+
+def fast_row(fp32: float, channels_last: float, bf16: float, both: float, compile_ms=None, compile_s=60.0):
+    row = {
+        "fp32": {"full": timing(fp32), "vgg16": timing(fp32 / 2)},
+        "channels_last": {"full": timing(channels_last), "vgg16": timing(channels_last / 2)},
+        "bf16": {"full": timing(bf16), "vgg16": timing(bf16 / 2)},
+        "channels_last_bf16": {"full": timing(both), "vgg16": timing(both / 2)},
+        "compile": {"skipped": "not timed"}
+        if compile_ms is None
+        else {"full": timing(compile_ms), "compile_s": compile_s},
+    }
+    return decide.add_fast_path_speedups(row)
+
+
+def test_fast_path_speedups_are_quotients_of_the_timings():
+    row = fast_row(300, 250, 200, 150, compile_ms=260, compile_s=60.0)
+    for name, ms in (("fp32", 300), ("channels_last", 250), ("bf16", 200), ("channels_last_bf16", 150)):
+        assert row[name]["speedup"] == pytest.approx(300 / ms)
+        assert row[name]["ratio_full_vs_vgg16"] == pytest.approx(2.0)
+    assert row["compile"]["speedup"] == pytest.approx(300 / 260)
+    assert row["compile"]["break_even_steps"] == pytest.approx(60.0 / ((300 - 260) / 1000))
+    assert "ratio_full_vs_vgg16" not in row["compile"]
+    assert fast_row(300, 250, 200, 150, compile_ms=310)["compile"]["break_even_steps"] is None
+
+
+def test_the_faster_path_becomes_the_default_only_at_every_size():
+    both = {"48": fast_row(300, 250, 150, 120), "96": fast_row(1000, 800, 500, 400)}
+    d = decide.fast_path_defaults(both)
+    assert d["channels_last"]["default"] is True  # 1.20x and 1.25x
+    assert d["channels_last"]["min_speedup"] == pytest.approx(1.2)
+    assert d["bf16"]["default"] is False and d["bf16"]["why"].startswith("opt-in")  # 2x, but not by speed
+    assert d["channels_last_bf16"]["default"] is False
+    assert d["compile"] == {"default": False, "why": "not measured"}
+    slow_at_96 = {"48": fast_row(300, 250, 150, 120), "96": fast_row(1000, 950, 500, 400)}  # 1.05x at 96
+    d = decide.fast_path_defaults(slow_at_96)
+    assert d["channels_last"]["default"] is False and d["channels_last"]["why"].startswith("no: 1.05x")
+    assert d["bf16"]["default"] is False
+    # exactly at the threshold is enough
+    at_limit = decide.fast_path_defaults({"48": fast_row(110, 100, 110, 110)})
+    assert at_limit["channels_last"]["default"] is True and at_limit["bf16"]["why"].startswith("no:")
+
+
+def test_compile_is_the_default_only_when_repaid_within_one_training_run():
+    limit = decide.COMPILE_BREAK_EVEN_STEPS
+    # saves 40 ms a step: repaid after compile_s / 0.04 steps
+    quick = decide.fast_path_defaults({"48": fast_row(300, 300, 300, 300, 260, compile_s=0.04 * (limit - 1))})
+    slow = decide.fast_path_defaults(
+        {"48": fast_row(300, 300, 300, 300, 260, compile_s=0.04 * (limit + 100))}
+    )
+    assert quick["compile"]["default"] is True and quick["compile"]["why"].startswith("yes")
+    assert slow["compile"]["default"] is False and f"limit {limit}" in slow["compile"]["why"]
+    assert decide.fast_path_defaults({"48": fast_row(300, 300, 300, 300, 290)})["compile"]["default"] is False
+
+
+def test_export_ratios_pick_the_faster_export():
+    def rows(ts_fps: float, ort: dict | None) -> dict:
+        out = {
+            "eager": {"ms_per_face_batch1": 4.0, "faces_per_s_batch64": 800.0},
+            "eager_channels_last": {"ms_per_face_batch1": 3.0, "faces_per_s_batch64": 1000.0},
+            "torchscript": {"ms_per_face_batch1": 2.0, "faces_per_s_batch64": ts_fps},
+            "onnxruntime": ort or {"skipped": "not installed"},
+        }
+        return decide.add_export_ratios(out, "eager_channels_last")
+
+    ort = {"ms_per_face_batch1": 1.5, "faces_per_s_batch64": 1500.0}
+    out = rows(1100.0, dict(ort))
+    assert out["best_export"] == "onnxruntime" and out["eager_baseline"] == "eager_channels_last"
+    assert out["ratio_export_vs_eager"] == pytest.approx(1500 / 1000)
+    assert out["ratio_export_vs_eager_batch1"] == pytest.approx(3.0 / 1.5)
+    assert out["torchscript"]["ratio_vs_eager"] == pytest.approx(1100 / 1000)
+    assert "ratio_vs_eager" not in out["eager"]
+    assert rows(2000.0, dict(ort))["best_export"] == "torchscript"
+    assert rows(900.0, None)["best_export"] == "torchscript"  # the only one measured, slower or not
+
+
+def test_loader_allocator_and_persistent_worker_ratios():
+    d = decide.loader_vs_train(6400.0, 64, 320.0)
+    assert d["train_faces_per_s"] == pytest.approx(200.0) and d["ratio_loader_vs_train"] == pytest.approx(
+        32.0
+    )
+    assert decide.persistent_workers(1000.0, 1840.0) == {
+        "speedup_persistent": pytest.approx(1.84),
+        "default": True,
+    }
+    assert decide.persistent_workers(1000.0, 1050.0)["default"] is False
+    default = {"applied": False, "48": {"full": timing(450), "vgg16": timing(150)}}
+    tuned = {"applied": True, "48": {"full": timing(300), "vgg16": timing(120)}}
+    assert decide.allocator_ratios(default, tuned) == {
+        "48": {
+            "speedup_full": pytest.approx(1.5),
+            "speedup_vgg16": pytest.approx(1.25),
+            "ratio_full_vs_vgg16_default": pytest.approx(3.0),
+            "ratio_full_vs_vgg16_tuned": pytest.approx(2.5),
+        }
+    }
+
+
+# --- the Markdown, for given numbers --------------------------------------------------------------------
+
+
+def made_up_results(quick: bool = False, ort: bool = True, channels_last: bool = True) -> dict:
+    """A complete results dict as bench.json holds it, with round numbers and the derived figures from
+    decide.py."""
+    ablation_ms = {"full": 300.0, "no_lbp": 180.0, "no_attention": 250.0, "no_reconstruction": 260.0}
+    ablation_ms["vgg16"] = 150.0
+    step = {name: {**timing(ms), "params": 1000 + i} for i, (name, ms) in enumerate(ablation_ms.items())}
+    step = {**decide.add_ratios_vs_vgg16(step), "lbp_share_of_full_step": 0.005}
+    fast = {"train_step": {"48": fast_row(300, 250, 200, 150)}}
+    fast["defaults"] = decide.fast_path_defaults(fast["train_step"])
+    fast["config"] = {"channels_last": channels_last, "compile": False}
+    default = {"applied": False, "48": {"full": timing(450), "vgg16": timing(150)}}
+    tuned = {"applied": True, "48": {"full": timing(300), "vgg16": timing(120)}}
+    thresholds = {"mmap_threshold_mb": 256, "trim_threshold_mb": 1024}
+    fast["allocator"] = {
+        "thresholds": thresholds,
+        "glibc_default": default,
+        "tuned": tuned,
+        **decide.allocator_ratios(default, tuned),
+    }
+    fast["loader_workers"] = {
+        "workers": 2,
+        "epochs": 3,
+        "not_persistent": {"faces_per_s": 1000.0},
+        "persistent": {"faces_per_s": 1840.0},
+        **decide.persistent_workers(1000.0, 1840.0),
+    }
+    inference = {
+        "eager": {"ms_per_face_batch1": 4.5, "faces_per_s_batch64": 750.0},
+        "eager_channels_last": {"ms_per_face_batch1": 3.75, "faces_per_s_batch64": 980.0},
+        "torchscript": {"ms_per_face_batch1": 2.5, "faces_per_s_batch64": 1010.0},
+        "onnxruntime": {"ms_per_face_batch1": 1.25, "faces_per_s_batch64": 1200.0}
+        if ort
+        else {"skipped": "onnx/onnxruntime not installed"},
+    }
+    baseline = "eager_channels_last" if channels_last else "eager"
+    inference = decide.add_export_ratios(inference, baseline)
+    eager = inference[baseline]
+    int8 = {"skipped": "onnx/onnxruntime not installed"}
+    if ort:
+        int8 = {
+            "ms_per_face_batch1": 1.0,
+            "faces_per_s_batch64": 2500.0,
+            "eager_ms_per_face_batch1": eager["ms_per_face_batch1"],
+            "eager_faces_per_s_batch64": eager["faces_per_s_batch64"],
+            "calib_faces": 128,
+            "heldout_faces": 896,
+            "agreement_vs_fp32": 0.95,
+            "quantize_s": 3.0,
+        }
+        int8.update(decide.vs_eager(int8, eager))
+    return {
+        "meta": {
+            "date": "2026-12-01 12:00",
+            "machine": "Test CPU, Linux",
+            "torch": "2.14.1",
+            "onnxruntime": "1.32.0" if ort else None,
+            "threads": 2,
+            "width": 0.25,
+            "batch": 64,
+            "repeats": 5,
+            "lbp_faces": 1024,
+            "quick": quick,
+            "malloc": {**thresholds, "applied": True},
+        },
+        "lbp": {
+            method: {"torch_faces_per_s": 10000.0, "skimage_faces_per_s": 10000.0 / s, "speedup": s}
+            for method, s in zip(measure.LBP_METHODS, (12.0, 11.0, 10.0, 14.0, 4.0), strict=True)
+        },
+        "train_step": {"48": step, "ratio_full_vs_vgg16": {"48": step["full"]["ratio_vs_vgg16"]}},
+        "fast_paths": fast,
+        "data": {**decide.loader_vs_train(6400.0, 64, 320.0), "workers": 0},
+        "inference": inference,
+        "int8": int8,
+        "video": {
+            "frames": 150,
+            "size": "640x480",
+            "frames_per_s": 30.0,
+            "frames_with_face": 150,
+            "tracks": 1,
+        },
+        "peak_memory_mb": 2200.0,
+    }
+
+
+def test_markdown_lbp_and_training_step_tables():
+    md = render.markdown(made_up_results())
+    header, rows = table(md, "## LBP layer vs scikit-image loop (1,024 faces")
+    assert header == ["method", "torch faces/s", "skimage faces/s", "speedup", "target >= 5x"]
+    assert [r[0] for r in rows] == list(measure.LBP_METHODS)
+    assert [(r[3], r[4]) for r in rows] == [
+        ("12.0x", "met"),
+        ("11.0x", "met"),
+        ("10.0x", "met"),
+        ("14.0x", "met"),
+        ("4.0x", "MISSED"),
+    ]
+    header, rows = table(md, "## Training step at 48x48, batch 64")
+    assert header == [
+        "network",
+        "ms/step (min-max)",
+        "ratio to vgg16",
+        "kernel ms/step (page faults)",
+        "parameters",
+    ]
+    assert [r[0] for r in rows] == ["full", "no_lbp", "no_attention", "no_reconstruction", "vgg16"]
+    assert rows[0][1:] == ["300 (270-330)", "2.00", "5 (100)", "1,000"]
+    assert [r[2] for r in rows] == ["2.00", "1.20", "1.67", "1.73", "1.00"]
+    assert "Full vs vgg16: 2.00x (target <= 2.5x: met" in md
+    assert "LBP layer = 0.50% of a full step (target < 1%: met)" in md
+    assert "Quick mode" not in md and "Quick mode" in render.markdown(made_up_results(quick=True))
+
+    slow = made_up_results()
+    slow["train_step"]["48"]["full"]["ratio_vs_vgg16"] = 2.6
+    assert "Full vs vgg16: 2.60x (target <= 2.5x: MISSED" in render.markdown(slow)
+
+
+def test_markdown_fast_path_table_shows_the_decision():
+    results = made_up_results()
+    md = render.markdown(results)
+    header, rows = table(md, "## Fast paths: training step at 48x48, batch 64")
+    assert header[-1] == "kept as default?" and len(header) == 7
+    assert [r[0] for r in rows] == FAST_PATH_LABELS
+    assert all(len(r) == 7 for r in rows)
+    by_label = dict(zip(FAST_PATH_LABELS, rows, strict=True))
+    assert by_label["eager fp32 (baseline)"][3:] == ["1.00x", "150", "2.00", "(baseline)"]
+    assert by_label["channels_last"][3] == "1.20x"
+    assert by_label["channels_last"][6] == results["fast_paths"]["defaults"]["channels_last"]["why"]
+    assert by_label["channels_last"][6].startswith("yes")
+    assert by_label["torch.compile"][6] == "skipped: not timed"
+    # configured channels_last: the as-configured ratio is the channels_last row's
+    assert "(`model.channels_last=true`, `trainer.precision=32-true`): 2.00x (target <= 2.5x: met)" in md
+    assert "Note:" not in md
+    off = render.markdown(made_up_results(channels_last=False))
+    assert "Note: these numbers say channels_last should be the default" in off
+
+    header, rows = table(md, "## Allocator")
+    assert len(header) == 5 and rows == [["48x48", "450 -> 300", "150 -> 120", "1.50x", "3.00 -> 2.50"]]
+
+
+def test_markdown_data_inference_int8_and_video():
+    md = render.markdown(made_up_results())
+    assert "6,400 faces/s; full-model training: 200 faces/s; ratio 32.0x (target >= 10x: met)" in md
+    assert "(1.84x; worth the default whenever `data.num_workers > 0`: yes, needs >= 1.10x)" in md
+    header, rows = table(md, "## Inference (full model, 48x48)")
+    assert header == [
+        "",
+        "ms/face, batch 1",
+        "faces/s, batch 64",
+        "vs eager (channels_last), batch 1",
+        "batch 64",
+    ]
+    assert rows == [
+        ["eager (NCHW)", "4.50", "750", "-", "-"],
+        ["eager (channels_last)", "3.75", "980", "(baseline)", "(baseline)"],
+        ["TorchScript", "2.50", "1,010", f"{3.75 / 2.5:.2f}x", f"{1010 / 980:.2f}x"],
+        ["ONNX Runtime", "1.25", "1,200", f"{3.75 / 1.25:.2f}x", f"{1200 / 980:.2f}x"],
+    ]
+    assert (
+        f"Best exported path, ONNX Runtime, vs eager (channels_last) (eager as conf/ configures it): {1200 / 980:.2f}x"
+        in md
+    )
+    assert "(target >= 1.3x: MISSED)" in md
+    header, rows = table(md, "## int8 ONNX Runtime vs fp32 eager")
+    assert [r[0] for r in rows] == [
+        "fp32 eager (channels_last)",
+        "int8 ONNX Runtime (static QDQ)",
+        "int8 / fp32",
+    ]
+    assert rows[2][1:] == [f"{3.75 / 1.0:.2f}x", f"{2500 / 980:.2f}x"]
+    assert f"int8 vs fp32 eager at batch 64: {2500 / 980:.2f}x (target >= 2x: met)" in md
+    assert (
+        "30.0 frames/s over 150 frames (target >= 25: met); a face found in 150 of 150 frames, 1 track(s)"
+        in md
+    )
+    assert "training step at 48x48: 2200 MB." in md
+
+    no_ort = render.markdown(made_up_results(ort=False))
+    _, rows = table(no_ort, "## Inference (full model, 48x48)")
+    assert rows[-1] == ["ONNX Runtime", "-", "-", "-", "skipped: onnx/onnxruntime not installed"]
+    assert "Best exported path, TorchScript" in no_ort
+    assert "Skipped: onnx/onnxruntime not installed." in no_ort
+
+
+def test_write_puts_the_json_and_its_markdown(tmp_path):
+    results = made_up_results()
+    md = render.write(results, tmp_path / "bench")
+    assert json.loads((tmp_path / "bench" / "bench.json").read_text()) == results
+    assert (tmp_path / "bench" / "bench.md").read_text() == md == render.markdown(results)
+
+
+# --- one quick run end to end ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory) -> tuple[dict, str]:
+    """`python -m experiments.bench --quick` once for the tests below (toy sizes: width 0.125, batch 8,
+    48x48, 1 repeat); its JSON and Markdown."""
+    tmp = tmp_path_factory.mktemp("bench")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
     done = subprocess.run(
-        [sys.executable, str(REPO / "experiments" / "bench.py"), "--quick", "--out", str(out)],
-        cwd=tmp_path,
+        [sys.executable, "-m", "experiments.bench", "--quick", "--out", str(tmp / "out")],
+        cwd=tmp,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,  # a safety net: the quick mode takes about a minute on 2 free cores
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    results = json.loads((out / "bench.json").read_text())
-    assert results["meta"]["quick"] is True
-    # the keys the speed targets are read from
-    for method in ("default", "ror", "uniform", "nri_uniform", "var"):
-        assert results["lbp"][method]["speedup"] > 0
-    assert results["train_step"]["ratio_full_vs_vgg16"]["48"] > 0
-    assert results["data"]["ratio_loader_vs_train"] > 0
-    assert results["inference"]["ratio_export_vs_eager"] > 0
-    # fast paths: every variant at 48x48 with its speedup and full/vgg16 ratio, compile skipped in quick mode
-    row = results["fast_paths"]["train_step"]["48"]
-    for name in ("fp32", "channels_last", "bf16", "channels_last_bf16"):
-        assert row[name]["speedup"] > 0 and row[name]["ratio_full_vs_vgg16"] > 0, name
-    assert "skipped" in row["compile"]
-    for name in ("channels_last", "bf16", "channels_last_bf16", "compile"):
-        assert isinstance(results["fast_paths"]["defaults"][name]["default"], bool)
-    assert results["fast_paths"]["defaults"]["bf16"]["default"] is False  # never by speed alone
-    alloc = results["fast_paths"]["allocator"]
-    assert alloc["tuned"]["applied"] is True and alloc["glibc_default"]["applied"] is False
-    assert alloc["48"]["speedup_full"] > 0 and results["meta"]["malloc"]["applied"] is True
-    workers = results["fast_paths"]["loader_workers"]
-    assert workers["workers"] == 2 and workers["epochs"] == 3
-    assert workers["persistent"]["faces_per_s"] > 0 and workers["not_persistent"]["faces_per_s"] > 0
-    assert results["train_step"]["48"]["full"]["page_faults_per_step"] >= 0
-    assert results["train_step"]["48"]["full"]["kernel_ms_per_step"] >= 0
-    # exported inference: TorchScript always, ONNX Runtime with the export extra; the best one is named and
-    # compared with eager as conf/ configures it
-    inference = results["inference"]
-    channels_last = results["fast_paths"]["config"]["channels_last"]
-    assert inference["eager_baseline"] == ("eager_channels_last" if channels_last else "eager")
-    assert inference["eager_channels_last"]["max_abs_diff_vs_eager"] <= 1e-4
-    assert inference["torchscript"]["max_abs_diff_vs_eager"] <= 1e-4
-    has_ort = importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnx")
-    assert ("faces_per_s_batch64" in inference["onnxruntime"]) == bool(has_ort)
-    assert inference["best_export"] in ("torchscript", "onnxruntime")
-    assert inference["ratio_export_vs_eager"] == inference[inference["best_export"]]["ratio_vs_eager"]
-    # int8 ONNX Runtime vs fp32 eager (with the export extra) and video frames/s end to end
-    int8 = results["int8"]
-    if has_ort:
-        assert int8["ratio_vs_eager"] > 0 and int8["ratio_vs_eager_batch1"] > 0
-        assert int8["faces_per_s_batch64"] > 0 and 0 <= int8["agreement_vs_fp32"] <= 1
-    else:
-        assert "skipped" in int8
+    return json.loads((tmp / "out" / "bench.json").read_text()), (tmp / "out" / "bench.md").read_text()
+
+
+def test_quick_run_times_every_conf_option_and_renders_its_own_numbers(quick):
+    results, md = quick
+    assert results["meta"]["quick"] is True and results["meta"]["malloc"]["applied"] is True
+    assert list(results["lbp"]) == list(measure.LBP_METHODS)
+    assert list(results["train_step"]) == ["48", "ratio_full_vs_vgg16"]
+    assert list(results["train_step"]["48"]) == [*config.ablations(), "lbp_share_of_full_step"]
+    _, rows = table(md, "## Training step at 48x48, batch 8")
+    assert [r[0] for r in rows] == list(config.ablations())
+    _, rows = table(md, "## Fast paths: training step at 48x48, batch 8")
+    assert [r[0] for r in rows] == FAST_PATH_LABELS
+    assert "skipped" in results["fast_paths"]["train_step"]["48"]["compile"]  # no torch.compile in quick mode
+    assert md == render.markdown(results)  # bench.md is the rendering of bench.json
+    # the decisions in the file are the rules applied to the file's numbers
+    fast = results["fast_paths"]
+    assert fast["defaults"] == decide.fast_path_defaults(fast["train_step"])
+    assert fast["defaults"]["bf16"]["default"] is False  # never by speed alone
+    assert fast["config"] == config.configured_defaults()
+    assert (
+        fast["allocator"]["tuned"]["applied"] is True
+        and fast["allocator"]["glibc_default"]["applied"] is False
+    )
+    assert fast["allocator"]["thresholds"] == config.configured_malloc()
+    assert (fast["loader_workers"]["workers"], fast["loader_workers"]["epochs"]) == (2, 3)
     video = results["video"]
-    assert video["frames_per_s"] > 0 and video["size"] == "640x480" and video["frames"] == 10
+    assert (video["size"], video["frames"]) == ("640x480", 10)
     assert video["frames_with_face"] >= 8 and video["tracks"] >= 1  # the generated clip shows one face
-    table = (out / "bench.md").read_text()
-    for heading in (
-        "Fast paths: training step at 48x48",
-        "kept as default?",
-        "Inference",
-        "Quick mode",
-        "int8 ONNX Runtime vs fp32 eager",
-        "Video end to end (640x480",
-    ):
-        assert heading in table
+
+
+def test_quick_run_ratios_are_quotients_of_its_timings(quick):
+    results, _ = quick
+    row = results["train_step"]["48"]
+    for name, r in row.items():
+        if name != "lbp_share_of_full_step":
+            assert r["ratio_vs_vgg16"] == pytest.approx(r["ms_per_step"] / row["vgg16"]["ms_per_step"])
+            assert r["ms_min"] <= r["ms_per_step"] <= r["ms_max"]
+    assert results["train_step"]["ratio_full_vs_vgg16"]["48"] == row["full"]["ratio_vs_vgg16"]
+    fast = results["fast_paths"]["train_step"]["48"]
+    fp32 = fast["fp32"]["full"]["ms_per_step"]
+    assert fp32 == row["full"]["ms_per_step"]  # the baseline is the training-step section's full step
+    for name in ("fp32", "channels_last", "bf16", "channels_last_bf16"):
+        full, vgg = fast[name]["full"]["ms_per_step"], fast[name]["vgg16"]["ms_per_step"]
+        assert fast[name]["speedup"] == pytest.approx(fp32 / full)
+        assert fast[name]["ratio_full_vs_vgg16"] == pytest.approx(full / vgg)
+    alloc = results["fast_paths"]["allocator"]
+    assert alloc["48"] == pytest.approx(decide.allocator_ratios(alloc["glibc_default"], alloc["tuned"])["48"])
+    w = results["fast_paths"]["loader_workers"]
+    assert w["speedup_persistent"] == pytest.approx(
+        w["persistent"]["faces_per_s"] / w["not_persistent"]["faces_per_s"]
+    )
+    d = results["data"]
+    assert d["train_faces_per_s"] == pytest.approx(
+        results["meta"]["batch"] / (row["full"]["ms_per_step"] / 1000)
+    )
+    assert d["ratio_loader_vs_train"] == pytest.approx(d["loader_faces_per_s"] / d["train_faces_per_s"])
+    i = results["inference"]
+    eager = i[i["eager_baseline"]]
+    for name in (n for n in decide.EXPORTS if "faces_per_s_batch64" in i[n]):
+        assert i[name]["ratio_vs_eager"] == pytest.approx(
+            i[name]["faces_per_s_batch64"] / eager["faces_per_s_batch64"]
+        )
+        assert i[name]["ratio_vs_eager_batch1"] == pytest.approx(
+            eager["ms_per_face_batch1"] / i[name]["ms_per_face_batch1"]
+        )
+    assert i["ratio_export_vs_eager"] == max(i[n].get("ratio_vs_eager", 0) for n in decide.EXPORTS)
+    assert i["ratio_export_vs_eager"] == i[i["best_export"]]["ratio_vs_eager"]
+
+
+def test_quick_run_inference_is_eager_as_configured_and_matches_it(quick):
+    results, _ = quick
+    i = results["inference"]
+    channels_last = results["fast_paths"]["config"]["channels_last"]
+    assert i["eager_baseline"] == ("eager_channels_last" if channels_last else "eager")
+    for name in ("eager_channels_last", "torchscript", "onnxruntime"):
+        if "max_abs_diff_vs_eager" in i[name]:
+            assert i[name]["max_abs_diff_vs_eager"] <= 1e-4, name
+
+
+@pytest.mark.skipif(not HAS_ORT, reason="needs the [export] extra (onnx, onnxruntime)")
+def test_quick_run_has_batch64_rows_for_eager_onnx_and_int8(quick):
+    results, md = quick
+    i, q = results["inference"], results["int8"]
+    for name in ("eager", "eager_channels_last", "torchscript", "onnxruntime"):
+        assert "faces_per_s_batch64" in i[name], name
+    assert "faces_per_s_batch64" in q and 0 <= q["agreement_vs_fp32"] <= 1
+    assert q["eager_faces_per_s_batch64"] == i[i["eager_baseline"]]["faces_per_s_batch64"]
+    assert q["ratio_vs_eager"] == pytest.approx(q["faces_per_s_batch64"] / q["eager_faces_per_s_batch64"])
+    _, rows = table(md, "## Inference (full model, 48x48)")
+    assert [r[0] for r in rows] == ["eager (NCHW)", "eager (channels_last)", "TorchScript", "ONNX Runtime"]
+    assert all(r[2] != "-" for r in rows)  # a batch-64 figure on every row
+    _, rows = table(md, "## int8 ONNX Runtime vs fp32 eager")
+    assert len(rows) == 3 and all(r[2] != "-" for r in rows)
+
+
+@pytest.mark.skipif(HAS_ORT, reason="onnxruntime is installed")
+def test_quick_run_without_onnxruntime_says_skipped(quick):
+    results, md = quick
+    assert "skipped" in results["inference"]["onnxruntime"] and "skipped" in results["int8"]
+    assert results["inference"]["best_export"] == "torchscript"
+    assert "Skipped: onnx/onnxruntime not installed" in md

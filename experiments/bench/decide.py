@@ -1,0 +1,150 @@
+"""The rules of the benchmark, on numbers alone (no timing, no torch): the ratios derived from the timed
+figures, the targets each figure is held to, and which fast path becomes the default."""
+
+from __future__ import annotations
+
+# Targets (docs/benchmarks.md): each figure met or MISSED in bench.md.
+LBP_MIN_SPEEDUP = 5.0  # LBP layer vs the scikit-image loop, every method
+LBP_MAX_SHARE = 0.01  # LBP layer's share of a full-model training step
+FULL_VS_VGG16_MAX = 2.5  # full-model training step / vgg16 step
+LOADER_VS_TRAIN_MIN = 10.0  # data loader faces/s / full-model training faces/s
+EXPORT_VS_EAGER_MIN = 1.3  # best exported path vs eager as configured, batch 64
+INT8_TARGET = 2.0  # int8 ONNX Runtime vs fp32 eager as configured, batch 64
+VIDEO_TARGET_FPS = 25.0  # frames/s end to end, 640x480, one face, every frame labelled
+
+# A fast path is worth making the default when it is at least this much faster at every measured size.
+DEFAULT_MIN_SPEEDUP = 1.10
+# ... and, for torch.compile, when it repays its compilation within about one `make train` run
+# (quickstart: 25 epochs of 32 steps).
+COMPILE_BREAK_EVEN_STEPS = 800
+
+# the fast paths a default is decided for (fp32 is the baseline they are measured against)
+CANDIDATES = ("channels_last", "bf16", "channels_last_bf16", "compile")
+EXPORTS = ("torchscript", "onnxruntime")
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def add_ratios_vs_vgg16(row: dict) -> dict:
+    """Training-step row of one size (network -> timing): ``ratio_vs_vgg16`` on every timed network."""
+    vgg = row["vgg16"]["ms_per_step"]
+    for r in row.values():
+        if isinstance(r, dict) and "ms_per_step" in r:
+            r["ratio_vs_vgg16"] = r["ms_per_step"] / vgg
+    return row
+
+
+def add_fast_path_speedups(row: dict) -> dict:
+    """Fast-path row of one size (path -> {"full": timing, "vgg16": timing, ...}): the full model's
+    ``speedup`` against ``fp32``, ``ratio_full_vs_vgg16``, and for a timed compile the steps after which
+    its compilation is repaid (``break_even_steps``, None if it is not faster)."""
+    fp32_ms = row["fp32"]["full"]["ms_per_step"]
+    for r in row.values():
+        if "full" not in r:
+            continue
+        r["speedup"] = fp32_ms / r["full"]["ms_per_step"]
+        if "vgg16" in r:
+            r["ratio_full_vs_vgg16"] = r["full"]["ms_per_step"] / r["vgg16"]["ms_per_step"]
+    compiled = row.get("compile", {})
+    if "compile_s" in compiled:
+        saved_s = (fp32_ms - compiled["full"]["ms_per_step"]) / 1000
+        compiled["break_even_steps"] = compiled["compile_s"] / saved_s if saved_s > 0 else None
+    return row
+
+
+def fast_path_defaults(rows: dict) -> dict:
+    """Which fast path to make the default, from the numbers (``rows``: size -> fast-path row with
+    speedups): at least DEFAULT_MIN_SPEEDUP at every measured size; bf16 also changes the results (bf16
+    rounding), so it is only ever marked opt-in; compile must also repay its compile time within
+    COMPILE_BREAK_EVEN_STEPS steps."""
+    out = {}
+    for name in CANDIDATES:
+        measured = [row[name] for row in rows.values() if name in row and "speedup" in row[name]]
+        if not measured:
+            out[name] = {"default": False, "why": "not measured"}
+            continue
+        low = min(r["speedup"] for r in measured)
+        faster = low >= DEFAULT_MIN_SPEEDUP
+        if not faster:
+            why = f"no: {low:.2f}x at worst (needs >= {DEFAULT_MIN_SPEEDUP:.2f}x at every size)"
+            default = False
+        elif "bf16" in name:
+            why = f"opt-in: >= {low:.2f}x, but bf16 rounding changes the results; check accuracy first"
+            default = False
+        elif name == "compile":
+            steps = [r.get("break_even_steps") for r in measured]
+            default = all(s is not None and s <= COMPILE_BREAK_EVEN_STEPS for s in steps)
+            worst = max(s for s in steps if s is not None)
+            why = (
+                f"{'yes' if default else 'no'}: >= {low:.2f}x, compilation repaid after {worst:,.0f} steps "
+                f"(limit {COMPILE_BREAK_EVEN_STEPS})"
+            )
+        else:
+            why = f"yes: >= {low:.2f}x at every size, same results up to fp32 rounding"
+            default = True
+        out[name] = {"default": default, "min_speedup": low, "why": why}
+    return out
+
+
+def persistent_workers(not_persistent_fps: float, persistent_fps: float) -> dict:
+    """Persistent loader workers on against off: the speedup, and whether it earns the default."""
+    speedup = persistent_fps / not_persistent_fps
+    return {"speedup_persistent": speedup, "default": speedup >= DEFAULT_MIN_SPEEDUP}
+
+
+def loader_vs_train(loader_fps: float, batch: int, train_ms_per_step: float) -> dict:
+    """The data loader's faces/s against the full model's training faces/s (``batch`` faces a step)."""
+    train_fps = batch / (train_ms_per_step / 1000)
+    return {
+        "loader_faces_per_s": loader_fps,
+        "train_faces_per_s": train_fps,
+        "ratio_loader_vs_train": loader_fps / train_fps,
+    }
+
+
+def vs_eager(row: dict, eager: dict) -> dict:
+    """``ratio_vs_eager`` (faces/s at batch 64) and ``ratio_vs_eager_batch1`` (ms/face at batch 1) of one
+    inference row against the eager row (higher is faster for both)."""
+    return {
+        "ratio_vs_eager": row["faces_per_s_batch64"] / eager["faces_per_s_batch64"],
+        "ratio_vs_eager_batch1": eager["ms_per_face_batch1"] / row["ms_per_face_batch1"],
+    }
+
+
+def add_export_ratios(out: dict, baseline: str) -> dict:
+    """Inference section (model -> row): the ratios of every measured exported path against eager as
+    configured (``baseline``), and the best of them (``best_export``, by batch-64 throughput)."""
+    eager = out[baseline]
+    for name in EXPORTS:
+        if "faces_per_s_batch64" in out.get(name, {}):
+            out[name].update(vs_eager(out[name], eager))
+    best = max(
+        (n for n in EXPORTS if "ratio_vs_eager" in out.get(n, {})), key=lambda n: out[n]["ratio_vs_eager"]
+    )
+    out["eager_baseline"] = baseline
+    out["best_export"] = best
+    out["ratio_export_vs_eager"] = out[best]["ratio_vs_eager"]
+    out["ratio_export_vs_eager_batch1"] = out[best]["ratio_vs_eager_batch1"]
+    return out
+
+
+def allocator_ratios(default: dict, tuned: dict) -> dict:
+    """Per size, the malloc thresholds' speedup of each network and the full / vgg16 ratio under each
+    setting (``default``, ``tuned``: size -> {"full": timing, "vgg16": timing})."""
+    out = {}
+    for size in (s for s in default if s.isdigit()):
+        d, t = default[size], tuned[size]
+        out[size] = {
+            "speedup_full": d["full"]["ms_per_step"] / t["full"]["ms_per_step"],
+            "speedup_vgg16": d["vgg16"]["ms_per_step"] / t["vgg16"]["ms_per_step"],
+            "ratio_full_vs_vgg16_default": d["full"]["ms_per_step"] / d["vgg16"]["ms_per_step"],
+            "ratio_full_vs_vgg16_tuned": t["full"]["ms_per_step"] / t["vgg16"]["ms_per_step"],
+        }
+    return out
+
+
+def configured_fast_path(config: dict) -> str:
+    """The fast-path row `fer-train` runs without overrides (conf/model: ``channels_last``, fp32)."""
+    return "channels_last" if config["channels_last"] else "fp32"

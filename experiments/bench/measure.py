@@ -1,0 +1,311 @@
+"""Timing the training side: the LBP layer against scikit-image, the training step of every ablation, the
+fast paths (channels_last, bf16 autocast, torch.compile, malloc thresholds), the data loader, and peak
+memory. Each figure is the median of ``repeats`` timed calls after a warm-up, with min and max; the
+ratios between figures come from decide.py."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import resource
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+import torch
+from skimage.feature import local_binary_pattern as sk_lbp
+
+from fer_attention.data.augment import build_augmentation
+from fer_attention.data.dataset import FaceArrayDataset
+from fer_attention.lbp import LBPLayer
+from fer_attention.models import FERAttentionNet
+from fer_attention.runtime import tune_malloc
+
+from . import config, decide
+
+LBP_METHODS = ("default", "ror", "uniform", "nri_uniform", "var")
+# Fast paths of the training step: memory format and autocast; "compile" is eager fp32 + torch.compile.
+FAST_PATHS = {
+    "fp32": dict(channels_last=False, bf16=False),
+    "channels_last": dict(channels_last=True, bf16=False),
+    "bf16": dict(channels_last=False, bf16=True),
+    "channels_last_bf16": dict(channels_last=True, bf16=True),
+}
+MS_KEYS = ("ms_per_step", "ms_min", "ms_max", "kernel_ms_per_step", "page_faults_per_step")
+COMPILE_SKIPPED = (
+    "not timed at this size (--compile-sizes): compiling takes about a minute per size on 2 cores"
+)
+
+
+def timeit(fn: Callable[[], object], repeats: int, warmup: int = 1) -> dict[str, float]:
+    """Seconds per call: median, min, max over ``repeats`` after ``warmup`` calls; with the kernel time
+    (``kernel_s``, all threads) and minor page faults per timed call, which show allocator costs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "median": statistics.median(times),
+        "min": min(times),
+        "max": max(times),
+        "repeats": repeats,
+        "kernel_s": (after.ru_stime - before.ru_stime) / repeats,
+        "page_faults": (after.ru_minflt - before.ru_minflt) / repeats,
+    }
+
+
+def ms(t: dict[str, float]) -> dict[str, float]:
+    """A ``timeit`` result as milliseconds per training step."""
+    return {
+        "ms_per_step": 1000 * t["median"],
+        "ms_min": 1000 * t["min"],
+        "ms_max": 1000 * t["max"],
+        "kernel_ms_per_step": 1000 * t["kernel_s"],
+        "page_faults_per_step": t["page_faults"],
+    }
+
+
+def build(ablation: str, size: int, width: float) -> FERAttentionNet:
+    """The network of `fer-train ablation=<ablation>` (``model.net`` composed from conf/) at ``size`` x
+    ``size`` and VGG16 width ``width``."""
+    net = config.net_config(ablation, size, width)
+    return FERAttentionNet(**{key: value for key, value in net.items() if key != "_target_"})
+
+
+def train_step_fn(
+    net: torch.nn.Module, batch: int, size: int, channels_last: bool = False, bf16: bool = False
+) -> Callable[[], None]:
+    """One AdamW training step on a fixed random batch, as FERModule runs it with ``model.channels_last``
+    (NHWC weights and batch) and ``trainer.precision=bf16-mixed`` (the forward under bf16 autocast)."""
+    x = torch.rand(batch, 1, size, size)
+    y = torch.randint(0, 7, (batch,))
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    net.train()
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = torch.nn.functional.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def bench_lbp(faces: np.ndarray, repeats: int) -> dict:
+    out = {}
+    x = torch.from_numpy(faces).float().div(255).unsqueeze(1)
+    for method in LBP_METHODS:
+        layer = LBPLayer(method, 8, 1.0)
+        t_torch = timeit(lambda layer=layer: layer(x), repeats)
+        t_sk = timeit(lambda m=method: [sk_lbp(im, 8, 1.0, m) for im in faces], max(1, repeats // 2))
+        out[method] = {
+            "torch_faces_per_s": len(faces) / t_torch["median"],
+            "skimage_faces_per_s": len(faces) / t_sk["median"],
+            "speedup": t_sk["median"] / t_torch["median"],
+            "torch_s": t_torch,
+            "skimage_s": t_sk,
+        }
+    return out
+
+
+def bench_train_steps(
+    sizes: list[int], batch: int, width: float, repeats: int, ablations: Iterable[str]
+) -> dict:
+    """The training step of every option in ``ablations`` (the `ablation` group of conf/), with its ratio
+    to vgg16, and the LBP layer's share of the full model's step."""
+    out: dict = {}
+    for size in sizes:
+        row = {}
+        for name in ablations:
+            try:
+                net = build(name, size, width)
+            except ValueError as err:
+                row[name] = {"error": str(err)}
+                continue
+            t = timeit(train_step_fn(net, batch, size), repeats, warmup=2)
+            row[name] = {**ms(t), "params": sum(p.numel() for p in net.parameters())}
+        decide.add_ratios_vs_vgg16(row)
+        lbp = config.net_config("full", size, width)["lbp"]  # the full model's LBP layer alone
+        layer, x = LBPLayer(lbp["method"], lbp["P"], lbp["R"]), torch.rand(batch, 1, size, size)
+        lbp_ms = 1000 * timeit(lambda layer=layer, x=x: layer(x), repeats)["median"]
+        row["lbp_share_of_full_step"] = lbp_ms / row["full"]["ms_per_step"]
+        out[str(size)] = row
+    out["ratio_full_vs_vgg16"] = {size: row["full"]["ratio_vs_vgg16"] for size, row in out.items()}
+    return out
+
+
+def bench_compile(size: int, batch: int, width: float, repeats: int) -> dict:
+    """Full model, eager fp32 + ``nn.Module.compile()`` (as ``model.compile=true``): the first step (Dynamo
+    + Inductor compilation, forward and backward, with an empty Inductor cache, as in a first run) timed
+    apart from the steady-state steps."""
+    net = build("full", size, width)
+    net.compile()
+    step = train_step_fn(net, batch, size)
+    with tempfile.TemporaryDirectory() as cache:
+        previous = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+        torch._dynamo.reset()
+        try:
+            start = time.perf_counter()
+            step()
+            compile_s = time.perf_counter() - start
+            t = timeit(step, repeats, warmup=1)
+        finally:
+            if previous is None:
+                os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+            else:
+                os.environ["TORCHINDUCTOR_CACHE_DIR"] = previous
+            torch._dynamo.reset()
+    return {"full": ms(t), "compile_s": compile_s}
+
+
+def bench_fast_paths(
+    sizes: list[int], batch: int, width: float, repeats: int, train_step: dict, compile_sizes: list[int]
+) -> dict:
+    """Training step of the full model and of vgg16 under each fast path; ``fp32`` is the plain eager step
+    of the ``train_step`` section (same run). Speedups are of the full model against ``fp32``."""
+    out: dict = {"train_step": {}}
+    for size in sizes:
+        base = train_step[str(size)]
+        row: dict = {
+            "fp32": {
+                "full": {k: v for k, v in base["full"].items() if k in MS_KEYS},
+                "vgg16": {k: v for k, v in base["vgg16"].items() if k in MS_KEYS},
+            }
+        }
+        for name, opts in FAST_PATHS.items():
+            if name == "fp32":
+                continue
+            row[name] = {
+                model: ms(timeit(train_step_fn(build(model, size, width), batch, size, **opts), repeats, 2))
+                for model in ("full", "vgg16")
+            }
+        if size in compile_sizes:
+            row["compile"] = bench_compile(size, batch, width, repeats)
+        else:
+            row["compile"] = {"skipped": COMPILE_SKIPPED}
+        out["train_step"][str(size)] = decide.add_fast_path_speedups(row)
+    out["defaults"] = decide.fast_path_defaults(out["train_step"])
+    return out
+
+
+def _allocator_child(
+    tuned: bool, sizes: list[int], batch: int, width: float, threads: int, repeats: int
+) -> dict:
+    torch.set_num_threads(threads)
+    applied = tune_malloc(**config.configured_malloc()) if tuned else False
+    out: dict = {"applied": applied}
+    for size in sizes:
+        out[str(size)] = {
+            model: ms(
+                timeit(train_step_fn(build(model, size, width), batch, size, channels_last=True), repeats, 2)
+            )
+            for model in ("full", "vgg16")
+        }
+    return out
+
+
+def bench_allocator(sizes: list[int], batch: int, width: float, threads: int, repeats: int) -> dict:
+    """Training step (channels_last, as configured) of the full model and vgg16 in two fresh processes:
+    glibc's default malloc thresholds vs the ``malloc`` thresholds of conf/train.yaml. Fresh processes
+    because the thresholds cannot be unset, and because the allocator's state depends on what ran before."""
+    out: dict = {"thresholds": config.configured_malloc()}
+    for mode, tuned in (("glibc_default", False), ("tuned", True)):
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            out[mode] = pool.submit(_allocator_child, tuned, sizes, batch, width, threads, repeats).result()
+    out.update(decide.allocator_ratios(out["glibc_default"], out["tuned"]))
+    return out
+
+
+def _peak_memory_child(size: int, batch: int, width: float, threads: int) -> float:
+    torch.set_num_threads(threads)
+    tune_malloc(**config.configured_malloc())
+    step = train_step_fn(build("full", size, width), batch, size)
+    step()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_memory_mb(size: int, batch: int, width: float, threads: int, fresh_process: bool = True) -> float:
+    """Peak resident memory (MB, ru_maxrss) of a fresh process after one full-model fp32 training step,
+    so that the larger sizes and fast paths benchmarked before do not count (``fresh_process=False``:
+    this process's peak so far)."""
+    if not fresh_process:
+        return _peak_memory_child(size, batch, width, threads)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_peak_memory_child, size, batch, width, threads).result()
+
+
+def bench_data(
+    faces: np.ndarray,
+    labels: np.ndarray,
+    batch: int,
+    workers: int,
+    train_ms_per_step: float,
+    repeats: int,
+    augment: list[dict],
+) -> dict:
+    """One epoch through the DataLoader with the training augmentation ``augment`` (conf/augment), in
+    faces/s, against the full model's training throughput."""
+    dataset = FaceArrayDataset(faces, labels, build_augmentation(augment))
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch, shuffle=True, num_workers=workers, persistent_workers=workers > 0
+    )
+
+    def one_epoch() -> None:
+        for _ in loader:
+            pass
+
+    t = timeit(one_epoch, repeats)
+    return {
+        **decide.loader_vs_train(len(faces) / t["median"], batch, train_ms_per_step),
+        "workers": workers,
+        "epoch_s": t,
+    }
+
+
+def bench_loader_workers(
+    faces: np.ndarray,
+    labels: np.ndarray,
+    batch: int,
+    workers: int,
+    epochs: int,
+    repeats: int,
+    augment: list[dict],
+    warmup: int = 1,
+) -> dict:
+    """Faces/s of ``epochs`` epochs through a fresh DataLoader with ``workers`` workers, worker start-up
+    included, with ``persistent_workers`` off (workers restarted every epoch) and on."""
+    dataset = FaceArrayDataset(faces, labels, build_augmentation(augment))
+    out: dict = {"workers": workers, "epochs": epochs}
+    for persistent in (False, True):
+
+        def run(persistent: bool = persistent) -> None:
+            loader = torch.utils.data.DataLoader(
+                dataset, batch_size=batch, shuffle=True, num_workers=workers, persistent_workers=persistent
+            )
+            for _ in range(epochs):
+                for _ in loader:
+                    pass
+            del loader  # shuts persistent workers down inside the timing
+
+        t = timeit(run, repeats, warmup=warmup)
+        out["persistent" if persistent else "not_persistent"] = {
+            "faces_per_s": epochs * len(faces) / t["median"],
+            "s": t,
+        }
+    out.update(
+        decide.persistent_workers(out["not_persistent"]["faces_per_s"], out["persistent"]["faces_per_s"])
+    )
+    return out

@@ -1,0 +1,260 @@
+"""bench.md from the results (a dict of numbers, as bench.json holds them): one table per section, each
+figure marked met or MISSED against its target in decide.py. No timing here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .decide import (
+    DEFAULT_MIN_SPEEDUP,
+    EXPORT_VS_EAGER_MIN,
+    EXPORTS,
+    FULL_VS_VGG16_MAX,
+    INT8_TARGET,
+    LBP_MAX_SHARE,
+    LBP_MIN_SPEEDUP,
+    LOADER_VS_TRAIN_MIN,
+    VIDEO_TARGET_FPS,
+    configured_fast_path,
+    verdict,
+)
+
+
+def write(results: dict, out: str | Path) -> str:
+    """Write ``out``/bench.json and ``out``/bench.md; returns the Markdown."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(results, indent=2))
+    table = markdown(results)
+    (out / "bench.md").write_text(table)
+    return table
+
+
+def markdown(results: dict) -> str:
+    m = results["meta"]
+    lines = [
+        f"# Benchmark ({m['date']})",
+        "",
+        f"Machine: {m['machine']}; torch {m['torch']}, {m['threads']} threads; "
+        f"width {m['width']}, batch {m['batch']}. Medians of {m['repeats']} repeats after warm-up. "
+        f"glibc malloc thresholds as fer-train sets them (conf/train.yaml `malloc`): "
+        f"{'applied' if m.get('malloc', {}).get('applied') else 'not applied'} to every section but the allocator "
+        "comparison.",
+        "",
+    ]
+    if m.get("quick"):
+        lines += [
+            "**Quick mode (`--quick`): toy sizes to check the script; these figures mean nothing.**",
+            "",
+        ]
+    lines += [
+        f"## LBP layer vs scikit-image loop ({m.get('lbp_faces', 1024):,} faces, 48x48, P=8, R=1)",
+        "",
+        f"| method | torch faces/s | skimage faces/s | speedup | target >= {LBP_MIN_SPEEDUP:g}x |",
+        "|---|---|---|---|---|",
+    ]
+    for method, r in results["lbp"].items():
+        ok = verdict(r["speedup"] >= LBP_MIN_SPEEDUP)
+        lines.append(
+            f"| {method} | {r['torch_faces_per_s']:,.0f} | {r['skimage_faces_per_s']:,.0f} | {r['speedup']:.1f}x | {ok} |"
+        )
+    for size, row in results["train_step"].items():
+        if size == "ratio_full_vs_vgg16":
+            continue
+        lines += [
+            "",
+            f"## Training step at {size}x{size}, batch {m['batch']}",
+            "",
+            "| network | ms/step (min-max) | ratio to vgg16 | kernel ms/step (page faults) | parameters |",
+            "|---|---|---|---|---|",
+        ]
+        for name, r in row.items():
+            if name == "lbp_share_of_full_step":
+                continue
+            if "error" in r:
+                lines.append(f"| {name} | - | - | - | {r['error']} |")
+                continue
+            lines.append(
+                f"| {name} | {r['ms_per_step']:.0f} ({r['ms_min']:.0f}-{r['ms_max']:.0f}) | "
+                f"{r['ratio_vs_vgg16']:.2f} | {r['kernel_ms_per_step']:.0f} ({r['page_faults_per_step']:,.0f}) | "
+                f"{r['params']:,} |"
+            )
+        ratio = row["full"]["ratio_vs_vgg16"]
+        lines.append("")
+        lines.append(
+            f"Full vs vgg16: {ratio:.2f}x (target <= {FULL_VS_VGG16_MAX:g}x: {verdict(ratio <= FULL_VS_VGG16_MAX)}; kernel time "
+            f"(page faults, system calls) {row['full']['kernel_ms_per_step']:.0f} vs "
+            f"{row['vgg16']['kernel_ms_per_step']:.0f} ms/step); "
+            f"LBP layer = {100 * row['lbp_share_of_full_step']:.2f}% of a full step (target < 1%: "
+            f"{verdict(row['lbp_share_of_full_step'] < LBP_MAX_SHARE)})."
+        )
+    lines += markdown_fast_paths(results["fast_paths"], m["batch"])
+    lines += markdown_allocator(results["fast_paths"]["allocator"], m["batch"])
+    d = results["data"]
+    lines += [
+        "",
+        "## Data pipeline",
+        "",
+        f"Loader (decoded arrays, training augmentation, {d['workers']} workers): {d['loader_faces_per_s']:,.0f} faces/s; "
+        f"full-model training: {d['train_faces_per_s']:,.0f} faces/s; ratio {d['ratio_loader_vs_train']:.1f}x "
+        f"(target >= {LOADER_VS_TRAIN_MIN:g}x: {verdict(d['ratio_loader_vs_train'] >= LOADER_VS_TRAIN_MIN)}).",
+    ]
+    w = results["fast_paths"]["loader_workers"]
+    lines += [
+        "",
+        f"Loader with {w['workers']} workers, {w['epochs']} epochs through a fresh DataLoader, worker start-up "
+        f"included: {w['not_persistent']['faces_per_s']:,.0f} faces/s with `persistent_workers=false`, "
+        f"{w['persistent']['faces_per_s']:,.0f} faces/s with `true` ({w['speedup_persistent']:.2f}x; "
+        f"worth the default whenever `data.num_workers > 0`: {'yes' if w['default'] else 'no'}, "
+        f"needs >= {DEFAULT_MIN_SPEEDUP:.2f}x).",
+    ]
+    i = results["inference"]
+    base_label = {"eager": "eager (NCHW)", "eager_channels_last": "eager (channels_last)"}
+    lines += [
+        "",
+        "## Inference (full model, 48x48)",
+        "",
+        f"| | ms/face, batch 1 | faces/s, batch 64 | vs {base_label[i['eager_baseline']]}, batch 1 | batch 64 |",
+        "|---|---|---|---|---|",
+    ]
+    rows = (*base_label.items(), ("torchscript", "TorchScript"), ("onnxruntime", "ONNX Runtime"))
+    for name, label in rows:
+        r = i[name]
+        if "skipped" in r:
+            lines.append(f"| {label} | - | - | - | skipped: {r['skipped']} |")
+            continue
+        if name in EXPORTS:
+            ratios = f"{r['ratio_vs_eager_batch1']:.2f}x | {r['ratio_vs_eager']:.2f}x"
+        else:
+            ratios = "(baseline) | (baseline)" if name == i["eager_baseline"] else "- | -"
+        lines.append(
+            f"| {label} | {r['ms_per_face_batch1']:.2f} | {r['faces_per_s_batch64']:,.0f} | {ratios} |"
+        )
+    best = {"torchscript": "TorchScript", "onnxruntime": "ONNX Runtime"}[i["best_export"]]
+    lines.append("")
+    lines.append(
+        f"Best exported path, {best}, vs {base_label[i['eager_baseline']]} (eager as conf/ configures it): "
+        f"{i['ratio_export_vs_eager']:.2f}x at batch 64, {i['ratio_export_vs_eager_batch1']:.2f}x at batch 1 "
+        f"(target >= {EXPORT_VS_EAGER_MIN:g}x: {verdict(i['ratio_export_vs_eager'] >= EXPORT_VS_EAGER_MIN)})."
+    )
+    lines += markdown_int8_video(results, base_label[i["eager_baseline"]])
+    lines += [
+        "",
+        f"Peak memory (RSS of a fresh process) after one full-model training step at 48x48: "
+        f"{results['peak_memory_mb']:.0f} MB.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def markdown_int8_video(results: dict, eager_label: str) -> list[str]:
+    q, v = results["int8"], results["video"]
+    lines = ["", "## int8 ONNX Runtime vs fp32 eager (full model, 48x48)", ""]
+    if "skipped" in q:
+        lines.append(f"Skipped: {q['skipped']}.")
+    else:
+        agree = "-" if q["agreement_vs_fp32"] is None else f"{100 * q['agreement_vs_fp32']:.1f}%"
+        lines += [
+            "| | ms/face, batch 1 | faces/s, batch 64 |",
+            "|---|---|---|",
+            f"| fp32 {eager_label} | {q['eager_ms_per_face_batch1']:.2f} | {q['eager_faces_per_s_batch64']:,.0f} |",
+            f"| int8 ONNX Runtime (static QDQ) | {q['ms_per_face_batch1']:.2f} | {q['faces_per_s_batch64']:,.0f} |",
+            f"| int8 / fp32 | {q['ratio_vs_eager_batch1']:.2f}x | {q['ratio_vs_eager']:.2f}x |",
+            "",
+            f"int8 vs fp32 eager at batch 64: {q['ratio_vs_eager']:.2f}x (target >= {INT8_TARGET:.0f}x: "
+            f"{verdict(q['ratio_vs_eager'] >= INT8_TARGET)}). Calibrated on {q['calib_faces']} "
+            f"synthetic faces in {q['quantize_s']:.1f} s; top-1 agreement with fp32 on {q['heldout_faces']} "
+            f"others: {agree} (random weights here; `fer-export quantize=int8` prints the accuracy drop of a "
+            "trained model on its test split).",
+        ]
+    lines += [
+        "",
+        f"## Video end to end ({v['size']}, one face, every frame labelled)",
+        "",
+        f"`model.predict_video` (decode, Haar detection, tracking, network): {v['frames_per_s']:.1f} frames/s "
+        f"over {v['frames']} frames (target >= {VIDEO_TARGET_FPS:.0f}: "
+        f"{verdict(v['frames_per_s'] >= VIDEO_TARGET_FPS)}); a face found in "
+        f"{v['frames_with_face']} of {v['frames']} frames, {v['tracks']} track(s).",
+    ]
+    return lines
+
+
+def markdown_allocator(a: dict, batch: int) -> list[str]:
+    th = a["thresholds"]
+    lines = [
+        "",
+        f"## Allocator: glibc default vs `malloc` thresholds (mmap {th.get('mmap_threshold_mb')} MB, trim "
+        f"{th.get('trim_threshold_mb')} MB), batch {batch}, channels_last, each in a fresh process",
+        "",
+        "| size | full ms/step default -> tuned | vgg16 ms/step default -> tuned | speedup full | full / vgg16 default -> tuned |",
+        "|---|---|---|---|---|",
+    ]
+    if not a["tuned"].get("applied"):
+        lines.insert(2, "(not glibc: the thresholds could not be applied, both columns are the default)")
+    for size, r in a.items():
+        if not size.isdigit():
+            continue
+        d, t = a["glibc_default"][size], a["tuned"][size]
+        lines.append(
+            f"| {size}x{size} | {d['full']['ms_per_step']:.0f} -> {t['full']['ms_per_step']:.0f} | "
+            f"{d['vgg16']['ms_per_step']:.0f} -> {t['vgg16']['ms_per_step']:.0f} | {r['speedup_full']:.2f}x | "
+            f"{r['ratio_full_vs_vgg16_default']:.2f} -> {r['ratio_full_vs_vgg16_tuned']:.2f} |"
+        )
+    return lines
+
+
+def markdown_fast_paths(fast: dict, batch: int) -> list[str]:
+    labels = {
+        "fp32": "eager fp32 (baseline)",
+        "channels_last": "channels_last",
+        "bf16": "bf16 autocast",
+        "channels_last_bf16": "channels_last + bf16",
+        "compile": "torch.compile",
+    }
+    defaults = fast["defaults"]
+    lines: list[str] = []
+    for size, row in fast["train_step"].items():
+        lines += [
+            "",
+            f"## Fast paths: training step at {size}x{size}, batch {batch}",
+            "",
+            "| path | full ms/step (min-max) | full kernel ms/step | speedup | vgg16 ms/step | full / vgg16 "
+            "| kept as default? |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, r in row.items():
+            if "skipped" in r:
+                lines.append(f"| {labels[name]} | - | - | - | - | - | skipped: {r['skipped']} |")
+                continue
+            full = r["full"]
+            vgg = f"{r['vgg16']['ms_per_step']:.0f}" if "vgg16" in r else "-"
+            ratio = f"{r['ratio_full_vs_vgg16']:.2f}" if "ratio_full_vs_vgg16" in r else "-"
+            if name == "fp32":
+                kept = "(baseline)"
+            else:
+                kept = defaults[name]["why"]
+            if name == "compile":
+                kept += f"; first step {r['compile_s']:.0f} s (compilation)"
+            lines.append(
+                f"| {labels[name]} | {full['ms_per_step']:.0f} ({full['ms_min']:.0f}-{full['ms_max']:.0f}) | "
+                f"{full['kernel_ms_per_step']:.0f} | {r['speedup']:.2f}x | {vgg} | {ratio} | {kept} |"
+            )
+        best = min(
+            (n for n in row if "ratio_full_vs_vgg16" in row[n]), key=lambda n: row[n]["ratio_full_vs_vgg16"]
+        )
+        default = configured_fast_path(fast["config"])
+        ratio = row[default]["ratio_full_vs_vgg16"]
+        lines += [
+            "",
+            f"Full vs vgg16 as configured (`model.channels_last={str(default != 'fp32').lower()}`, "
+            f"`trainer.precision=32-true`): {ratio:.2f}x (target <= {FULL_VS_VGG16_MAX:g}x: {verdict(ratio <= FULL_VS_VGG16_MAX)}); "
+            f"lowest, {labels[best]}: {row[best]['ratio_full_vs_vgg16']:.2f}x.",
+        ]
+    if defaults["channels_last"]["default"] != fast["config"]["channels_last"]:
+        lines += [
+            "",
+            f"Note: these numbers say channels_last {'should' if defaults['channels_last']['default'] else 'should not'} "
+            f"be the default, but conf/model/fer_attention.yaml has `channels_last: "
+            f"{str(fast['config']['channels_last']).lower()}`.",
+        ]
+    return lines
