@@ -94,11 +94,11 @@ paper: ablation-lbp ablation-modules ablation-dilation cv datasets ## every tabl
 # --- transfer without downloads (docs/transfer.md) ---------------------------------------------------
 FER_ROOT ?= ../shared/data/fer2013
 INIT ?=
-PRETEXT ?= lbp_histogram
+PRETEXT ?= lbp_contrastive
 pretrain: install ## FER2013 supervised pretraining (experiment=pretrain_fer2013); FER_ROOT=<fer2013 copy>
 	$(BIN)/fer-train experiment=pretrain_fer2013 data.root=$(FER_ROOT) ~callbacks.progress_bar $(ARGS)
 
-pretext: install ## LBP self-supervised pretext on FER2013's faces, labels ignored (PRETEXT=lbp_histogram)
+pretext: install ## LBP self-supervised pretext on FER2013's faces, labels ignored (PRETEXT=lbp_contrastive)
 	$(BIN)/fer-pretrain data=fer2013 data.root=$(FER_ROOT) pretext=$(PRETEXT) ~callbacks.progress_bar $(ARGS)
 
 transfer: install ## every fold, scratch vs fine-tuned from INIT=<checkpoint> (DATA, DATA_ROOT, FOLDS, SEEDS)

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+# ConfigError is importable from here too, as before
+from fer_attention.errors import ConfigError
+from fer_attention.runtime import check_malloc
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 MAX_DIRNAME = 120
@@ -65,10 +72,6 @@ register_resolvers()
 INIT_REQUIRED = "required"
 
 
-class ConfigError(ValueError):
-    """A config value is invalid; the message is one line naming the key, the value and what is allowed."""
-
-
 def config_dir() -> str:
     """Absolute path of the `conf/` tree: shipped inside the wheel, or the checkout's top-level `conf/`."""
     for candidate in (_PACKAGE_DIR / "conf", _PACKAGE_DIR.parent / "conf"):
@@ -77,10 +80,42 @@ def config_dir() -> str:
     raise FileNotFoundError(f"fer-attention configs not found next to {_PACKAGE_DIR}; reinstall the package")
 
 
+def net_config(overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """``model.net`` of fer-train's config composed with ``overrides`` (``lbp=uniform``,
+    ``model.net.backbone.width=0.25``, ...), resolved to plain data: what
+    :meth:`fer_attention.models.FERAttentionNet.from_config` takes, with the YAML's defaults."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    if GlobalHydra.instance().is_initialized():  # inside a Hydra app or a compose session: its search path
+        cfg = compose("train", overrides=list(overrides))
+    else:
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+            cfg = compose("train", overrides=list(overrides))
+    return OmegaConf.to_container(cfg.model.net, resolve=True)
+
+
 def _select(cfg, key: str, default=None):
     from omegaconf import OmegaConf
 
     return OmegaConf.select(cfg, key, default=default)
+
+
+def _checked(check: Callable[..., Any], keys: Mapping[str, str], *args: Any) -> Any:
+    """``check(*args)``, a rule of the module it guards; its one-line ValueError becomes a ConfigError in
+    which each parameter name in ``keys`` is replaced by its full config key (``arch`` ->
+    ``model.net.backbone.arch``)."""
+    try:
+        return check(*args)
+    except ValueError as err:
+        message = str(err)
+        if keys:
+            names = "|".join(re.escape(name) for name in sorted(keys, key=len, reverse=True))
+            # a whole word only: not part of a longer name, a dotted key, a quoted value or a path
+            pattern = rf"(?<![\w.'\"/-])({names})(?![\w'\"/-])"
+            message = re.sub(pattern, lambda m: keys[m.group(1)], message)
+        raise ConfigError(message) from None
 
 
 def validate_config(cfg) -> None:
@@ -112,16 +147,13 @@ def validate_config(cfg) -> None:
         raise ConfigError(f"resume=true and ckpt_path={ckpt_path}: give one of them")
     if ckpt_path not in (None, "", "last") and not Path(str(ckpt_path)).is_file():
         raise ConfigError(f"ckpt_path={ckpt_path} does not exist")
-    weights = _select(cfg, "model.net.backbone.weights")
-    if weights not in (None, "imagenet") and not Path(str(weights)).is_file():
-        raise ConfigError(
-            f"model.net.backbone.weights={weights} does not exist (null, imagenet or a state dict file)"
-        )
     _check_transfer(cfg)
-    for key in ("malloc.mmap_threshold_mb", "malloc.trim_threshold_mb"):
-        value = _select(cfg, key)
-        if value is not None and (not isinstance(value, int) or not 0 < value <= 4096):
-            raise ConfigError(f"{key}={value!r} must be an integer in 1..4096 (MB) or null")
+    _checked(
+        check_malloc,
+        {name: f"malloc.{name}" for name in ("mmap_threshold_mb", "trim_threshold_mb")},
+        _select(cfg, "malloc.mmap_threshold_mb"),
+        _select(cfg, "malloc.trim_threshold_mb"),
+    )
     if _select(cfg, "trainer.sync_batchnorm") and _select(cfg, "trainer.accelerator") == "cpu":
         raise ConfigError(
             "trainer.sync_batchnorm=true needs GPUs; set it to false with trainer.accelerator=cpu"
@@ -152,7 +184,7 @@ def _check_transfer(cfg) -> None:
             "model.init_from is required by this experiment: pass model.init_from=<checkpoint file> "
             "(fer-train's checkpoints/*.ckpt or fer-pretrain's pretext.ckpt), or model.init_from=null for scratch"
         )
-    from fer_attention.training.transfer import check_transfer_options
+    from fer_attention.training.transfer import check_transfer_options  # imports torch: local, as below
 
     try:
         check_transfer_options(
@@ -166,47 +198,35 @@ def _check_transfer(cfg) -> None:
 
 
 def _check_net(cfg, num_classes, image_size) -> None:
+    """The network's rules, each from the module it guards, with the full config keys in the message."""
+    # function-local: these modules import torch, which config.py does not (fer-report imports it)
     from fer_attention.lbp import check_args as check_lbp_args
-    from fer_attention.models.reconstruction import check_rates
-    from fer_attention.models.vgg import ARCHS, NUM_STAGES, feature_size
+    from fer_attention.models.reconstruction import check_feature_size, check_rates
+    from fer_attention.models.vgg import check_backbone
 
     net_classes = _select(cfg, "model.net.num_classes")
     if num_classes is not None and net_classes is not None and net_classes != num_classes:
         raise ConfigError(
             f"model.net.num_classes={net_classes} does not match data.num_classes={num_classes}"
         )
-    modules = _select(cfg, "model.net.modules") or {}
-    lbp = _select(cfg, "model.net.lbp") or {}
-    method = lbp.get("method")
-    if modules.get("lbp", True) and method is not None:
+    method = _select(cfg, "model.net.lbp.method")
+    if _select(cfg, "model.net.modules.lbp") and method is not None:
         try:
-            check_lbp_args(method, lbp.get("P", 8), lbp.get("R", 1.0))
+            check_lbp_args(method, _select(cfg, "model.net.lbp.P"), _select(cfg, "model.net.lbp.R"))
         except ValueError as err:
+            # the LBP layer names its arguments lbp.method, lbp.P and lbp.R: the keys of the lbp group
+            message = str(err)
             raise ConfigError(
-                f"{err} (lbp=none for no LBP)" if "lbp.method" in str(err) else str(err)
+                f"{message} (lbp=none for no LBP)" if "lbp.method" in message else message
             ) from None
-    backbone = _select(cfg, "model.net.backbone") or {}
-    arch = backbone.get("arch", "vgg16_bn")
-    if arch not in ARCHS:
-        raise ConfigError(f"model.net.backbone.arch='{arch}' is not one of {', '.join(ARCHS)}")
-    last_stage = backbone.get("last_stage", 4)
-    if not isinstance(last_stage, int) or not 1 <= last_stage <= NUM_STAGES:
-        raise ConfigError(
-            f"model.net.backbone.last_stage={last_stage!r} must be in 1..{NUM_STAGES} (4 = through conv4_3)"
-        )
-    width = backbone.get("width", 1.0)
-    if not isinstance(width, int | float) or width <= 0:
-        raise ConfigError(f"model.net.backbone.width={width!r} must be a number > 0")
+    backbone = {name: f"model.net.backbone.{name}" for name in ("arch", "last_stage", "width", "weights")}
+    last_stage = _select(cfg, "model.net.backbone.last_stage")
+    _checked(check_backbone, backbone, *(_select(cfg, key) for key in backbone.values()))
     size = _select(cfg, "model.net.image_size") or image_size
-    if size is not None:
-        fsize = feature_size(size, last_stage)
-        if fsize < 3:
-            raise ConfigError(
-                f"data.image_size={size} is too small for model.net.backbone.last_stage={last_stage}: "
-                f"need image_size >= {3 * 2 ** (last_stage - 1)} or an earlier last_stage"
-            )
-        if modules.get("reconstruction", True):
-            try:
-                check_rates(list(_select(cfg, "model.net.reconstruction.rates") or []), fsize)
-            except ValueError as err:
-                raise ConfigError(str(err)) from None
+    if size is None:
+        return
+    sizes = {"image_size": "data.image_size", "last_stage": backbone["last_stage"]}
+    fsize = _checked(check_feature_size, sizes, size, last_stage)
+    if _select(cfg, "model.net.modules.reconstruction"):
+        rates = list(_select(cfg, "model.net.reconstruction.rates") or [])
+        _checked(check_rates, {"rates": "dilation.rates", **sizes}, rates, fsize)

@@ -1,10 +1,12 @@
 """Local binary patterns (LBP) in pure torch: batched, device-agnostic and matching scikit-image.
 
-For ``default``, ``ror``, ``uniform``, ``nri_uniform`` and ``var``, :func:`local_binary_pattern` follows
+For ``circle``, ``ror``, ``uniform``, ``nri_uniform`` and ``var``, :func:`local_binary_pattern` follows
 ``skimage.feature.local_binary_pattern``: same neighbour coordinates (rounded to 5 decimals), same
 bilinear interpolation with zeros outside the image, same ``neighbour - centre >= 0`` threshold and same
 code assignment, with the same floating-point operations in the same order, so float64 codes are
-bit-identical to scikit-image's. Other dtypes are computed in float32, where a neighbour that ties with
+bit-identical to scikit-image's. The circular LBP is ``circle`` here and in the configs (``lbp=circle``);
+scikit-image calls it ``default``, which is accepted as an alias, so that checkpoints recording
+``lbp.method=default`` (the configs' name before) still load. Other dtypes are computed in float32, where a neighbour that ties with
 its centre in exact arithmetic can round to either side of it: on images with many equal values a few
 codes (about 0.1-0.5 % of the pixels) differ from scikit-image's, and ``var`` differs by rounding.
 
@@ -27,26 +29,34 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["METHODS", "LBPLayer", "local_binary_pattern", "num_codes"]
+__all__ = ["ALIASES", "METHODS", "LBPLayer", "canonical_method", "local_binary_pattern", "num_codes"]
 
-METHODS = ("basic", "default", "ror", "uniform", "nri_uniform", "var")
+METHODS = ("basic", "circle", "ror", "uniform", "nri_uniform", "var")
+# other names accepted for a method: scikit-image's name of the circular LBP, which the configs used too
+ALIASES = {"default": "circle"}
 
 _MAPPED = ("ror", "uniform", "nri_uniform")
 _LUT_MAX_P = 16  # ror/uniform/nri_uniform use a 2**P lookup table up to here, torch ops beyond
-_MAX_CODE_P = 31  # default/ror codes are 32-bit integers, as in scikit-image
+_MAX_CODE_P = 31  # circle/ror codes are 32-bit integers, as in scikit-image
 _CHUNK_PIXELS = 1 << 17  # images per chunk * H * W; keeps the temporaries of one chunk in cache
 
 # basic: (row, col) offsets clockwise from the top-left neighbour, which holds the most significant bit.
 _BASIC_OFFSETS = ((-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1))
 
 
+def canonical_method(method: str) -> str:
+    """``method`` under its one name in :data:`METHODS` (``default`` -> ``circle``); others unchanged."""
+    return ALIASES.get(method, method) if isinstance(method, str) else method
+
+
 def check_args(method: str, P: int, R: float) -> None:
     """Raise ValueError with one line naming ``lbp.method``, ``lbp.P`` or ``lbp.R`` and what is allowed."""
+    method = canonical_method(method)
     if method not in METHODS:
         raise ValueError(f"lbp.method={method!r} is not one of {', '.join(METHODS)}")
     if isinstance(P, bool) or not isinstance(P, int | np.integer) or P < 1:
         raise ValueError(f"lbp.P={P!r} must be an integer >= 1")
-    if method in ("default", "ror") and P > _MAX_CODE_P:
+    if method in ("circle", "ror") and P > _MAX_CODE_P:
         raise ValueError(
             f"lbp.P={P!r} must be <= {_MAX_CODE_P} for method {method!r} (codes are 32-bit integers)"
         )
@@ -63,12 +73,12 @@ def num_codes(method: str, P: int) -> int | None:
     check_args(method, P, 1.0)
     return {
         "basic": 256,
-        "default": 2**P,
+        "circle": 2**P,
         "ror": 2**P,
         "uniform": P + 2,
         "nri_uniform": P * (P - 1) + 3,
         "var": None,
-    }[method]
+    }[canonical_method(method)]
 
 
 @dataclass(frozen=True)
@@ -133,7 +143,7 @@ def _map_patterns(bits: list, method: str, xp=torch):
 
 @functools.lru_cache(maxsize=16)
 def _lookup_table(method: str, P: int) -> torch.Tensor | None:
-    """int32 table ``default code -> method code``, or None if not tabulated.
+    """int32 table ``circle code -> method code``, or None if not tabulated.
 
     An integer buffer is left alone by ``module.half()`` and the like, which would round the codes.
     """
@@ -271,7 +281,7 @@ def _lbp_chunk(img: torch.Tensor, method: str, sampler: _Sampler, lut: torch.Ten
             squares.add_(t.mul_(t) if owned else t * t)
         var = squares.sub_(total.mul_(total).div_(P)).div_(P)
         return sampler.crop(var.masked_fill_(var == 0, math.nan))
-    if method != "default" and lut is None:
+    if method != "circle" and lut is None:
         bits = [(t - centre) >= 0 for t, _ in sampler.samples(flat)]
         return sampler.crop(_map_patterns(bits, method))
     # Bits as 0./1. in the float dtype (in-place float compares are far cheaper than bool ones).
@@ -327,12 +337,13 @@ def _lbp(images: torch.Tensor, method: str, P: int, R: float, lut: torch.Tensor 
 
 
 def local_binary_pattern(
-    images: torch.Tensor, method: str = "default", P: int = 8, R: float = 1.0
+    images: torch.Tensor, method: str = "circle", P: int = 8, R: float = 1.0
 ) -> torch.Tensor:
     """LBP codes of a batch of gray images ``[N, 1, H, W]``, returned as ``[N, 1, H, W]`` in the input dtype.
 
-    ``default``, ``ror``, ``uniform``, ``nri_uniform`` and ``var`` follow
-    ``skimage.feature.local_binary_pattern(image, P, R, method)`` and equal it exactly in float64
+    ``circle``, ``ror``, ``uniform``, ``nri_uniform`` and ``var`` follow
+    ``skimage.feature.local_binary_pattern(image, P, R, method)`` (method ``default`` for ``circle``;
+    ``default`` is accepted here too, see :data:`ALIASES`) and equal it exactly in float64
     (other dtypes are computed in float32, see the module docstring). ``var`` is NaN where the
     neighbours' variance is 0, as in scikit-image.
 
@@ -342,7 +353,7 @@ def local_binary_pattern(
     """
     check_args(method, P, R)
     _check_images(images, "images", (1,))
-    P, R = int(P), float(R)
+    method, P, R = canonical_method(method), int(P), float(R)
     return _lbp(images, method, P, R, _lookup_table(method, P))
 
 
@@ -356,9 +367,10 @@ class LBPLayer(nn.Module):
     interpolation weights depend on the image size and are cached per size, dtype and device.
     """
 
-    def __init__(self, method: str = "default", P: int = 8, R: float = 1.0, normalize: bool = True):
+    def __init__(self, method: str = "circle", P: int = 8, R: float = 1.0, normalize: bool = True):
         super().__init__()
         check_args(method, P, R)
+        method = canonical_method(method)
         self.method, self.P, self.R, self.normalize = method, int(P), float(R), bool(normalize)
         codes = num_codes(method, P)
         self.scale = None if codes is None else 1.0 / (codes - 1)

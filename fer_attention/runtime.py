@@ -15,16 +15,22 @@ _M_MMAP_THRESHOLD = -3
 _MAX_MB = 4096
 
 
+def check_malloc(mmap_threshold_mb: int | None, trim_threshold_mb: int | None) -> None:
+    """Raise ValueError with one line naming ``mmap_threshold_mb`` or ``trim_threshold_mb`` unless each
+    is ``None`` or an integer number of MB in 1..4096."""
+    for name, value in (("mmap_threshold_mb", mmap_threshold_mb), ("trim_threshold_mb", trim_threshold_mb)):
+        if value is not None and (not isinstance(value, int) or not 0 < value <= _MAX_MB):
+            raise ValueError(f"{name}={value!r} must be an integer in 1..{_MAX_MB} (MB) or null")
+
+
 def tune_malloc(mmap_threshold_mb: int | None, trim_threshold_mb: int | None) -> bool:
     """Raise glibc malloc's mmap and trim thresholds, so that large activation buffers freed after one
     training step are reused by the next instead of being unmapped and page-faulted back in (zeroed by
     the kernel) every step. ``None`` leaves a threshold at glibc's default (which adapts up to 32 MiB).
-    Returns whether anything was set; a no-op (False) off glibc."""
+    Returns whether anything was set; a no-op (False) off glibc. Bad values: see :func:`check_malloc`."""
     if mmap_threshold_mb is None and trim_threshold_mb is None:
         return False
-    for name, value in (("mmap_threshold_mb", mmap_threshold_mb), ("trim_threshold_mb", trim_threshold_mb)):
-        if value is not None and (not isinstance(value, int) or not 0 < value <= _MAX_MB):
-            raise ValueError(f"malloc.{name}={value!r} must be an integer in 1..{_MAX_MB} or null")
+    check_malloc(mmap_threshold_mb, trim_threshold_mb)
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

@@ -18,13 +18,22 @@ from .conftest import TINY
 REPO = Path(__file__).resolve().parents[1]
 
 CASES = [
-    (["lbp.method=foo"], r"lbp.method='foo' is not one of basic, default, ror, uniform, nri_uniform, var"),
+    (
+        ["lbp.method=foo"],
+        r"lbp.method='foo' is not one of basic, circle, ror, uniform, nri_uniform, var \(lbp=none for no LBP\)",
+    ),
     (["lbp.P=0"], r"lbp.P=0"),
     (["lbp.R=0"], r"lbp.R=0"),
-    (["lbp.method=default", "lbp.P=40"], r"lbp.P=40"),
+    (["lbp.method=default", "lbp.P=40"], r"lbp.P=40 must be <= 31 for method 'circle'"),  # the old name
     (["dilation.rates=[2,4,8]"], r"rate 8 needs a feature map larger than 8x8, but the backbone gives 6x6"),
     (["dilation.rates=[0,1,1]"], r"dilation.rates"),
+    (["dilation.rates=[]"], r"dilation.rates=\[\] is empty"),
     (["data.image_size=16"], r"data.image_size=16 is too small for model.net.backbone.last_stage=4"),
+    (
+        ["model.net.backbone.last_stage=5", "data.image_size=24"],
+        r"data.image_size=24 is too small for model.net.backbone.last_stage=5: features would be 1x1; "
+        r"need data.image_size >= 48 or an earlier model.net.backbone.last_stage",
+    ),
     (["data.fold=5"], r"data.fold=5 must be in 0..2 \(data.num_folds=3\)"),
     (["data.num_folds=1", "data.fold=0"], r"data.num_folds=1 must be at least 2"),
     (["model.net.num_classes=6"], r"model.net.num_classes=6 does not match data.num_classes=7"),
@@ -36,6 +45,15 @@ CASES = [
     (["model.net.backbone.arch=resnet"], r"model.net.backbone.arch='resnet' is not one of vgg16, vgg16_bn"),
     (["model.net.backbone.last_stage=7"], r"model.net.backbone.last_stage=7 must be in 1..5"),
     (["model.net.backbone.width=0"], r"model.net.backbone.width=0 must be a number > 0"),
+    (
+        ["model.net.backbone.weights=imagenet"],
+        r"model.net.backbone.weights='imagenet' needs model.net.backbone.width=1.0, got 0.125",
+    ),
+    (
+        ["malloc.mmap_threshold_mb=0"],
+        r"malloc.mmap_threshold_mb=0 must be an integer in 1..4096 \(MB\) or null",
+    ),
+    (["malloc.trim_threshold_mb=1.5"], r"malloc.trim_threshold_mb=1.5 must be an integer in 1..4096"),
     (
         ["trainer=ddp", "trainer.accelerator=cpu", "trainer.sync_batchnorm=true"],
         r"sync_batchnorm=true needs GPUs",

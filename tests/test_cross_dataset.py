@@ -115,7 +115,10 @@ def test_cross_dataset_metrics_over_shared_classes(make_cfg, tiny_ckpt, tmp_path
     # the cross table: training set as row, test set and split as column, published and re-aggregated
     out = cross_report(Path(cfg.paths.output_dir).parent, tmp_path / "cross", publish=True)
     acc = 100 * metrics["all/acc"]
-    assert f"| synthetic | {acc:.2f} (" in out["table"] and "| trained on \\ tested on | folder all |" in out["table"]
+    assert (
+        f"| synthetic | {acc:.2f} (" in out["table"]
+        and "| trained on \\ tested on | folder all |" in out["table"]
+    )
     assert "7 faces, 2 classes" in out["table"] and "folder all: contempt 2" in out["table"]
     again = cross_report(tmp_path / "cross" / "runs", tmp_path / "again")
     assert again["table"] == out["table"]

@@ -2,31 +2,36 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import lightning
 import pytest
 import torch
 
+from fer_attention.config import net_config
 from fer_attention.data.synthetic import render_synthetic_faces
 from fer_attention.lbp import METHODS, LBPLayer
 from fer_attention.models import FERAttentionNet
 from fer_attention.training.module import FERModule, compile_in_place, strip_compile_prefix
 
-NET = {
-    "_target_": "fer_attention.models.FERAttentionNet",
-    "num_classes": 7,
-    "image_size": 48,
-    "lbp": {"method": "default", "P": 8, "R": 1.0},
-    "backbone": {"width": 0.125},
-}
 OPTIMIZER = {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3}
 CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 
 
+@functools.cache
+def _net_config() -> dict:
+    return net_config(["model.net.backbone.width=0.125"])
+
+
+def net_cfg(**changes) -> dict:
+    """fer-train's model.net (7 classes, 48x48, circular LBP, every module) at 1/8 width, with changes."""
+    return {**_net_config(), **changes}
+
+
 def module(**kw) -> FERModule:
     torch.manual_seed(0)
-    return FERModule(net=NET, optimizer=OPTIMIZER, class_names=CLASSES, **kw)
+    return FERModule(net=net_cfg(), optimizer=OPTIMIZER, class_names=CLASSES, **kw)
 
 
 def faces(n: int = 4, size: int = 48) -> torch.Tensor:
@@ -37,7 +42,7 @@ def faces(n: int = 4, size: int = 48) -> torch.Tensor:
 
 def test_channels_last_equals_contiguous():
     torch.manual_seed(0)
-    net = FERAttentionNet(7, 48, lbp={"method": "default"}, backbone={"width": 0.125}).eval()
+    net = FERAttentionNet.from_config(net_cfg()).eval()
     x = torch.cat([faces(4), torch.rand(4, 1, 48, 48)])
     with torch.no_grad():
         ref, ref_mask = net(x, return_mask=True)
@@ -77,7 +82,7 @@ def test_lbp_codes_under_bf16_autocast_equal_fp32(method):
 
 def test_lbp_map_inside_network_under_bf16_autocast():
     """The LBP stream of the network sees exact fp32 codes under trainer.precision=bf16-mixed."""
-    net = FERAttentionNet(7, 48, lbp={"method": "uniform"}, backbone={"width": 0.125}).train()
+    net = FERAttentionNet.from_config(net_cfg(lbp={"method": "uniform", "P": 8, "R": 1.0})).train()
     seen = []
     net.lbp.register_forward_hook(lambda mod, args, out: seen.append(out))
     x = faces(4)
@@ -138,7 +143,7 @@ def test_compiled_output_equals_eager():
     """torch.compile (Inductor) of a tiny network gives the eager logits; the LBP layer runs eagerly
     between the compiled graphs. 30-45 s on 2 cores with an empty Inductor cache, hence slow."""
     torch.manual_seed(0)
-    net = FERAttentionNet(7, 32, lbp={"method": "default"}, backbone={"width": 0.125}).eval()
+    net = FERAttentionNet.from_config(net_cfg(image_size=32)).eval()
     x = torch.rand(2, 1, 32, 32)
     with torch.no_grad():
         ref = net(x)
@@ -159,7 +164,7 @@ def test_malloc_thresholds_apply_and_bad_values_are_one_line(make_cfg):
     assert tune_malloc(None, None) is False
     assert tune_malloc(256, 1024) is True  # glibc (Linux) on this project's machines
     with _pytest.raises(
-        ValueError, match=r"malloc.mmap_threshold_mb=0 must be an integer in 1..4096 or null"
+        ValueError, match=r"mmap_threshold_mb=0 must be an integer in 1..4096 \(MB\) or null"
     ):
         tune_malloc(0, None)
     cfg = make_cfg(["malloc.trim_threshold_mb=-5"])

@@ -12,10 +12,12 @@ from fer_attention import lbp
 from fer_attention.lbp import METHODS, LBPLayer, local_binary_pattern, num_codes
 
 SK_METHODS = [m for m in METHODS if m != "basic"]
+SK_NAMES = {"circle": "default"}  # scikit-image's names, where they differ from ours
 P_R = [(8, 1.0), (8, 2.0), (16, 2.0), (4, 1.5), (12, 3.0)]
 
 
 def _skimage(images: np.ndarray, method: str, P: int, R: float) -> np.ndarray:
+    method = SK_NAMES.get(method, method)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scikit-image warns about floating-point images
         return np.stack([sk_lbp(image, P, R, method) for image in images])
@@ -67,7 +69,7 @@ def test_basic_is_the_same_when_the_batch_is_split_in_chunks(monkeypatch):
     torch.testing.assert_close(local_binary_pattern(images, "basic"), whole, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("method", ["default", "ror", "uniform", "nri_uniform"])
+@pytest.mark.parametrize("method", ["circle", "ror", "uniform", "nri_uniform"])
 def test_float32_matches_skimage_away_from_ties(method):
     # float32 is computed in float32: codes can only differ where a neighbour (nearly) ties its centre.
     images = _images("uniform", (48, 48), seed=11).astype(np.float32)
@@ -112,7 +114,7 @@ def test_basic_constant_image():
 
 @pytest.mark.parametrize(
     ("method", "P", "expected"),
-    [("basic", 8, 256), ("default", 8, 256), ("ror", 16, 65536), ("uniform", 8, 10), ("nri_uniform", 8, 59)],
+    [("basic", 8, 256), ("circle", 8, 256), ("ror", 16, 65536), ("uniform", 8, 10), ("nri_uniform", 8, 59)],
 )
 def test_num_codes(method, P, expected):
     assert num_codes(method, P) == expected
@@ -144,7 +146,7 @@ def test_layer_is_fixed_and_normalized(method):
 
 def test_layer_scales_by_the_largest_code():
     x = torch.rand(2, 1, 16, 16)
-    for method in ("basic", "default", "uniform", "nri_uniform"):
+    for method in ("basic", "circle", "uniform", "nri_uniform"):
         codes = local_binary_pattern(x, method)
         torch.testing.assert_close(LBPLayer(method)(x), codes / (num_codes(method, 8) - 1))
         torch.testing.assert_close(LBPLayer(method, normalize=False)(x), codes)
@@ -168,7 +170,7 @@ def test_layer_converts_rgb_to_gray():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64])
 def test_layer_keeps_the_input_dtype(dtype):
-    assert LBPLayer("default")(torch.rand(2, 1, 12, 12).to(dtype)).dtype == dtype
+    assert LBPLayer("circle")(torch.rand(2, 1, 12, 12).to(dtype)).dtype == dtype
 
 
 def test_layer_cast_to_half_keeps_its_lookup_table():
@@ -196,12 +198,13 @@ def test_jit_trace_gives_the_same_output(method):
     [
         (
             {"method": "foo"},
-            "lbp.method='foo' is not one of basic, default, ror, uniform, nri_uniform, var",
+            "lbp.method='foo' is not one of basic, circle, ror, uniform, nri_uniform, var",
         ),
         ({"P": 0}, "lbp.P=0 must be an integer >= 1"),
         ({"R": 0}, "lbp.R=0 must be a number > 0"),
         ({"R": -1.5}, "lbp.R=-1.5 must be a number > 0"),
-        ({"method": "default", "P": 40}, "lbp.P=40 must be <= 31 for method 'default'"),
+        ({"method": "circle", "P": 40}, "lbp.P=40 must be <= 31 for method 'circle'"),
+        ({"method": "default", "P": 40}, "lbp.P=40 must be <= 31 for method 'circle'"),
     ],
 )
 def test_bad_arguments_are_named_in_the_error(kwargs, message):
@@ -209,6 +212,17 @@ def test_bad_arguments_are_named_in_the_error(kwargs, message):
         LBPLayer(**kwargs)
     with pytest.raises(ValueError, match="^" + re.escape(message)):
         local_binary_pattern(torch.rand(1, 1, 8, 8), **kwargs)
+
+
+def test_default_is_the_old_name_of_circle():
+    # checkpoints written before the rename record lbp.method=default (scikit-image's name)
+    x = torch.rand(2, 1, 12, 12)
+    old, new = LBPLayer("default", 8, 1.0), LBPLayer("circle", 8, 1.0)
+    assert old.method == "circle" and repr(old) == repr(new)
+    torch.testing.assert_close(old(x), new(x), rtol=0, atol=0)
+    torch.testing.assert_close(local_binary_pattern(x, "default"), local_binary_pattern(x, "circle"))
+    assert num_codes("default", 8) == num_codes("circle", 8) == 256
+    assert "default" not in METHODS and lbp.canonical_method("default") == "circle"
 
 
 def test_empty_batch():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from pathlib import Path
 
@@ -9,8 +10,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from fer_attention.config import ConfigError, config_dir, validate_config
+from fer_attention.config import ConfigError, config_dir, net_config, validate_config
 from fer_attention.models import FERAttentionNet, count_parameters
+from fer_attention.models.fer_attention_net import BackboneOptions, LBPOptions
 
 CONF = Path(config_dir())
 LBPS = sorted(p.stem for p in (CONF / "lbp").glob("*.yaml"))
@@ -22,16 +24,25 @@ def group(name: str, option: str) -> dict:
     return OmegaConf.to_container(OmegaConf.load(CONF / name / f"{option}.yaml"))
 
 
-def tiny_net(image_size=48, lbp="circle", ablation="full", dilation="d123", **kw) -> FERAttentionNet:
-    return FERAttentionNet(
-        num_classes=7,
-        image_size=image_size,
-        lbp=group("lbp", lbp),
-        modules=group("ablation", ablation),
-        backbone={"width": 0.0625, **kw.pop("backbone", {})},
-        reconstruction={"rates": group("dilation", dilation)["rates"]},
-        **kw,
-    )
+@functools.cache
+def _base_net() -> dict:
+    """fer-train's model.net with the YAML's defaults, at 1/16 width."""
+    return net_config(["model.net.backbone.width=0.0625"])
+
+
+def tiny_net(image_size=48, lbp="circle", ablation="full", dilation="d123", **changes) -> FERAttentionNet:
+    """The configured network with the groups lbp, ablation and dilation as named, and ``changes`` to
+    the option groups (``backbone={"shared": True}``) merged into the configured ones."""
+    cfg = {
+        **_base_net(),
+        "image_size": image_size,
+        "lbp": group("lbp", lbp),
+        "modules": group("ablation", ablation),
+    }
+    cfg["reconstruction"] = {**cfg["reconstruction"], "rates": group("dilation", dilation)["rates"]}
+    for name, values in changes.items():
+        cfg[name] = {**cfg[name], **values}
+    return FERAttentionNet.from_config(cfg)
 
 
 def fits(dilation: str, image_size: int) -> bool:
@@ -44,7 +55,7 @@ def test_output_shapes_every_variant(image_size):
     for lbp, ablation, dilation in itertools.product(LBPS, ABLATIONS, DILATIONS):
         uses_reconstruction = group("ablation", ablation)["reconstruction"]
         if uses_reconstruction and not fits(dilation, image_size):
-            with pytest.raises(ValueError, match=r"dilation.rates=.*needs a feature map larger"):
+            with pytest.raises(ValueError, match=r"rates=.*needs a feature map larger"):
                 tiny_net(image_size, lbp, ablation, dilation)
             continue
         net = tiny_net(image_size, lbp, ablation, dilation).eval()
@@ -105,26 +116,53 @@ def test_pretrained_weights_from_a_state_dict_file(tmp_path):
 
     path = tmp_path / "vgg16_bn.pth"
     torch.save(vgg16_bn(weights=None).state_dict(), path)
-    net = FERAttentionNet(
-        num_classes=7, lbp={"method": None}, backbone={"weights": str(path), "last_stage": 2}
-    )
+    net = tiny_net(lbp="none", backbone={"weights": str(path), "last_stage": 2, "width": 1.0})
     reference = torch.load(path, weights_only=True)
     # one gray channel = the same value on R, G and B: the RGB kernels add up
     assert torch.allclose(
         net.image_stream.features[0].weight, reference["features.0.weight"].sum(dim=1, keepdim=True)
     )
-    with pytest.raises(FileNotFoundError, match="model.net.backbone.weights: no such file"):
-        FERAttentionNet(num_classes=7, backbone={"weights": str(tmp_path / "missing.pth")})
+    with pytest.raises(ValueError, match=r"weights=\S*missing.pth does not exist"):
+        tiny_net(backbone={"weights": str(tmp_path / "missing.pth"), "width": 1.0})
+    with pytest.raises(ValueError, match=r"weights='\S*vgg16_bn.pth' needs width=1.0, got 0.0625"):
+        tiny_net(backbone={"weights": str(path)})
+
+
+def test_every_option_is_required_and_no_other_is_taken():
+    """The YAML is the one source of the defaults: a config group with a key missing, or one too many,
+    is an error naming it, not a silent default."""
+    cfg = _base_net()
+    backbone = {k: v for k, v in cfg["backbone"].items() if k != "shared"}
+    with pytest.raises(ValueError, match=r"^backbone must have the keys .*: missing shared$"):
+        FERAttentionNet.from_config({**cfg, "backbone": backbone})
+    with pytest.raises(ValueError, match=r"^lbp must have the keys method, P, R: unknown radius$"):
+        FERAttentionNet.from_config({**cfg, "lbp": {**cfg["lbp"], "radius": 2}})
+    with pytest.raises(TypeError, match="input_std"):
+        FERAttentionNet.from_config({k: v for k, v in cfg.items() if k != "input_std"})
+    # the option classes are the same options, typed
+    options = {
+        **{k: v for k, v in cfg.items() if k != "_target_"},
+        "lbp": LBPOptions(**cfg["lbp"]),
+        "backbone": BackboneOptions(**cfg["backbone"]),
+    }
+    net = FERAttentionNet(**options)
+    assert list(net.state_dict()) == list(FERAttentionNet.from_config(cfg).state_dict())
+
+
+def test_checkpoints_naming_the_circular_lbp_default_still_build():
+    """Checkpoints written before the rename record lbp.method=default (scikit-image's name)."""
+    old = {**_base_net(), "lbp": {"method": "default", "P": 8, "R": 1.0}}
+    assert FERAttentionNet.from_config(old).lbp.method == "circle"
 
 
 @pytest.mark.parametrize(
     "override,message",
     [
-        ("lbp.method=foo", r"lbp.method='foo' is not one of basic, default"),
+        ("lbp.method=foo", r"lbp.method='foo' is not one of basic, circle"),
         ("lbp.P=0", r"lbp.P=0 must be an integer >= 1"),
         ("lbp.R=0", r"lbp.R=0 must be a number > 0"),
         ("dilation.rates=[0,1]", r"every rate must be an integer >= 1"),
-        ("dilation.rates=[]", r"dilation.rates is empty"),
+        ("dilation.rates=[]", r"dilation.rates=\[\] is empty"),
         ("dilation=d248", r"rate 8 needs a feature map larger than 8x8, but the backbone gives 6x6"),
         ("data.image_size=16", r"data.image_size=16 is too small for model.net.backbone.last_stage=4"),
         ("data.fold=5", r"data.fold=5 must be in 0..4"),

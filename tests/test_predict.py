@@ -15,8 +15,8 @@ from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
 from fer_attention.cli.common import checkpoint_argument, run_task
-from fer_attention.config import ConfigError
 from fer_attention.cli.predict import predict_files
+from fer_attention.config import ConfigError
 from fer_attention.data.synthetic import render_synthetic_faces
 from fer_attention.inference import FERPredictor, detect_faces, to_gray
 from fer_attention.training.checkpoint import CheckpointError
@@ -333,7 +333,13 @@ def test_fer_predict_csv_glob_detect_and_pictures(ckpt, image_dir, tmp_path):
     # forced detection on 48x48 crops: a face is found or the file is reported, the run never stops
     cfg = predict_cfg(
         tmp_path,
-        [f"ckpt_path={ckpt}", f"input={image_dir}/face0.png", f"output={out}", "progress=false", "detect=true"],
+        [
+            f"ckpt_path={ckpt}",
+            f"input={image_dir}/face0.png",
+            f"output={out}",
+            "progress=false",
+            "detect=true",
+        ],
     )
     try:
         stats = run_task(predict_files, cfg)

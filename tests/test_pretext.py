@@ -89,6 +89,7 @@ def test_pretrain_writes_a_checkpoint_that_init_from_loads(make_cfg):
             "data.source.frames_per_sequence=1",
             "data.batch_size=16",
             "trainer.limit_train_batches=2",
+            "pretext=lbp_histogram",
             *PRETRAIN_TINY,
         ],
         config_name="pretrain",

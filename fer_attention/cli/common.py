@@ -11,8 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
 
-from fer_attention.config import ConfigError
-from fer_attention.training.checkpoint import CheckpointError
+from fer_attention.errors import CheckpointError, ConfigError
 
 log = logging.getLogger("fer_attention")
 

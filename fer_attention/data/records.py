@@ -7,10 +7,8 @@ from typing import Any
 
 import numpy as np
 
-
-class DataError(ValueError):
-    """A dataset cannot be read as configured: a missing path, an unrecognised layout, a corrupt image, a
-    bad CSV row, an unknown label. The message is one line naming the file (or path) and the reason."""
+# DataError is importable from here too, as before
+from fer_attention.errors import DataError
 
 
 @dataclass

@@ -3,8 +3,11 @@ classifier (Li et al., Neurocomputing 2020). Each module can be switched off for
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -13,12 +16,94 @@ from torch import nn
 from fer_attention.lbp import LBPLayer
 from fer_attention.models.attention import AttentionModule, FeatureFusion
 from fer_attention.models.classifier import Classifier
-from fer_attention.models.reconstruction import DilatedReconstruction, check_rates
-from fer_attention.models.vgg import VGGStream, feature_size
+from fer_attention.models.reconstruction import DilatedReconstruction, check_feature_size, check_rates
+from fer_attention.models.vgg import VGGStream, check_backbone
 
 log = logging.getLogger(__name__)
 
-MIN_FEATURE_SIZE = 3
+# The option groups of the network, one per sub-dict of the config's `model.net`. Every field is required:
+# the YAML (conf/model/fer_attention.yaml and the lbp, ablation and dilation groups) is the one source of
+# the defaults, and a checkpoint records the whole `model.net` it was trained with.
+
+
+@dataclass(frozen=True)
+class LBPOptions:
+    """``lbp`` (the ``lbp`` config group): the LBP ``method`` (None: no LBP stream), ``P`` neighbours on
+    radius ``R`` (see :class:`~fer_attention.lbp.LBPLayer`)."""
+
+    method: str | None
+    P: int
+    R: float
+
+
+@dataclass(frozen=True)
+class ModuleSwitches:
+    """``modules`` (the ``ablation`` config group): which of the paper's modules are built."""
+
+    name: str
+    lbp: bool
+    attention: bool
+    reconstruction: bool
+
+
+@dataclass(frozen=True)
+class BackboneOptions:
+    """``backbone``: the VGG16 streams (:class:`~fer_attention.models.vgg.VGGStream`), and whether the
+    LBP map goes through the image stream's weights (``shared``)."""
+
+    arch: str
+    last_stage: int
+    width: float
+    shared: bool
+    weights: str | None
+
+
+@dataclass(frozen=True)
+class AttentionOptions:
+    """``attention``: how image and LBP features are fused, the attention ``mode`` and the mask branch's
+    channels (None: backbone channels / 4)."""
+
+    fusion: str
+    mode: str
+    mask_channels: int | None
+
+
+@dataclass(frozen=True)
+class ReconstructionOptions:
+    """``reconstruction``: the dilation ``rates`` (the ``dilation`` config group) and the inner
+    ``channels`` (None: backbone channels / 2)."""
+
+    rates: Sequence[int]
+    channels: int | None
+
+
+@dataclass(frozen=True)
+class ClassifierOptions:
+    """``classifier``: pooling, hidden units and dropout of :class:`~fer_attention.models.classifier.Classifier`."""
+
+    pool: str
+    hidden: int
+    dropout: float
+
+
+Options = TypeVar("Options")
+
+
+def _options(kind: type[Options], value: Options | Mapping[str, Any], key: str) -> Options:
+    """``value`` as a ``kind``: itself, or built from a mapping (a config group) with exactly its fields."""
+    if isinstance(value, kind):
+        return value
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{key} must be a mapping or a {kind.__name__}, got {type(value).__name__}")
+    names = [f.name for f in dataclasses.fields(kind)]
+    missing = [n for n in names if n not in value]
+    unknown = sorted(str(k) for k in value if k not in names)
+    if missing or unknown:
+        found = "; ".join(
+            f"{what} {', '.join(keys)}" for what, keys in (("missing", missing), ("unknown", unknown)) if keys
+        )
+        raise ValueError(f"{key} must have the keys {', '.join(names)}: {found}")
+    return kind(**{n: value[n] for n in names})
 
 
 class FERAttentionNet(nn.Module):
@@ -27,56 +112,52 @@ class FERAttentionNet(nn.Module):
     ``modules`` switches the paper's modules (``lbp``, ``attention``, ``reconstruction``); a switched-off
     module is not built. With ``lbp`` off the network has one VGG16 stream and the attention mask comes
     from the image features alone; with everything off it is the plain VGG16 baseline.
+
+    Every argument is required. The option groups take the option classes above or, as Hydra and
+    checkpoints give them, mappings with exactly their keys (the sub-dicts of the config's ``model.net``);
+    :meth:`from_config` builds the network of a whole ``model.net`` and
+    :func:`fer_attention.config.net_config` composes one from the YAML with overrides.
     """
 
     def __init__(
         self,
+        *,
         num_classes: int,
-        image_size: int = 48,
-        in_channels: int = 1,
-        lbp: dict[str, Any] | None = None,
-        modules: dict[str, Any] | None = None,
-        backbone: dict[str, Any] | None = None,
-        attention: dict[str, Any] | None = None,
-        reconstruction: dict[str, Any] | None = None,
-        classifier: dict[str, Any] | None = None,
-        input_mean: float = 0.5,
-        input_std: float = 0.25,
+        image_size: int,
+        in_channels: int,
+        lbp: LBPOptions | Mapping[str, Any],
+        modules: ModuleSwitches | Mapping[str, Any],
+        backbone: BackboneOptions | Mapping[str, Any],
+        attention: AttentionOptions | Mapping[str, Any],
+        reconstruction: ReconstructionOptions | Mapping[str, Any],
+        classifier: ClassifierOptions | Mapping[str, Any],
+        input_mean: float,
+        input_std: float,
     ) -> None:
         super().__init__()
-        modules = dict(modules or {})
-        backbone = dict(backbone or {})
-        attention = dict(attention or {})
-        reconstruction = dict(reconstruction or {})
-        classifier = dict(classifier or {})
-        lbp = dict(lbp or {})
-        use_lbp = bool(modules.get("lbp", True)) and lbp.get("method") is not None
-        self.use_attention = bool(modules.get("attention", True))
-        self.use_reconstruction = bool(modules.get("reconstruction", True))
-        self.ablation = modules.get("name", "custom")
+        lbp = _options(LBPOptions, lbp, "lbp")
+        modules = _options(ModuleSwitches, modules, "modules")
+        backbone = _options(BackboneOptions, backbone, "backbone")
+        attention = _options(AttentionOptions, attention, "attention")
+        reconstruction = _options(ReconstructionOptions, reconstruction, "reconstruction")
+        classifier = _options(ClassifierOptions, classifier, "classifier")
+        use_lbp = bool(modules.lbp) and lbp.method is not None
+        self.use_attention = bool(modules.attention)
+        self.use_reconstruction = bool(modules.reconstruction)
+        self.ablation = modules.name
 
-        last_stage = int(backbone.get("last_stage", 4))
-        self.feature_size = feature_size(image_size, last_stage)
-        if self.feature_size < MIN_FEATURE_SIZE:
-            raise ValueError(
-                f"data.image_size={image_size} is too small for model.net.backbone.last_stage={last_stage}: "
-                f"features would be {self.feature_size}x{self.feature_size}; need image_size >= "
-                f"{MIN_FEATURE_SIZE * 2 ** (last_stage - 1)} or an earlier last_stage"
-            )
-        rates = (
-            check_rates(reconstruction.get("rates", [1, 2, 3]), self.feature_size)
-            if self.use_reconstruction
-            else []
-        )
+        check_backbone(backbone.arch, backbone.last_stage, backbone.width, backbone.weights)
+        self.feature_size = check_feature_size(image_size, backbone.last_stage)
+        rates = check_rates(reconstruction.rates, self.feature_size) if self.use_reconstruction else []
 
         self.register_buffer("input_mean", torch.tensor(float(input_mean)), persistent=False)
         self.register_buffer("input_std", torch.tensor(float(input_std)), persistent=False)
         stream_kwargs = dict(
-            arch=backbone.get("arch", "vgg16_bn"),
-            last_stage=last_stage,
-            width=float(backbone.get("width", 1.0)),
+            arch=backbone.arch,
+            last_stage=backbone.last_stage,
+            width=float(backbone.width),
             in_channels=in_channels,
-            weights=backbone.get("weights"),
+            weights=backbone.weights,
         )
         self.image_stream = VGGStream(**stream_kwargs)
         channels = self.image_stream.out_channels
@@ -84,8 +165,8 @@ class FERAttentionNet(nn.Module):
         self.lbp_stream: nn.Module | None = None
         self.fusion: FeatureFusion | None = None
         if use_lbp:
-            self.lbp = LBPLayer(method=lbp["method"], P=int(lbp.get("P", 8)), R=float(lbp.get("R", 1.0)))
-            if backbone.get("shared", False):
+            self.lbp = LBPLayer(method=lbp.method, P=int(lbp.P), R=float(lbp.R))
+            if backbone.shared:
                 if in_channels != 1:
                     raise ValueError(
                         "model.net.backbone.shared=true needs model.net.in_channels=1 (the LBP map has one channel)"
@@ -93,15 +174,13 @@ class FERAttentionNet(nn.Module):
                 self.lbp_stream = None
             else:
                 self.lbp_stream = VGGStream(**{**stream_kwargs, "in_channels": 1})
-            self.fusion = FeatureFusion(channels, attention.get("fusion", "concat"))
+            self.fusion = FeatureFusion(channels, attention.fusion)
         self.shared_backbone = use_lbp and self.lbp_stream is None
         self.attention = (
-            AttentionModule(channels, attention.get("mask_channels"), attention.get("mode", "residual"))
-            if self.use_attention
-            else None
+            AttentionModule(channels, attention.mask_channels, attention.mode) if self.use_attention else None
         )
         self.reconstruction = (
-            DilatedReconstruction(channels, rates, reconstruction.get("channels"))
+            DilatedReconstruction(channels, rates, reconstruction.channels)
             if self.use_reconstruction
             else None
         )
@@ -109,10 +188,16 @@ class FERAttentionNet(nn.Module):
             channels,
             self.feature_size,
             num_classes,
-            hidden=int(classifier.get("hidden", 256)),
-            dropout=float(classifier.get("dropout", 0.5)),
-            pool=classifier.get("pool", "avg"),
+            hidden=int(classifier.hidden),
+            dropout=float(classifier.dropout),
+            pool=classifier.pool,
         )
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> FERAttentionNet:
+        """The network of a ``model.net`` config: a checkpoint's ``hyper_parameters["net"]``, a resolved
+        ``cfg.model.net`` or :func:`fer_attention.config.net_config` (``_target_`` is left out)."""
+        return cls(**{str(k): v for k, v in config.items() if k != "_target_"})
 
     @property
     def uses_lbp(self) -> bool:

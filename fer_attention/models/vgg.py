@@ -9,12 +9,29 @@ import torch
 from torch import nn
 from torchvision.models import vgg as tv_vgg
 
-from fer_attention.config import ConfigError
+from fer_attention.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 ARCHS = ("vgg16", "vgg16_bn")
 NUM_STAGES = 5
+PRETRAINED = "imagenet"  # weights: torchvision's ImageNet weights; anything else but None is a file
+
+
+def check_backbone(arch: str, last_stage: int, width: float, weights: str | None = None) -> None:
+    """Raise ValueError with one line naming ``arch``, ``last_stage``, ``width`` or ``weights`` and what
+    is allowed (config keys ``model.net.backbone.*``; :func:`fer_attention.config.validate_config` runs
+    this before any data is loaded)."""
+    if arch not in ARCHS:
+        raise ValueError(f"arch={arch!r} is not one of {', '.join(ARCHS)}")
+    if not isinstance(last_stage, int) or not 1 <= last_stage <= NUM_STAGES:
+        raise ValueError(f"last_stage={last_stage!r} must be in 1..{NUM_STAGES} (4 = through conv4_3)")
+    if not isinstance(width, int | float) or width <= 0:
+        raise ValueError(f"width={width!r} must be a number > 0")
+    if weights not in (None, PRETRAINED) and not Path(str(weights)).is_file():
+        raise ValueError(f"weights={weights} does not exist (null, {PRETRAINED} or a state dict file)")
+    if weights is not None and width != 1.0:
+        raise ValueError(f"weights={weights!r} needs width=1.0, got {width}")
 
 
 def stage_config(last_stage: int, width: float) -> list[int | str]:
@@ -42,7 +59,9 @@ def feature_size(image_size: int, last_stage: int) -> int:
 
 
 class VGGStream(nn.Module):
-    """VGG16 convolutions from ``in_channels`` input channels through stage ``last_stage``."""
+    """VGG16 convolutions from ``in_channels`` input channels through stage ``last_stage``, with
+    ``width`` times VGG16's channels; ``weights``: None, ``imagenet`` or a torchvision VGG16 state dict
+    file (see :func:`check_backbone`)."""
 
     def __init__(
         self,
@@ -53,12 +72,7 @@ class VGGStream(nn.Module):
         weights: str | None = None,
     ) -> None:
         super().__init__()
-        if arch not in ARCHS:
-            raise ValueError(f"model.net.backbone.arch='{arch}' is not one of {', '.join(ARCHS)}")
-        if not 1 <= last_stage <= NUM_STAGES:
-            raise ValueError(
-                f"model.net.backbone.last_stage={last_stage} must be in 1..{NUM_STAGES} (4 = through conv4_3)"
-            )
+        check_backbone(arch, last_stage, width, weights)
         cfg = stage_config(last_stage, width)
         self.features = tv_vgg.make_layers(cfg, batch_norm=arch == "vgg16_bn")
         first = self.features[0]
@@ -66,10 +80,6 @@ class VGGStream(nn.Module):
         self.out_channels = int([v for v in cfg if v != "M"][-1])
         self.arch = arch
         if weights is not None:
-            if width != 1.0:
-                raise ValueError(
-                    f"model.net.backbone.weights='{weights}' needs model.net.backbone.width=1.0, got {width}"
-                )
             self.load_pretrained(weights)
 
     def load_pretrained(self, weights: str) -> None:
@@ -77,13 +87,10 @@ class VGGStream(nn.Module):
 
         The first convolution's RGB kernels are summed for one-channel input.
         """
-        if weights == "imagenet":
+        if weights == PRETRAINED:
             state = _imagenet_state_dict(self.arch)
         else:
-            path = Path(weights)
-            if not path.is_file():
-                raise FileNotFoundError(f"model.net.backbone.weights: no such file: {path}")
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(Path(weights), map_location="cpu", weights_only=True)
             state = state.get("state_dict", state)
         own = self.features.state_dict()
         loaded = {}

@@ -42,11 +42,15 @@ def find_eval_runs(root: str | Path) -> list[dict[str, Any]]:
         overrides_file = file.parent / ".hydra" / "overrides.yaml"
         overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else None
         # without Hydra's record (a run from the Python API) the command is rebuilt from the metrics
-        overrides = overrides or metrics.get("overrides") or [
-            f"ckpt_path={metrics.get('best_ckpt')}",
-            f"data={metrics.get('data')}",
-            f"split={split}",
-        ]
+        overrides = (
+            overrides
+            or metrics.get("overrides")
+            or [
+                f"ckpt_path={metrics.get('best_ckpt')}",
+                f"data={metrics.get('data')}",
+                f"split={split}",
+            ]
+        )
         runs.append(
             {
                 "trained_on": metrics["trained_on"],

@@ -10,11 +10,9 @@ from typing import Any
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from fer_attention.config import ConfigError
-
-
-class CheckpointError(ValueError):
-    """The file is missing, unreadable, or not a fer-attention checkpoint."""
+# CheckpointError is importable from here too, as before
+from fer_attention.errors import CheckpointError, ConfigError
+from fer_attention.reporting.files import read_status
 
 
 def _unreadable_reason(err: Exception) -> str:
@@ -126,8 +124,6 @@ def find_resume_dir(run_dir: str | Path, log_root: str | Path, overrides: list[s
     it was killed, failed or finished (the caller returns a finished run's metrics instead of training).
     ``None`` when there is nothing to resume. A matching run whose process is still alive is an error.
     """
-    from fer_attention.reporting.files import read_status
-
     run_dir = Path(run_dir)
     if (run_dir / "checkpoints" / "last.ckpt").is_file():
         return run_dir

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -292,9 +292,7 @@ def check_pretext(cfg: DictConfig) -> None:
         t = p.get("target_lbp") or {}
         method = t.get("method", "uniform")
         if method == "var":
-            raise ConfigError(
-                "pretext.target_lbp.method=var has no codes to count; use uniform, default, ..."
-            )
+            raise ConfigError("pretext.target_lbp.method=var has no codes to count; use uniform, circle, ...")
         try:
             check_lbp_args(method, t.get("P", 8), t.get("R", 1.0))
         except ValueError as err:
@@ -350,7 +348,7 @@ def pretrain(cfg: DictConfig) -> dict[str, Any]:
     metrics.json into the run dir. Returns the metrics."""
     from fer_attention.callbacks.epoch_seed import EpochSeed
     from fer_attention.reporting.files import METRICS_FILE, write_json_atomic, write_status
-    from fer_attention.runtime import tune_malloc
+    from fer_attention.runtime import resolve_precision, tune_malloc
     from fer_attention.training.builders import (
         build_callbacks,
         build_loggers,
@@ -415,6 +413,10 @@ def pretrain(cfg: DictConfig) -> dict[str, Any]:
         )
         callbacks = [*build_callbacks(cfg.get("callbacks")), EpochSeed(int(cfg.seed))]
         loggers = build_loggers(cfg.get("logger"), cfg)
+        precision = resolve_precision(cfg.trainer.precision, str(cfg.trainer.get("accelerator", "auto")))
+        if precision != cfg.trainer.precision:
+            with open_dict(cfg):
+                cfg.trainer.precision = precision
         trainer = build_trainer(cfg.trainer, callbacks, loggers)
         if "val_dataloaders" not in loaders:
             trainer.limit_val_batches = 0

@@ -25,8 +25,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from fer_attention.classes import same_class_set
-from fer_attention.config import ConfigError
+from fer_attention.classes import canonical, same_class_set
+from fer_attention.errors import ConfigError
+from fer_attention.lbp import canonical_method
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +145,6 @@ def plan_init(
         elif source.class_names == target:
             plan.head = "loaded (same classes)"
         elif same_class_set(source.class_names, target):
-            from fer_attention.classes import canonical
-
             order = {canonical(n): i for i, n in enumerate(source.class_names)}
             plan.head_order = [order[canonical(n)] for n in target]
             plan.head = f"loaded, rows re-ordered by class name ({source.class_names} -> {target})"
@@ -234,7 +233,12 @@ def _warn_lbp_mismatch(source: InitSource, net: nn.Module) -> None:
     if lbp is None or not theirs.get("method"):
         return
     ours = {"method": lbp.method, "P": lbp.P, "R": lbp.R}
-    theirs = {"method": theirs.get("method"), "P": int(theirs.get("P", 8)), "R": float(theirs.get("R", 1.0))}
+    theirs = {
+        # older files name the circular LBP `default` (its scikit-image name): the same maps as `circle`
+        "method": canonical_method(theirs.get("method")),
+        "P": int(theirs.get("P", 8)),
+        "R": float(theirs.get("R", 1.0)),
+    }
     if ours != theirs:
         log.warning(
             "model.init_from: the file's LBP stream was trained on %s maps, this network computes %s",

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from fer_attention.data.records import DataError, FaceArrays
+from fer_attention.data.records import DataError
 
 IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".pgm", ".ppm", ".pnm", ".jp2"}
@@ -133,7 +133,8 @@ class FileSource:
     """Base of the sources that read a dataset from files under ``data.root``.
 
     Subclasses set ``name`` and implement ``files``, ``index`` and ``class_names_for``; they keep every
-    constructor argument in ``self.settings`` (part of the cache key)."""
+    constructor argument in ``self.settings`` (part of the cache key). A source only lists and indexes:
+    :func:`fer_attention.data.cache.load_faces` decodes (or reads from the cache) the faces of one."""
 
     name = "files"
     #: the dataset's own layouts, for error messages
@@ -191,30 +192,6 @@ class FileSource:
     def empty_error(self, root: Path) -> DataError:
         hint = f"; expected {self.layouts_help}" if self.layouts_help else ""
         return DataError(f"{root}: no images found for dataset '{self.name}'{hint}")
-
-    def load(
-        self,
-        root: str | os.PathLike | None,
-        image_size: int,
-        class_names: Sequence[str],
-        face_crop: str = "auto",
-        cache_dir: str | os.PathLike | None = None,
-        on_bad_file: str = "error",
-        progress: bool = True,
-    ) -> FaceArrays:
-        """Decode (or read from the cache) the whole dataset; see :func:`fer_attention.data.cache.load_faces`."""
-        from fer_attention.data.cache import load_faces
-
-        return load_faces(
-            self,
-            root,
-            image_size=image_size,
-            class_names=class_names,
-            face_crop=face_crop,
-            cache_dir=cache_dir,
-            on_bad_file=on_bad_file,
-            progress=progress,
-        )
 
 
 def class_lookup(names: Iterable[str]) -> dict[str, int]:
