@@ -38,29 +38,25 @@ def main(argv: list[str] | None = None) -> int:
         "(training sets x test sets) instead (default OUT logs/reports/cross)",
     )
     args = parser.parse_args(argv)
-    if args.cross:
-        try:
-            result = cross_report(args.multirun_dir, args.out or "logs/reports/cross", publish=args.publish)
-        except (FileNotFoundError, ReportError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
-        print(result["table"])
-        print(f"written to {result['out_dir']}/ (table.md, table.csv)")
-        return 0
+    if args.publish and args.out is None and not args.cross:
+        parser.error("--publish needs --out")
     try:
-        if args.publish:
-            if args.out is None:
-                parser.error("--publish needs --out")
-            info = publish(args.multirun_dir, args.out)
-            print(json.dumps({k: info[k] for k in ("command", "wall_seconds", "jobs", "finished")}))
-        result = report(args.multirun_dir, args.out, args.name, args.reference)
-        if args.publish:
-            write_readme(args.out, info, result["table"])
+        if args.cross:
+            result = cross_report(args.multirun_dir, args.out or "logs/reports/cross", publish=args.publish)
+            files = "table.md, table.csv"
+        else:
+            if args.publish:
+                info = publish(args.multirun_dir, args.out)
+                print(json.dumps({k: info[k] for k in ("command", "wall_seconds", "jobs", "finished")}))
+            result = report(args.multirun_dir, args.out, args.name, args.reference)
+            if args.publish:
+                write_readme(args.out, info, result["table"])
+            files = "table.md, table.csv, folds.csv, plot.png, curves.png, confusion_*.png"
     except (FileNotFoundError, ReportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(result["table"])
-    print(f"written to {result['out_dir']}/ (table.md, table.csv, folds.csv, plot.png, confusion_*.png)")
+    print(f"written to {result['out_dir']}/ ({files})")
     return 0
 
 
