@@ -123,18 +123,17 @@ def validate_config(cfg) -> None:
 
     Raises :class:`ConfigError` with one line naming the key, the bad value and what is allowed.
     """
+    # function-local: the data package imports numpy and scikit-learn, which fer-report's config use does not need
+    from fer_attention.data.records import check_classes
+    from fer_attention.data.splits import check_folds
+
     data_classes = _select(cfg, "data.class_names")
     num_classes = _select(cfg, "data.num_classes")
-    if data_classes is not None and num_classes is not None and len(data_classes) != num_classes:
-        raise ConfigError(
-            f"data.num_classes={num_classes} but data.class_names has {len(data_classes)} names"
-        )
+    if data_classes is not None and num_classes is not None:
+        _checked(check_classes, {}, data_classes, num_classes)
     num_folds, fold = _select(cfg, "data.num_folds"), _select(cfg, "data.fold")
     if _select(cfg, "data.protocol") == "kfold" and num_folds is not None and fold is not None:
-        if num_folds < 2:
-            raise ConfigError(f"data.num_folds={num_folds} must be at least 2")
-        if not 0 <= fold < num_folds:
-            raise ConfigError(f"data.fold={fold} must be in 0..{num_folds - 1} (data.num_folds={num_folds})")
+        _checked(check_folds, {}, num_folds, fold)
     root = _select(cfg, "data.root")
     if root is not None and not Path(str(root)).exists():
         raise ConfigError(f"data.root={root} does not exist")
@@ -201,6 +200,8 @@ def _check_net(cfg, num_classes, image_size) -> None:
     """The network's rules, each from the module it guards, with the full config keys in the message."""
     # function-local: these modules import torch, which config.py does not (fer-report imports it)
     from fer_attention.lbp import check_args as check_lbp_args
+    from fer_attention.models.attention import check_attention
+    from fer_attention.models.classifier import check_classifier
     from fer_attention.models.reconstruction import check_feature_size, check_rates
     from fer_attention.models.vgg import check_backbone
 
@@ -219,6 +220,10 @@ def _check_net(cfg, num_classes, image_size) -> None:
             raise ConfigError(
                 f"{message} (lbp=none for no LBP)" if "lbp.method" in message else message
             ) from None
+    attention = {name: f"model.net.attention.{name}" for name in ("mode", "fusion")}
+    _checked(check_attention, attention, *(_select(cfg, key) for key in attention.values()))
+    classifier = {name: f"model.net.classifier.{name}" for name in ("pool", "dropout")}
+    _checked(check_classifier, classifier, *(_select(cfg, key) for key in classifier.values()))
     backbone = {name: f"model.net.backbone.{name}" for name in ("arch", "last_stage", "width", "weights")}
     last_stage = _select(cfg, "model.net.backbone.last_stage")
     _checked(check_backbone, backbone, *(_select(cfg, key) for key in backbone.values()))

@@ -1,4 +1,4 @@
-"""Exported models: TorchScript and ONNX files of the whole network, their metadata, and loading them back.
+"""`fer-export`: a checkpoint as one TorchScript or ONNX file (fp32, or int8 through :mod:`fer_attention.quantize`).
 
 The exported model includes the LBP layer and the input normalisation: it takes faces ``[N, 1, S, S]``
 in [0, 1] (S = the checkpoint's image size, any N) and returns logits ``[N, classes]``. Prepare faces as
@@ -6,17 +6,12 @@ in [0, 1] (S = the checkpoint's image size, any N) and returns logits ``[N, clas
 TorchScript: ``torch.jit.trace`` then ``torch.jit.freeze``. ONNX: ``torch.onnx.export`` with a dynamic
 batch axis, input ``faces``, output ``logits``; needs ``pip install 'fer-attention[export]'``.
 
-ONNX files carry what a user needs to run them (``metadata_props``, all strings, see :data:`META_KEYS`):
-the class names in output order, the image size, how faces are prepared, the training data config and how
-the model was quantised. :func:`load_onnx` turns such a file back into a
-:class:`~fer_attention.inference.FERPredictor` (``load_model`` calls it for ``.onnx`` paths); a file without
-this metadata is refused with one line.
+The ONNX files, their metadata and running them: :mod:`fer_attention.onnx_io`.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import warnings
 from pathlib import Path
@@ -25,43 +20,22 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from fer_attention.config import ConfigError
-from fer_attention.training.checkpoint import CheckpointError
+from fer_attention.errors import ConfigError
+from fer_attention.inference import load_model
+from fer_attention.onnx_io import (
+    OnnxRuntimeNet,
+    check_onnx_available,
+    example_faces,
+    export_onnx,
+    onnx_metadata,
+    ort_session,
+)
+from fer_attention.quantize import check_calibration_arg, quantize_checkpoint, report_lines
 
 log = logging.getLogger("fer_attention.export")
 
 FORMATS = {"torchscript": ".pt", "onnx": ".onnx"}
 QUANTIZE = ("none", "int8")
-ONNX_HINT = "pip install 'fer-attention[export]'"
-
-# metadata_props keys of an exported ONNX model (values are strings; JSON where structured)
-META_PREFIX = "fer_attention."
-META_KEYS = (
-    "format_version",  # "1"
-    "class_names",  # JSON list, in the order of the logits
-    "image_size",  # S of the input [N, 1, S, S]
-    "preprocessing",  # JSON: how a face becomes the input
-    "data_config",  # JSON: the checkpoint's data config (dataset, image size, face crop, ...)
-    "quantization",  # JSON: {"type": "none"} or int8 details
-    "source",  # the checkpoint file name
-)
-META_VERSION = "1"
-# what every tool of the suite does to a face before the network (docs/using-a-model.md)
-PREPROCESSING = {
-    "input": "faces float32 [N, 1, S, S] in [0, 1], N any, S = image_size",
-    "output": "logits float32 [N, classes]; softmax gives the probabilities, in class_names order",
-    "grayscale": "8-bit, ITU-R 601-2 luma for colour (PIL 'L')",
-    "crop": "the square around the detected face (or the centred square of a face crop), black outside",
-    "resize": "to S x S; area interpolation when shrinking, bilinear when enlarging",
-    "scale": "uint8 / 255",
-    "normalisation": "inside the model (input_mean, input_std), as is the LBP layer",
-}
-
-
-def example_faces(n: int, size: int, seed: int = 0) -> torch.Tensor:
-    """Random faces ``[n, 1, size, size]`` in [0, 1] on the 1/255 grid of real 8-bit faces."""
-    g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 256, (n, 1, size, size), generator=g).float().div_(255.0)
 
 
 def export_torchscript(net: torch.nn.Module, image_size: int, path: str | Path) -> Path:
@@ -75,166 +49,6 @@ def export_torchscript(net: torch.nn.Module, image_size: int, path: str | Path) 
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.jit.save(frozen, str(path))
     return path
-
-
-def check_onnx_available(runtime: bool = False, what: str = "format=onnx") -> None:
-    """ConfigError naming the missing package(s): ``onnx`` always, ``onnxruntime`` with ``runtime``."""
-    needed = ("onnx", "onnxruntime") if runtime else ("onnx",)
-    missing = [m for m in needed if importlib.util.find_spec(m) is None]
-    if missing:
-        noun = "package" if len(missing) == 1 else "packages"
-        raise ConfigError(f"{what} needs the {' and '.join(missing)} {noun}: {ONNX_HINT}")
-
-
-def export_onnx(
-    net: torch.nn.Module,
-    image_size: int,
-    path: str | Path,
-    opset: int = 17,
-    metadata: dict[str, str] | None = None,
-) -> Path:
-    """``torch.onnx.export`` of ``net`` (input ``faces``, output ``logits``, dynamic batch); ``metadata``
-    (see :func:`onnx_metadata`) goes into the file's ``metadata_props``."""
-    check_onnx_available()
-    net = net.eval()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            net,
-            (example_faces(2, image_size),),
-            str(path),
-            input_names=["faces"],
-            output_names=["logits"],
-            dynamic_axes={"faces": {0: "batch"}, "logits": {0: "batch"}},
-            opset_version=int(opset),
-            dynamo=False,
-        )
-    if metadata:
-        write_onnx_metadata(path, metadata)
-    return path
-
-
-def onnx_metadata(
-    class_names: list[str],
-    image_size: int,
-    data_config: dict[str, Any] | None = None,
-    quantization: dict[str, Any] | None = None,
-    source: str | None = None,
-) -> dict[str, str]:
-    """The ``metadata_props`` of an exported model (keys :data:`META_KEYS` with :data:`META_PREFIX`)."""
-    values = {
-        "format_version": META_VERSION,
-        "class_names": json.dumps(list(class_names)),
-        "image_size": str(int(image_size)),
-        "preprocessing": json.dumps(PREPROCESSING),
-        "data_config": json.dumps(data_config or {}, default=str),
-        "quantization": json.dumps(quantization or {"type": "none"}, default=str),
-        "source": source or "",
-    }
-    return {META_PREFIX + k: v for k, v in values.items()}
-
-
-def write_onnx_metadata(path: str | Path, metadata: dict[str, str]) -> None:
-    """Set (replace) ``metadata`` in the ONNX file ``path``, keeping other tools' entries."""
-    import onnx
-
-    model = onnx.load(str(path))
-    kept = {p.key: p.value for p in model.metadata_props if p.key not in metadata}
-    del model.metadata_props[:]
-    onnx.helper.set_model_props(model, {**kept, **metadata})
-    model.producer_name = model.producer_name or "fer-attention"
-    model.doc_string = "fer-attention facial expression model: faces [N, 1, S, S] in [0, 1] -> logits"
-    onnx.save(model, str(path))
-
-
-def read_onnx_metadata(custom: dict[str, str], path: str | Path) -> dict[str, Any]:
-    """Parsed fer-attention metadata (``class_names``, ``image_size``, ``data_config``, ``preprocessing``,
-    ``quantization``, ``source``) from an ONNX model's custom metadata map; CheckpointError with one line
-    when it is not there."""
-    need = [META_PREFIX + "class_names", META_PREFIX + "image_size"]
-    if not all(k in custom for k in need):
-        raise CheckpointError(
-            f"model {path}: an ONNX file without fer-attention metadata ({', '.join(need)}); "
-            "export it from a checkpoint with fer-export format=onnx"
-        )
-    try:
-        out: dict[str, Any] = {
-            "class_names": list(json.loads(custom[need[0]])),
-            "image_size": int(custom[need[1]]),
-        }
-        for key in ("data_config", "preprocessing", "quantization"):
-            out[key] = json.loads(custom.get(META_PREFIX + key) or "{}")
-    except (ValueError, TypeError) as err:
-        raise CheckpointError(f"model {path}: unreadable fer-attention metadata ({err})") from None
-    out["source"] = custom.get(META_PREFIX + "source", "")
-    out["format_version"] = custom.get(META_PREFIX + "format_version", "")
-    return out
-
-
-def ort_session(path: str | Path, threads: int | None = None, device: str = "cpu"):
-    """An ONNX Runtime session for ``path`` (``threads``: intra-op threads, default torch's setting)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = int(threads or torch.get_num_threads())
-    options.inter_op_num_threads = 1
-    providers = ["CPUExecutionProvider"]
-    if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-        providers.insert(0, "CUDAExecutionProvider")
-    return ort.InferenceSession(str(path), options, providers=providers)
-
-
-class OnnxRuntimeNet(torch.nn.Module):
-    """An ONNX Runtime session behind the network's interface: ``net(x)`` -> logits (a tensor on ``x``'s
-    device); ``net(x, return_mask=True)`` -> ``(logits, None)`` (an exported model has no mask output)."""
-
-    lbp = None  # no LBP maps for pictures either
-
-    def __init__(self, session) -> None:
-        super().__init__()
-        self.session = session
-
-    def forward(self, x: torch.Tensor, return_mask: bool = False):
-        faces = x.detach().float().cpu().numpy()
-        logits = torch.from_numpy(self.session.run(["logits"], {"faces": faces})[0]).to(x.device)
-        return (logits, None) if return_mask else logits
-
-
-def load_onnx(path: str | Path, device: str | torch.device = "cpu", threads: int | None = None):
-    """An exported ``.onnx`` model (fp32 or int8) as a :class:`~fer_attention.inference.FERPredictor`
-    with the class names and image size from its metadata. CheckpointError (one line) for a missing,
-    unreadable or foreign file; ConfigError when onnxruntime is not installed."""
-    from fer_attention.inference import FERPredictor
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"model {path}: no such file")
-    if importlib.util.find_spec("onnxruntime") is None:
-        raise ConfigError(f"model {path}: an .onnx model needs the onnxruntime package: {ONNX_HINT}")
-    try:
-        session = ort_session(path, threads, str(device))
-    except Exception as err:  # noqa: BLE001 - anything ONNX Runtime cannot parse
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise CheckpointError(f"model {path}: not a readable ONNX model ({reason[:200]})") from None
-    meta = read_onnx_metadata(dict(session.get_modelmeta().custom_metadata_map), path)
-    inputs = [i.name for i in session.get_inputs()]
-    outputs = [o.name for o in session.get_outputs()]
-    if inputs != ["faces"] or "logits" not in outputs:
-        raise CheckpointError(
-            f"model {path}: expected input 'faces' and output 'logits', got {inputs}, {outputs}"
-        )
-    predictor = FERPredictor(
-        OnnxRuntimeNet(session),
-        meta["class_names"],
-        meta["image_size"],
-        meta["data_config"],
-        device="cpu",
-        checkpoint=str(path),
-    )
-    predictor.onnx_metadata = meta
-    return predictor
 
 
 def max_difference(net: torch.nn.Module, fmt: str, path: Path, image_size: int, n: int = 5) -> float | None:
@@ -263,8 +77,6 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     """The `fer-export` task: returns ``{"output", "format", "quantize", "image_size", "class_names",
     "max_abs_diff"}`` and, with ``quantize=int8``, the calibration report (``agreement``, ``heldout``,
     ``calib_faces``, ``test`` accuracies; see :func:`fer_attention.quantize.quantize_checkpoint`)."""
-    from fer_attention.inference import load_model
-
     fmt = str(cfg.get("format", "torchscript")).lower()
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt} is not one of {', '.join(FORMATS)}")
@@ -272,8 +84,6 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     if quantize not in QUANTIZE:
         raise ConfigError(f"quantize={quantize} is not one of {', '.join(QUANTIZE)}")
     if quantize == "int8":
-        from fer_attention.quantize import check_calibration_arg
-
         if fmt != "onnx":
             raise ConfigError("quantize=int8 needs format=onnx (ONNX Runtime static quantisation)")
         check_onnx_available(runtime=True, what="quantize=int8")
@@ -293,8 +103,6 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         "max_abs_diff": None,
     }
     if quantize == "int8":
-        from fer_attention.quantize import quantize_checkpoint
-
         result.update(quantize_checkpoint(cfg, model, out, ckpt))
         return result
     if fmt == "torchscript":
@@ -323,7 +131,5 @@ def summary_line(result: dict[str, Any]) -> str:
     if diff is not None:
         line += f"; max abs logit difference to PyTorch {diff:.1e}"
     if result.get("quantize") == "int8":
-        from fer_attention.quantize import report_lines
-
         line = "\n".join([line, *report_lines(result)])
     return line

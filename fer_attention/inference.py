@@ -24,6 +24,7 @@ enlarging), scaled to [0, 1].
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,16 +38,28 @@ from PIL import Image
 from fer_attention.data.preprocess import (
     center_square,
     crop_square,
+    parse_detect,
     read_gray,
     resize,
     to_gray8,
 )
 from fer_attention.data.preprocess import detect_faces as preprocess_detect_faces
-from fer_attention.training.checkpoint import CheckpointError, read_checkpoint
+from fer_attention.errors import CheckpointError, ConfigError
+from fer_attention.onnx_io import ONNX_HINT, OnnxRuntimeNet, ort_session, read_onnx_metadata
+from fer_attention.training.checkpoint import read_checkpoint
+from fer_attention.video import predict_video
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FacePrediction", "FERPredictor", "detect_faces", "load_model", "parse_detect", "to_gray"]
+__all__ = [
+    "FacePrediction",
+    "FERPredictor",
+    "detect_faces",
+    "load_model",
+    "load_onnx",
+    "parse_detect",
+    "to_gray",
+]
 
 # smallest face relative to the shorter image side: photos may hold several small faces
 MIN_FACE_FRACTION = 0.1
@@ -117,21 +130,6 @@ def to_gray(image: ImageLike) -> np.ndarray:
     if gray.ndim != 2 or gray.size == 0:
         raise ValueError(f"unexpected image shape {gray.shape}")
     return gray
-
-
-def parse_detect(detect: Any) -> str | bool:
-    """``"auto"``, True or False from a bool or the strings auto / true / false (also yes / no, 1 / 0);
-    ValueError naming the value otherwise."""
-    if isinstance(detect, bool):
-        return detect
-    text = str(detect).strip().lower()
-    if text == "auto":
-        return "auto"
-    if text in ("true", "yes", "1", "on"):
-        return True
-    if text in ("false", "no", "0", "off", "none", "null"):
-        return False
-    raise ValueError(f"detect={detect!r} must be auto, true or false")
 
 
 def detect_faces(gray: np.ndarray) -> list[tuple[int, int, int, int]]:
@@ -300,8 +298,8 @@ class FERPredictor:
         naming the frame. ``annotated``: write an annotated copy there (.mp4 or .avi); ``timeline``: a PNG
         of each track's probabilities over time. ``tracking``: ``iou`` and ``max_missed`` of
         :class:`fer_attention.video.IoUTracker`. See :func:`fer_attention.video.predict_video`."""
+        # function-local: matplotlib only when a timeline is asked for
         from fer_attention.reporting.timeline import plot_timeline
-        from fer_attention.video import predict_video
 
         rows = list(
             predict_video(
@@ -327,11 +325,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> FERPredi
     Raises :class:`~fer_attention.training.checkpoint.CheckpointError` with one line for a missing,
     unreadable or foreign file.
     """
+    # function-local: Lightning is only needed for checkpoints
     from fer_attention.training.module import FERModule
 
     if Path(path).suffix.lower() == ".onnx":
-        from fer_attention.export import load_onnx
-
         predictor = load_onnx(path, device=device)
         log.info("loaded %r", predictor)
         return predictor
@@ -357,4 +354,37 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> FERPredi
         module.net, hparams["class_names"], int(image_size), data_config, device=device, checkpoint=str(path)
     )
     log.info("loaded %r", predictor)
+    return predictor
+
+
+def load_onnx(path: str | Path, device: str | torch.device = "cpu", threads: int | None = None):
+    """An exported ``.onnx`` model (fp32 or int8) as a :class:`FERPredictor`
+    with the class names and image size from its metadata. CheckpointError (one line) for a missing,
+    unreadable or foreign file; ConfigError when onnxruntime is not installed."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"model {path}: no such file")
+    if importlib.util.find_spec("onnxruntime") is None:
+        raise ConfigError(f"model {path}: an .onnx model needs the onnxruntime package: {ONNX_HINT}")
+    try:
+        session = ort_session(path, threads, str(device))
+    except Exception as err:  # noqa: BLE001 - anything ONNX Runtime cannot parse
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise CheckpointError(f"model {path}: not a readable ONNX model ({reason[:200]})") from None
+    meta = read_onnx_metadata(dict(session.get_modelmeta().custom_metadata_map), path)
+    inputs = [i.name for i in session.get_inputs()]
+    outputs = [o.name for o in session.get_outputs()]
+    if inputs != ["faces"] or "logits" not in outputs:
+        raise CheckpointError(
+            f"model {path}: expected input 'faces' and output 'logits', got {inputs}, {outputs}"
+        )
+    predictor = FERPredictor(
+        OnnxRuntimeNet(session),
+        meta["class_names"],
+        meta["image_size"],
+        meta["data_config"],
+        device="cpu",
+        checkpoint=str(path),
+    )
+    predictor.onnx_metadata = meta
     return predictor

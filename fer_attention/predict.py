@@ -23,8 +23,11 @@ import numpy as np
 from omegaconf import DictConfig
 
 from fer_attention.config import ConfigError
+from fer_attention.data.preprocess import parse_detect
+from fer_attention.data.sources.base import is_image, natural_key
+from fer_attention.inference import load_model
 from fer_attention.reporting.annotate import BOX_KEYS, draw_faces
-from fer_attention.video import VIDEO_KEYS, is_video
+from fer_attention.video import VIDEO_KEYS, is_video, predict_video
 
 log = logging.getLogger("fer_attention.predict")
 
@@ -34,8 +37,6 @@ OUTPUT_FORMATS = (".jsonl", ".csv")
 def collect_inputs(spec: str) -> tuple[list[Path], Path]:
     """Files of ``input`` (a file, a folder searched recursively for images and videos, or a glob) and
     the folder that output names are taken relative to."""
-    from fer_attention.data.sources.base import is_image, natural_key
-
     path = Path(spec).expanduser()
     if path.is_dir():
         files = [
@@ -110,8 +111,6 @@ def draw_annotated(path: Path, faces: list[dict[str, Any]], out: Path) -> None:
 
 
 def _may_be_video(path: Path) -> bool:
-    from fer_attention.data.sources.base import is_image
-
     return is_video(path) or not is_image(path)
 
 
@@ -119,8 +118,6 @@ def predict_files(cfg: DictConfig) -> dict[str, Any]:
     """The `fer-predict` task: returns ``{"output", "files", "files_ok", "files_failed", "faces"}``; raises
     ``ValueError`` (exit 1) when no input could be processed."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from fer_attention.inference import load_model, parse_detect
 
     out = output_path(cfg)
     detect = parse_detect(cfg.get("detect", "auto"))
@@ -183,7 +180,6 @@ def predict_files(cfg: DictConfig) -> dict[str, Any]:
 
     def video(path: Path, progress, task) -> None:
         from fer_attention.reporting.timeline import plot_timeline
-        from fer_attention.video import predict_video
 
         name = _name(path, root)
 

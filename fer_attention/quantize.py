@@ -7,11 +7,12 @@
    ``calib=data``, a data config (``data=<name> data.root=...``, else the checkpoint's own): its train split
    calibrates, its val split is held out, its test split gives the accuracy of both models;
 2. the fp32 ONNX export of the checkpoint, ``quant_pre_process`` (shape inference, graph optimisation),
-   then ``quantize_static`` in QDQ format: int8 weights per output channel, int8 activations per tensor,
+   then ``quantize_static`` in QDQ format: int8 weights per output channel, uint8 activations per tensor
+   (``activations=int8`` for int8),
    ranges from the calibration faces (``calib_method``: MinMax by default) fed by a
    ``CalibrationDataReader``. Convolutions, fully connected layers, ReLU and max pooling are quantised;
    the LBP layer (thresholds on pixel differences of 1/255) and the attention arithmetic stay fp32;
-3. the metadata of :mod:`fer_attention.export` (class names, preprocessing) with the quantisation settings;
+3. the metadata of :mod:`fer_attention.onnx_io` (class names, preprocessing) with the quantisation settings;
 4. the top-1 agreement of int8 with the fp32 (eager PyTorch) model on the held-out faces, and with a data
    config the accuracy of both on its test split.
 """
@@ -26,12 +27,20 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from fer_attention.config import ConfigError
+from fer_attention.config import config_dir
+from fer_attention.data.preprocess import resize
+from fer_attention.data.sources.base import walk_files
+from fer_attention.errors import ConfigError
+from fer_attention.inference import load_onnx
+from fer_attention.onnx_io import export_onnx, onnx_metadata, write_onnx_metadata
 
 log = logging.getLogger("fer_attention.quantize")
 
 CALIB_DATA = "data"
 CALIB_METHODS = ("minmax", "percentile", "entropy")
+# activation types: uint8 (U8S8 with the int8 weights) lets ONNX Runtime fuse every convolution into
+# QLinearConv on x86 (int8 activations left five of them fp32 here; make bench measures both)
+ACTIVATIONS = ("uint8", "int8")
 OP_TYPES = ["Conv", "Gemm", "MatMul", "Relu", "MaxPool"]
 # nodes under this name scope (the LBP layer) stay fp32
 EXCLUDE_SCOPES = ("/lbp/",)
@@ -44,8 +53,6 @@ CALIB_HINT = (
 
 def check_calibration_arg(cfg: DictConfig) -> None:
     """One ConfigError line when ``calib`` is missing or names nothing usable (before any work)."""
-    from fer_attention.config import config_dir
-
     calib = cfg.get("calib")
     if calib in (None, ""):
         raise ConfigError(f"quantize=int8 needs calibration faces: {CALIB_HINT}")
@@ -53,6 +60,9 @@ def check_calibration_arg(cfg: DictConfig) -> None:
     method = str(cfg.get("calib_method", "minmax")).lower()
     if method not in CALIB_METHODS:
         raise ConfigError(f"calib_method={method} is not one of {', '.join(CALIB_METHODS)}")
+    activations = str(cfg.get("activations", ACTIVATIONS[0])).lower()
+    if activations not in ACTIVATIONS:
+        raise ConfigError(f"activations={activations} is not one of {', '.join(ACTIVATIONS)}")
     if calib == CALIB_DATA:
         return
     path = Path(calib).expanduser()
@@ -72,8 +82,6 @@ def check_calibration_arg(cfg: DictConfig) -> None:
 def faces_from_folder(model, folder: Path) -> tuple[np.ndarray, int]:
     """Every face of every image under ``folder`` (uint8 ``[N, S, S]``, ``detect=auto``) and the number of
     files that gave none."""
-    from fer_attention.data.sources.base import walk_files
-
     faces: list[np.ndarray] = []
     failed = 0
     for path in walk_files(folder):
@@ -88,8 +96,6 @@ def faces_from_folder(model, folder: Path) -> tuple[np.ndarray, int]:
 
 
 def _fit(images: np.ndarray, size: int) -> np.ndarray:
-    from fer_attention.data.preprocess import resize
-
     if images.shape[1:] == (size, size):
         return images
     return np.stack([resize(im, size) for im in images]) if len(images) else images.reshape(0, size, size)
@@ -124,6 +130,7 @@ def calibration_sets(cfg: DictConfig, model) -> dict[str, Any]:
 
 
 def _data_sets(cfg: DictConfig, model, rng: np.random.Generator, limit: int) -> dict[str, Any]:
+    # function-local: Lightning only for calib=data
     from fer_attention.training.builders import build_datamodule, to_dict
 
     data_cfg = to_dict(cfg.get("data")) or dict(model.data_config or {})
@@ -192,9 +199,10 @@ def quantize_onnx(
     faces: np.ndarray,
     method: str = "minmax",
     per_channel: bool = True,
+    activations: str = ACTIVATIONS[0],
 ) -> dict[str, Any]:
-    """Static int8 QDQ quantisation of the fp32 model ``fp32_path`` calibrated on ``faces``; writes
-    ``out`` and returns the settings (for the metadata)."""
+    """Static QDQ quantisation of the fp32 model ``fp32_path`` calibrated on ``faces``: int8 weights,
+    ``activations`` (uint8 or int8) per tensor; writes ``out`` and returns the settings (for the metadata)."""
     import onnx
     import onnxruntime
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -224,7 +232,7 @@ def quantize_onnx(
             op_types_to_quantize=OP_TYPES,
             nodes_to_exclude=exclude,
             per_channel=per_channel,
-            activation_type=QuantType.QInt8,
+            activation_type=QuantType.QUInt8 if activations == "uint8" else QuantType.QInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=calibrate,
         )
@@ -233,7 +241,7 @@ def quantize_onnx(
         "tool": f"onnxruntime {onnxruntime.__version__} quantize_static",
         "format": "QDQ",
         "weights": "int8, per output channel" if per_channel else "int8, per tensor",
-        "activations": "int8, per tensor",
+        "activations": f"{activations}, per tensor",
         "op_types": OP_TYPES,
         "fp32": "LBP layer and attention arithmetic",
         "calibration_method": method,
@@ -247,15 +255,18 @@ def top1(probs: np.ndarray) -> np.ndarray:
 
 def quantize_checkpoint(cfg: DictConfig, model, out: Path, ckpt: Path) -> dict[str, Any]:
     """The int8 part of `fer-export`: calibrate, quantise, write the metadata, compare with fp32."""
-    from fer_attention.export import export_onnx, load_onnx, onnx_metadata, write_onnx_metadata
-
     sets = calibration_sets(cfg, model)
     method = str(cfg.get("calib_method", "minmax")).lower()
     log.info("calibrating on %d faces from %s", len(sets["calib"]), sets["source"])
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = export_onnx(model.net, model.image_size, Path(tmp) / "fp32.onnx", int(cfg.get("opset", 17)))
         settings = quantize_onnx(
-            fp32, out, sets["calib"], method=method, per_channel=bool(cfg.get("per_channel", True))
+            fp32,
+            out,
+            sets["calib"],
+            method=method,
+            per_channel=bool(cfg.get("per_channel", True)),
+            activations=str(cfg.get("activations", ACTIVATIONS[0])).lower(),
         )
     settings["calibration"] = sets["source"]
     meta = onnx_metadata(

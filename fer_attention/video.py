@@ -32,6 +32,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from fer_attention.data.preprocess import parse_detect
+from fer_attention.reporting.annotate import draw_faces
+
 log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = frozenset(
@@ -196,9 +199,6 @@ def predict_video(
     and probabilities of the latest labelled frame drawn (.mp4 with mp4v, .avi with MJPG). ``progress``:
     called with (frames read, frame count or None) after each frame.
     """
-    from fer_attention.inference import parse_detect
-    from fer_attention.reporting.annotate import draw_faces
-
     path = Path(path)
     stride = max(1, int(stride))
     batch_size = max(1, int(batch_size))

@@ -311,8 +311,17 @@ def made_up_results(quick: bool = False, ort: bool = True, channels_last: bool =
             "heldout_faces": 896,
             "agreement_vs_fp32": 0.95,
             "quantize_s": 3.0,
+            "activations": "uint8",
+            "alternative": {
+                "activations": "int8",
+                "ms_per_face_batch1": 1.25,
+                "faces_per_s_batch64": 1960.0,
+                "agreement_vs_fp32": 0.94,
+                "quantize_s": 3.0,
+            },
         }
         int8.update(decide.vs_eager(int8, eager))
+        int8["alternative"].update(decide.vs_eager(int8["alternative"], eager))
     return {
         "meta": {
             "date": "2026-12-01 12:00",
@@ -428,11 +437,17 @@ def test_markdown_data_inference_int8_and_video():
     header, rows = table(md, "## int8 ONNX Runtime vs fp32 eager")
     assert [r[0] for r in rows] == [
         "fp32 eager (channels_last)",
-        "int8 ONNX Runtime (static QDQ)",
+        "int8 ONNX Runtime (static QDQ, uint8 activations)",
         "int8 / fp32",
+        "alternative: int8 activations",
+        "alternative / fp32",
     ]
     assert rows[2][1:] == [f"{3.75 / 1.0:.2f}x", f"{2500 / 980:.2f}x"]
-    assert f"int8 vs fp32 eager at batch 64: {2500 / 980:.2f}x (target >= 2x: met)" in md
+    assert rows[4][1:] == [f"{3.75 / 1.25:.2f}x", f"{1960 / 980:.2f}x"]
+    assert (
+        f"int8 (uint8 activations, conf/export.yaml) vs fp32 eager at batch 64: {2500 / 980:.2f}x (target >= 2x: met)"
+        in md
+    )
     assert (
         "30.0 frames/s over 150 frames (target >= 25: met); a face found in 150 of 150 frames, 1 track(s)"
         in md
@@ -567,7 +582,10 @@ def test_quick_run_has_batch64_rows_for_eager_onnx_and_int8(quick):
     assert [r[0] for r in rows] == ["eager (NCHW)", "eager (channels_last)", "TorchScript", "ONNX Runtime"]
     assert all(r[2] != "-" for r in rows)  # a batch-64 figure on every row
     _, rows = table(md, "## int8 ONNX Runtime vs fp32 eager")
-    assert len(rows) == 3 and all(r[2] != "-" for r in rows)
+    assert len(rows) == 5 and all(r[2] != "-" for r in rows)
+    # the headline row is quantised as conf/export.yaml says, the other activation type beside it
+    assert q["activations"] == config.configured_int8()["activations"]
+    assert {q["activations"], q["alternative"]["activations"]} == {"uint8", "int8"}
 
 
 @pytest.mark.skipif(HAS_ORT, reason="onnxruntime is installed")

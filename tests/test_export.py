@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from fer_attention.cli.common import run_task
-from fer_attention.cli.export import ONNX_HINT, export_checkpoint, export_onnx, export_torchscript
 from fer_attention.config import ConfigError
 from fer_attention.data.synthetic import render_synthetic_faces
+from fer_attention.export import export_checkpoint, export_torchscript
 from fer_attention.inference import load_model
+from fer_attention.onnx_io import ONNX_HINT, export_onnx
 
 from .conftest import compose_cfg
 from .test_predict import tiny_checkpoint

@@ -107,7 +107,7 @@ def test_mask_in_unit_interval():
 def test_plain_and_add_options():
     net = tiny_net(attention={"mode": "plain", "fusion": "add"})
     assert net(torch.rand(2, 1, 48, 48)).shape == (2, 7)
-    with pytest.raises(ValueError, match="model.attention.fusion='mul' is not one of concat, add"):
+    with pytest.raises(ValueError, match="fusion='mul' is not one of concat, add"):
         tiny_net(attention={"fusion": "mul"})
 
 

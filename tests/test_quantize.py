@@ -14,8 +14,9 @@ from PIL import Image
 from fer_attention.cli.common import run_task
 from fer_attention.config import ConfigError
 from fer_attention.data.synthetic import render_synthetic_faces
-from fer_attention.export import META_PREFIX, export_checkpoint, export_onnx, summary_line
+from fer_attention.export import export_checkpoint, summary_line
 from fer_attention.inference import load_model
+from fer_attention.onnx_io import META_PREFIX, export_onnx
 from fer_attention.predict import predict_files
 from fer_attention.training.checkpoint import CheckpointError
 
@@ -135,6 +136,15 @@ def test_int8_from_a_folder_of_faces(ckpt, model, faces, calib_dir, image_faces_
     int8 = load_model(out)
     assert int8.class_names == CLASSES and int8.onnx_metadata["quantization"]["type"] == "int8"
     assert int8.onnx_metadata["quantization"]["format"] == "QDQ"
+    assert int8.onnx_metadata["quantization"]["activations"] == "uint8, per tensor"  # conf/export.yaml
+    # with uint8 activations ONNX Runtime runs every convolution as QLinearConv (none left in fp32)
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(out), options, providers=["CPUExecutionProvider"])
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
+    assert ops.count("QLinearConv") >= 20 and "Conv" not in ops and "FusedConv" not in ops
     agree = np.mean(probs(int8, faces).argmax(1) == probs(model, faces).argmax(1))
     assert agree >= MIN_AGREEMENT, agree
     # fer-predict takes it too
@@ -151,9 +161,18 @@ def test_int8_from_a_data_config_reports_test_accuracy(ckpt, tmp_path):
     out = tmp_path / "m.int8.onnx"
     cfg = export_cfg(
         tmp_path,
-        [f"ckpt_path={ckpt}", "format=onnx", "quantize=int8", "calib=data", f"output={out}", "calib_size=64"],
+        [
+            f"ckpt_path={ckpt}",
+            "format=onnx",
+            "quantize=int8",
+            "calib=data",
+            f"output={out}",
+            "calib_size=64",
+            "activations=int8",
+        ],
     )
     result = run_task(export_checkpoint, cfg)  # the checkpoint's own data: synthetic, 15 subjects
+    assert result["quantization"]["activations"] == "int8, per tensor"
     assert result["calib_faces"] == 64 and result["heldout_faces"] > 0
     t = result["test"]
     assert t["name"] == "synthetic test" and t["faces"] > 0
@@ -173,6 +192,7 @@ def test_int8_without_calibration_faces_is_one_line(ckpt, tmp_path, capsys):
         ),
         ([f"calib={tmp_path / 'nowhere'}"], f"error: calib={tmp_path / 'nowhere'}: no such folder"),
         (["format=torchscript", "calib=data"], "error: quantize=int8 needs format=onnx"),
+        (["calib=data", "activations=int4"], "error: activations=int4 is not one of uint8, int8"),
     ):
         cfg = export_cfg(tmp_path, [f"ckpt_path={ckpt}", "format=onnx", "quantize=int8", *overrides])
         with pytest.raises(SystemExit) as exc:

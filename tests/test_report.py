@@ -168,3 +168,17 @@ def test_val_curve_joins_time_and_accuracy_lines_of_an_epoch(tmp_path):
     (run / "csv" / "metrics.csv").write_text((job_dir / "csv" / "metrics.csv").read_text())
     report(tmp_path / "sweep2", tmp_path / "r")
     assert (tmp_path / "r" / "curves.png").stat().st_size > 10_000
+
+
+def test_mean_curve_is_epoch_by_epoch_over_jobs_up_to_the_shortest():
+    from fer_attention.reporting.plots import mean_curve
+
+    seconds, mean, sd = mean_curve(
+        [
+            (np.array([1.0, 2.0, 3.0]), np.array([50.0, 60.0, 70.0])),
+            (np.array([3.0, 4.0]), np.array([70.0, 80.0])),
+        ]
+    )
+    np.testing.assert_allclose(seconds, [2.0, 3.0])
+    np.testing.assert_allclose(mean, [60.0, 70.0])
+    np.testing.assert_allclose(sd, [10.0, 10.0])

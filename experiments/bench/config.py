@@ -1,7 +1,7 @@
 """What the benchmark reads from the project's conf/ tree, so that a change to the YAML changes what is
 timed: the network (`model.net` as fer-train composes it), the ablation options (conf/ablation/*.yaml),
-the training augmentation (conf/augment/), the fast-path switches (conf/model/fer_attention.yaml) and the
-malloc thresholds (conf/train.yaml)."""
+the training augmentation (conf/augment/), the fast-path switches (conf/model/fer_attention.yaml), the
+malloc thresholds (conf/train.yaml) and the int8 settings of `fer-export` (conf/export.yaml)."""
 
 from __future__ import annotations
 
@@ -81,3 +81,9 @@ def configured_defaults(conf_dir: str | Path | None = None) -> dict:
 def configured_malloc(conf_dir: str | Path | None = None) -> dict:
     """The malloc thresholds conf/train.yaml ships (what `fer-train` applies at start)."""
     return dict(_load(_root(conf_dir) / "train.yaml").get("malloc") or {})
+
+
+def configured_int8(conf_dir: str | Path | None = None) -> dict:
+    """The int8 settings conf/export.yaml ships (what `fer-export quantize=int8` uses without overrides)."""
+    export = _load(_root(conf_dir) / "export.yaml")
+    return {key: export[key] for key in ("activations", "per_channel", "calib_method")}

@@ -13,9 +13,10 @@ import numpy as np
 import torch
 
 from fer_attention.data.synthetic import render_synthetic_faces
-from fer_attention.export import OnnxRuntimeNet, example_faces, export_onnx, export_torchscript, ort_session
+from fer_attention.export import export_torchscript
+from fer_attention.onnx_io import OnnxRuntimeNet, example_faces, export_onnx, ort_session
 
-from . import decide
+from . import config, decide
 from .measure import build, timeit
 
 ONNX_SKIPPED = "onnx/onnxruntime not installed: pip install -e '.[export]'"
@@ -76,37 +77,58 @@ def bench_inference(size: int, width: float, repeats: int, threads: int, channel
 def bench_int8(
     size: int, width: float, repeats: int, threads: int, eager: dict, faces: np.ndarray, calib: int
 ) -> dict:
-    """int8 ONNX Runtime (`fer-export format=onnx quantize=int8`: static QDQ, calibrated on ``calib``
-    synthetic faces) against fp32 eager as configured (``eager``: that row of the inference section, same
-    network, size, width and threads). Also the top-1 agreement of int8 with fp32 on the other faces (a
-    network with random weights: the accuracy drop on a trained model is what `fer-export` prints)."""
+    """int8 ONNX Runtime (`fer-export format=onnx quantize=int8` as conf/export.yaml configures it: static
+    QDQ, calibrated on ``calib`` synthetic faces) against fp32 eager as configured (``eager``: that row of
+    the inference section, same network, size, width and threads); ``alternative``: the same with the other
+    activation type. Also the top-1 agreement of int8 with fp32 on the other faces (a network with random
+    weights: the accuracy drop on a trained model is what `fer-export` prints)."""
     if not onnx_available():
         return {"skipped": ONNX_SKIPPED}
-    from fer_attention.quantize import quantize_onnx
+    from fer_attention.quantize import ACTIVATIONS, quantize_onnx
 
+    settings = config.configured_int8()
     net = build("full", size, width).eval()
     one, many = example_faces(1, size), example_faces(64, size, seed=1)
+    held = torch.from_numpy(faces[calib:]).float().div(255).unsqueeze(1)
+    measured = {}
     with torch.no_grad(), tempfile.TemporaryDirectory() as tmp:
         fp32 = export_onnx(net, size, Path(tmp) / "fp32.onnx")
-        start = time.perf_counter()
-        quantize_onnx(fp32, Path(tmp) / "int8.onnx", faces[:calib])
-        quantize_s = time.perf_counter() - start
-        int8 = OnnxRuntimeNet(ort_session(Path(tmp) / "int8.onnx", threads))
-        t1 = timeit(lambda: int8(one), repeats * 4, warmup=3)
-        t64 = timeit(lambda: int8(many), repeats, warmup=2)
-        held = torch.from_numpy(faces[calib:]).float().div(255).unsqueeze(1)
-        agreement = float((int8(held).argmax(1) == net(held).argmax(1)).float().mean()) if len(held) else None
+        ref = net(held).argmax(1) if len(held) else None
+        order = [settings["activations"], *(a for a in ACTIVATIONS if a != settings["activations"])]
+        for activations in order:
+            path = Path(tmp) / f"int8_{activations}.onnx"
+            start = time.perf_counter()
+            quantize_onnx(
+                fp32,
+                path,
+                faces[:calib],
+                method=settings["calib_method"],
+                per_channel=settings["per_channel"],
+                activations=activations,
+            )
+            quantize_s = time.perf_counter() - start
+            int8 = OnnxRuntimeNet(ort_session(path, threads))
+            t1 = timeit(lambda m=int8: m(one), repeats * 4, warmup=3)
+            t64 = timeit(lambda m=int8: m(many), repeats, warmup=2)
+            measured[activations] = {
+                "activations": activations,
+                "ms_per_face_batch1": 1000 * t1["median"],
+                "faces_per_s_batch64": 64 / t64["median"],
+                "agreement_vs_fp32": float((int8(held).argmax(1) == ref).float().mean())
+                if len(held)
+                else None,
+                "quantize_s": quantize_s,
+            }
     out = {
-        "ms_per_face_batch1": 1000 * t1["median"],
-        "faces_per_s_batch64": 64 / t64["median"],
+        **measured[order[0]],
         "eager_ms_per_face_batch1": eager["ms_per_face_batch1"],
         "eager_faces_per_s_batch64": eager["faces_per_s_batch64"],
         "calib_faces": int(min(calib, len(faces))),
         "heldout_faces": int(len(held)),
-        "agreement_vs_fp32": agreement,
-        "quantize_s": quantize_s,
+        "alternative": measured[order[1]],
     }
     out.update(decide.vs_eager(out, eager))
+    out["alternative"].update(decide.vs_eager(out["alternative"], eager))
     return out
 
 

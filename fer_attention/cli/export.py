@@ -9,17 +9,7 @@ from omegaconf import DictConfig
 
 from fer_attention.cli.common import run_task
 from fer_attention.config import config_dir
-from fer_attention.export import (  # noqa: F401 - the task's API, as before
-    FORMATS,
-    ONNX_HINT,
-    check_onnx_available,
-    example_faces,
-    export_checkpoint,
-    export_onnx,
-    export_torchscript,
-    max_difference,
-    summary_line,
-)
+from fer_attention.export import export_checkpoint, summary_line
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="export")

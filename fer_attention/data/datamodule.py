@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from fer_attention.data.augment import build_augmentation
 from fer_attention.data.cache import FACE_CROP_OPTIONS, load_faces
 from fer_attention.data.dataset import FaceArrayDataset
-from fer_attention.data.records import DataError, FaceArrays
+from fer_attention.data.records import DataError, FaceArrays, check_classes
 from fer_attention.data.samplers import EpochSampler
 from fer_attention.data.sources.base import ON_BAD_FILE, FileSource
 from fer_attention.data.splits import SPLIT_NAMES, fixed_split, subject_kfold_split
@@ -73,15 +73,7 @@ class FaceDataModule(pl.LightningDataModule):
             raise ValueError(f"data.on_bad_file='{on_bad_file}' is not one of {', '.join(ON_BAD_FILE)}")
         if face_crop not in FACE_CROP_OPTIONS:
             raise ValueError(f"data.face_crop='{face_crop}' is not one of {', '.join(FACE_CROP_OPTIONS)}")
-        if class_names is None or isinstance(class_names, str) or num_classes in (None, "???"):
-            raise ValueError(
-                f"data.class_names and data.num_classes must be set for dataset '{name}' "
-                "(e.g. 'data.class_names=[angry,happy,sad]' data.num_classes=3)"
-            )
-        if len(class_names) != num_classes:
-            raise ValueError(
-                f"data.num_classes={num_classes} but data.class_names has {len(class_names)} names"
-            )
+        check_classes(class_names, num_classes, name)
         self.name = name
         self.source_cfg = dict(source)
         self.class_names = tuple(class_names)

@@ -16,6 +16,7 @@ Everything here is a plain function of its arguments so that a process pool can 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -210,3 +211,18 @@ def decode_item(args: tuple) -> tuple[np.ndarray | None, str | None, bool]:
     except ValueError as err:
         return None, str(err), False
     return face, None, fell_back
+
+
+def parse_detect(detect: Any) -> str | bool:
+    """``"auto"``, True or False from a bool or the strings auto / true / false (also yes / no, 1 / 0);
+    ValueError naming the value otherwise."""
+    if isinstance(detect, bool):
+        return detect
+    text = str(detect).strip().lower()
+    if text == "auto":
+        return "auto"
+    if text in ("true", "yes", "1", "on"):
+        return True
+    if text in ("false", "no", "0", "off", "none", "null"):
+        return False
+    raise ValueError(f"detect={detect!r} must be auto, true or false")

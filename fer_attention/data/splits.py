@@ -8,6 +8,14 @@ from sklearn.model_selection import StratifiedGroupKFold
 SPLIT_NAMES = ("train", "val", "test")
 
 
+def check_folds(num_folds: int, fold: int) -> None:
+    """A k-fold protocol needs at least 2 folds and a test fold among them (one-line ValueError)."""
+    if num_folds < 2:
+        raise ValueError(f"data.num_folds={num_folds} must be at least 2")
+    if not 0 <= fold < num_folds:
+        raise ValueError(f"data.fold={fold} must be in 0..{num_folds - 1} (data.num_folds={num_folds})")
+
+
 def fixed_split(splits: np.ndarray, allow_empty: bool = False) -> dict[str, np.ndarray]:
     """Indices of each split named in ``splits`` (one of train / val / test per face); a split with no
     face is an error unless ``allow_empty`` (a summary of a partial copy)."""
@@ -26,8 +34,7 @@ def subject_kfold_split(
 
     No subject appears in two of train / val / test.
     """
-    if not 0 <= fold < num_folds:
-        raise ValueError(f"data.fold={fold} must be in [0, data.num_folds={num_folds})")
+    check_folds(num_folds, fold)
     n_subjects = len(np.unique(subjects))
     if n_subjects < num_folds:
         raise ValueError(

@@ -12,13 +12,20 @@ FUSIONS = ("concat", "add")
 MODES = ("residual", "plain")
 
 
+def check_attention(mode: str, fusion: str) -> None:
+    """The attention ``mode`` and the feature ``fusion`` are known names (one-line ValueError)."""
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion='{fusion}' is not one of {', '.join(FUSIONS)}")
+    if mode not in MODES:
+        raise ValueError(f"mode='{mode}' is not one of {', '.join(MODES)}")
+
+
 class FeatureFusion(nn.Module):
     """Combine image and LBP features: ``concat`` (then a 1x1 conv back to ``channels``) or ``add``."""
 
     def __init__(self, channels: int, mode: str = "concat") -> None:
         super().__init__()
-        if mode not in FUSIONS:
-            raise ValueError(f"model.attention.fusion='{mode}' is not one of {', '.join(FUSIONS)}")
+        check_attention(MODES[0], mode)
         self.mode = mode
         self.project = conv_bn_relu(2 * channels, channels, 1) if mode == "concat" else nn.Identity()
 
@@ -38,8 +45,7 @@ class AttentionModule(nn.Module):
 
     def __init__(self, channels: int, mask_channels: int | None = None, mode: str = "residual") -> None:
         super().__init__()
-        if mode not in MODES:
-            raise ValueError(f"model.attention.mode='{mode}' is not one of {', '.join(MODES)}")
+        check_attention(mode, FUSIONS[0])
         mc = mask_channels or max(8, channels // 4)
         self.mode = mode
         self.trunk = Bottleneck(channels)

@@ -8,6 +8,14 @@ from torch import nn
 POOLS = ("avg", "flatten")
 
 
+def check_classifier(pool: str, dropout: float) -> None:
+    """A known ``pool`` and a ``dropout`` probability in [0, 1) (one-line ValueError)."""
+    if pool not in POOLS:
+        raise ValueError(f"pool='{pool}' is not one of {', '.join(POOLS)}")
+    if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
+        raise ValueError(f"dropout={dropout} must be in [0, 1)")
+
+
 class Classifier(nn.Module):
     """Global average pooling (or flatten), FC to ``hidden`` + ReLU + dropout, FC to ``num_classes``."""
 
@@ -21,10 +29,7 @@ class Classifier(nn.Module):
         pool: str = "avg",
     ) -> None:
         super().__init__()
-        if pool not in POOLS:
-            raise ValueError(f"model.classifier.pool='{pool}' is not one of {', '.join(POOLS)}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"model.classifier.dropout={dropout} must be in [0, 1)")
+        check_classifier(pool, dropout)
         in_features = channels if pool == "avg" else channels * feature_size * feature_size
         self.pool = nn.AdaptiveAvgPool2d(1) if pool == "avg" else nn.Identity()
         self.head = nn.Sequential(

@@ -1,4 +1,4 @@
-"""Pictures: confusion matrices and table rows."""
+"""Pictures: confusion matrices, table rows and validation curves."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+# a table row of at least this many jobs (a row over folds) is drawn as its mean validation curve
+MEAN_CURVE_FROM = 4
 
 
 def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
@@ -99,19 +102,48 @@ def plot_rows(
     return save_figure(fig, path)
 
 
+def mean_curve(curves: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Epoch by epoch over jobs (up to the shortest job): mean seconds, mean accuracy and its standard
+    deviation."""
+    n = min(len(seconds) for seconds, _ in curves)
+    seconds = np.stack([s[:n] for s, _ in curves])
+    acc = np.stack([a[:n] for _, a in curves])
+    return seconds.mean(axis=0), acc.mean(axis=0), acc.std(axis=0)
+
+
 def plot_curves(
-    series: Sequence[tuple[str, np.ndarray, np.ndarray]], path: str | Path, title: str = ""
+    series: Sequence[tuple[str, np.ndarray, np.ndarray]],
+    path: str | Path,
+    title: str = "",
+    mean_from: int = MEAN_CURVE_FROM,
 ) -> Path:
-    """Validation accuracy against training wall-clock time: one line per job, one colour per row.
-    ``series`` holds (row label, seconds, accuracy in %) per job; the legend names each row once."""
-    fig, ax = plt.subplots(figsize=(7.0, 4.2))
-    colours = {}
+    """Validation accuracy against training wall-clock time, one colour per row. ``series`` holds (row
+    label, seconds, accuracy in %) per job. A row of fewer than ``mean_from`` jobs draws each job; a larger
+    one (a row over folds) draws its jobs faintly and, on top, the epoch-by-epoch mean with a +-1 sd band."""
+    rows: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     for label, seconds, acc in series:
-        first = label not in colours
-        colour = colours.setdefault(label, f"C{len(colours) % 10}")
-        ax.plot(
-            seconds / 60.0, acc, "-o", ms=2.5, lw=1.2, alpha=0.8, color=colour, label=label if first else None
-        )
+        rows.setdefault(label, []).append((np.asarray(seconds), np.asarray(acc)))
+    fig, ax = plt.subplots(figsize=(7.0, 4.2))
+    for k, (label, curves) in enumerate(rows.items()):
+        colour = f"C{k % 10}"
+        if len(curves) < mean_from:
+            for i, (seconds, acc) in enumerate(curves):
+                ax.plot(
+                    seconds / 60.0,
+                    acc,
+                    "-o",
+                    ms=2.5,
+                    lw=1.2,
+                    alpha=0.8,
+                    color=colour,
+                    label=None if i else label,
+                )
+            continue
+        for seconds, acc in curves:
+            ax.plot(seconds / 60.0, acc, "-", lw=0.6, alpha=0.15, color=colour)
+        seconds, mean, sd = mean_curve(curves)
+        ax.fill_between(seconds / 60.0, mean - sd, mean + sd, color=colour, alpha=0.15, lw=0)
+        ax.plot(seconds / 60.0, mean, "-", lw=2.0, color=colour, label=f"{label} (mean of {len(curves)})")
     ax.set_xlabel("training wall-clock time (min; validation after each epoch)")
     ax.set_ylabel("validation accuracy (%)")
     ax.grid(alpha=0.3)
