@@ -200,7 +200,7 @@ def _check_net(cfg, num_classes, image_size) -> None:
     """The network's rules, each from the module it guards, with the full config keys in the message."""
     # function-local: these modules import torch, which config.py does not (fer-report imports it)
     from fer_attention.lbp import check_args as check_lbp_args
-    from fer_attention.models.attention import check_attention
+    from fer_attention.models.attention import check_fusion, check_mode
     from fer_attention.models.classifier import check_classifier
     from fer_attention.models.reconstruction import check_feature_size, check_rates
     from fer_attention.models.vgg import check_backbone
@@ -220,8 +220,9 @@ def _check_net(cfg, num_classes, image_size) -> None:
             raise ConfigError(
                 f"{message} (lbp=none for no LBP)" if "lbp.method" in message else message
             ) from None
-    attention = {name: f"model.net.attention.{name}" for name in ("mode", "fusion")}
-    _checked(check_attention, attention, *(_select(cfg, key) for key in attention.values()))
+    for name, check in (("fusion", check_fusion), ("mode", check_mode)):
+        key = f"model.net.attention.{name}"
+        _checked(check, {name: key}, _select(cfg, key))
     classifier = {name: f"model.net.classifier.{name}" for name in ("pool", "dropout")}
     _checked(check_classifier, classifier, *(_select(cfg, key) for key in classifier.values()))
     backbone = {name: f"model.net.backbone.{name}" for name in ("arch", "last_stage", "width", "weights")}

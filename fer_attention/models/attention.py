@@ -12,10 +12,14 @@ FUSIONS = ("concat", "add")
 MODES = ("residual", "plain")
 
 
-def check_attention(mode: str, fusion: str) -> None:
-    """The attention ``mode`` and the feature ``fusion`` are known names (one-line ValueError)."""
+def check_fusion(fusion: str) -> None:
+    """``fusion`` is a known way to combine image and LBP features (one-line ValueError)."""
     if fusion not in FUSIONS:
         raise ValueError(f"fusion='{fusion}' is not one of {', '.join(FUSIONS)}")
+
+
+def check_mode(mode: str) -> None:
+    """``mode`` is a known attention output (one-line ValueError)."""
     if mode not in MODES:
         raise ValueError(f"mode='{mode}' is not one of {', '.join(MODES)}")
 
@@ -25,7 +29,7 @@ class FeatureFusion(nn.Module):
 
     def __init__(self, channels: int, mode: str = "concat") -> None:
         super().__init__()
-        check_attention(MODES[0], mode)
+        check_fusion(mode)
         self.mode = mode
         self.project = conv_bn_relu(2 * channels, channels, 1) if mode == "concat" else nn.Identity()
 
@@ -45,7 +49,7 @@ class AttentionModule(nn.Module):
 
     def __init__(self, channels: int, mask_channels: int | None = None, mode: str = "residual") -> None:
         super().__init__()
-        check_attention(mode, FUSIONS[0])
+        check_mode(mode)
         mc = mask_channels or max(8, channels // 4)
         self.mode = mode
         self.trunk = Bottleneck(channels)
