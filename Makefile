@@ -8,23 +8,20 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-all lint format clean bench ablation-lbp ablation-modules ablation-dilation datasets cv paper pretrain pretext transfer cross
+.PHONY: help install train test test-all check-results lint format clean bench ablation-lbp ablation-modules ablation-dilation datasets cv paper pretrain pretext transfer cross
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 
+# the [export] extra (onnx, onnxruntime) is part of every install: the ONNX and int8 tests run wherever
+# the suite is tested, and `make bench` times ONNX Runtime
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -e '.[dev]'
+	$(BIN)/pip install 'torch==2.14.1' 'torchvision==0.29.1'
+	$(BIN)/pip install -e '.[dev,export]'
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install the package with its dev tools (once; redone when pyproject.toml changes)
-
-# `make bench` also times ONNX Runtime inference: the [export] extra (onnx, onnxruntime), installed once
-EXPORT_STAMP := $(VENV)/.installed-export
-$(EXPORT_STAMP): $(STAMP)
-	$(BIN)/pip install -e '.[dev,export]'
-	touch $(EXPORT_STAMP)
+install: $(STAMP) ## create .venv and install the package with its dev and export tools (once; redone when pyproject.toml changes)
 
 train: install ## train the paper's network on the built-in synthetic faces (about 3 min on 2 CPU cores); ARGS= adds overrides
 	$(BIN)/fer-train experiment=quickstart $(ARGS)
@@ -35,10 +32,14 @@ test: install ## run the tests (slow ones excluded; about 5 min on 2 CPU cores)
 test-all: install ## run every test, the slow ones too
 	$(BIN)/pytest -q $(ARGS)
 
+check-results: install ## every figure README.md and docs/ cite from experiments/results/ is that folder's figure
+	$(BIN)/python -m experiments.check_results
+
 # --- the paper's tables as Hydra multiruns; each ends with `fer-report` on its sweep dir ---------------
 # DATA=synthetic|ckplus|fer2013|..., DATA_ROOT=<path>, BUDGET=quick|cpu|paper (QUICK=1 = BUDGET=quick),
 # SEEDS=<hydra sweep of seed>, FOLDS=<hydra sweep of data.fold> (every fold by default on k-fold datasets;
-# empty on fixed splits), EPOCHS=<n>, REFERENCE=<row for fer-report's paired tests>, LAUNCHER=joblib, ARGS=.
+# empty on fixed splits), EPOCHS=<n>, REFERENCE=<row for fer-report's paired tests>, LAUNCHER=joblib,
+# JOBS=<n> jobs side by side on this machine (joblib launcher, cores / n torch threads each), ARGS=.
 DATA ?= synthetic
 DATA_ROOT ?=
 QUICK ?= 0
@@ -53,16 +54,24 @@ SEEDS ?= $(call seeds_of,$(DATA),$(FOLDS))
 EPOCHS ?=
 REFERENCE ?=
 LAUNCHER ?=
+CORES := $(shell nproc 2>/dev/null || echo 1)
+JOBS ?= 1
+# JOBS > 1: Hydra's joblib launcher, n processes of cores / n threads (jobs x threads = cores); a JOBS
+# above the cores is clamped to the cores, with one line
+JOBS_USED = $(if $(shell [ $(JOBS) -gt $(CORES) ] && echo over),$(CORES),$(JOBS))
+JOBS_ARGS = $(if $(filter-out 1,$(JOBS_USED)),hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS_USED) \
+	threads=$(shell echo $$(( $(CORES) / $(JOBS_USED) ))))
 BUDGET_ARGS := $(if $(filter paper,$(BUDGET)),experiment=paper,budget=$(BUDGET))
 NOW := $(shell date +%Y-%m-%d_%H-%M-%S)
 RUN_ARGS = $(BUDGET_ARGS) $(if $(EPOCHS),trainer.max_epochs=$(EPOCHS)) $(if $(LAUNCHER),hydra/launcher=$(LAUNCHER)) \
-	~callbacks.progress_bar
+	$(JOBS_ARGS) ~callbacks.progress_bar
 SWEEP_NAME = $(DATA)_$(BUDGET)
 # SWEEP_DIR=<an earlier sweep dir> with ARGS=skip_done=true (or resume=true) continues an unfinished table
 SWEEP_DIR ?=
 sweep_dir = $(or $(SWEEP_DIR),logs/$(1)/multiruns/$(NOW)_$(SWEEP_NAME))
 # run_sweep,<table>: the sweep into logs/<table>/multiruns/<time>_<data>_<budget>, then its report
-run_sweep = $(BIN)/fer-train sweep=$(1) data=$(DATA) $(if $(DATA_ROOT),data.root=$(DATA_ROOT)) $(RUN_ARGS) \
+run_sweep = $(if $(filter over,$(shell [ $(JOBS) -gt $(CORES) ] && echo over)),echo "JOBS=$(JOBS) is more than this machine's $(CORES) cores: running $(CORES) jobs side by side";) \
+	$(BIN)/fer-train sweep=$(1) data=$(DATA) $(if $(DATA_ROOT),data.root=$(DATA_ROOT)) $(RUN_ARGS) \
 	seed=$(SEEDS) $(if $(FOLDS),'data.fold=$(FOLDS)') hydra.sweep.dir=$(call sweep_dir,$(1)) $(ARGS); \
 	$(BIN)/fer-report $(call sweep_dir,$(1)) --out logs/reports/$(1)_$(SWEEP_NAME) \
 	$(if $(REFERENCE),--reference '$(REFERENCE)')
@@ -115,7 +124,7 @@ cross: install ## FER_CKPT=<FER2013 model> on every CK+48 face, CK_CKPT=<CK+48 m
 		hydra.run.dir=logs/cross/$(NOW)/ckplus48_to_fer2013
 	$(BIN)/fer-report --cross logs/cross/$(NOW) --out logs/reports/cross_$(NOW)
 
-bench: install $(EXPORT_STAMP) ## benchmark suite: LBP, training step per ablation, fast paths, data, inference incl. ONNX Runtime (logs/bench/bench.md); ARGS="--width 1.0"
+bench: install ## benchmark suite: LBP, training step per ablation, fast paths, data, inference incl. ONNX Runtime (logs/bench/bench.md); ARGS="--width 1.0"
 	$(BIN)/python -m experiments.bench $(ARGS)
 
 lint: install ## ruff lint and format check

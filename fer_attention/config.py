@@ -57,6 +57,29 @@ def job_dirname(overrides, exclude=()) -> str:
     return short_dirname(ITEM_SEP.join(sorted(items)) or "default")
 
 
+def check_added_keys(config_name: str, overrides: Sequence[str], command: str) -> None:
+    """Raise :class:`ConfigError` (one line) for an override that adds (``+key=`` / ``++key=``) a key
+    under a top-level name that ``config_name``.yaml neither sets nor takes as a config group: the
+    command would never read it, so accepting it would be silent (``fer-eval +model.x=...``)."""
+    import yaml
+
+    primary = yaml.safe_load((Path(config_dir()) / f"{config_name}.yaml").read_text()) or {}
+    known = {k for k in primary if k != "defaults"}
+    for entry in primary.get("defaults") or ():
+        if isinstance(entry, Mapping):
+            known.update(str(k).split("@")[0].split("/")[0].removeprefix("override ") for k in entry)
+    for override in overrides:
+        text = str(override)
+        if not text.startswith("+"):
+            continue
+        key = text.lstrip("+").partition("=")[0]
+        if key.split(".")[0].split("/")[0] not in known:
+            raise ConfigError(
+                f"{text}: {command} does not use '{key}', so it would be ignored; its keys: "
+                f"{', '.join(sorted(known - {'hydra', '_self_'}))}"
+            )
+
+
 def register_resolvers() -> None:
     """OmegaConf resolvers the configs use: ``${fer.short_dirname:...}``, ``${fer.job_dirname:...}``."""
     from omegaconf import OmegaConf

@@ -44,6 +44,26 @@ def tune_malloc(mmap_threshold_mb: int | None, trim_threshold_mb: int | None) ->
     return bool(ok)
 
 
+def set_threads(threads: int | None) -> int:
+    """Set torch's intra-op threads to ``threads`` (``None``: leave torch's choice, one per core).
+    A sweep running n jobs side by side gives each ``cores // n`` threads (``make ablation-* JOBS=n``).
+    More threads than cores is clamped to the cores, with one log line. Returns the threads in use."""
+    import os
+
+    import torch
+
+    if threads is None:
+        return torch.get_num_threads()
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads={threads!r} must be a positive integer or null")
+    cores = os.cpu_count() or 1
+    if threads > cores:
+        log.warning("threads=%d is more than this machine's %d cores: using %d", threads, cores, cores)
+        threads = cores
+    torch.set_num_threads(threads)
+    return threads
+
+
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX). Without it, oneDNN emulates
     bf16 and autocast runs slower than fp32."""

@@ -4,7 +4,6 @@ make targets run every table over all folds (k-fold data) or over seeds (fixed s
 from __future__ import annotations
 
 import logging
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -41,7 +40,6 @@ def _make_n(*args: str) -> str:
     ).stdout
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 @pytest.mark.parametrize("table", ["ablation-modules", "ablation-lbp", "ablation-dilation", "cv"])
 def test_every_table_runs_over_all_folds_on_kfold_data_and_over_seeds_on_fixed_splits(table):
     kfold = _make_n(table, "DATA=ckplus", "DATA_ROOT=/data/ck")

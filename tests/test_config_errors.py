@@ -118,3 +118,32 @@ def test_every_key_an_error_names_is_a_real_key_to_paste_back(make_cfg, override
     assert keys, str(err.value)
     for key in keys:
         assert OmegaConf.select(cfg, key, default="<missing>") != "<missing>", (key, str(err.value))
+
+
+@pytest.mark.parametrize(
+    ("config_name", "override", "command"),
+    [
+        ("eval", "+model.test_time_augmentation=tencrop", "fer-eval"),
+        ("eval", "++lbp.method=ror", "fer-eval"),
+        ("train", "+max_epochs=3", "fer-train"),
+        ("predict", "+trainer.precision=bf16-mixed", "fer-predict"),
+    ],
+)
+def test_an_added_key_the_command_never_reads_fails_naming_it(config_name, override, command):
+    from fer_attention.config import check_added_keys
+
+    key = override.lstrip("+").partition("=")[0]
+    with pytest.raises(ConfigError) as err:
+        check_added_keys(config_name, ["data=synthetic", override], command)
+    message = str(err.value)
+    assert message.startswith(
+        f"{override}: {command} does not use '{key}', so it would be ignored; its keys: "
+    )
+    assert len(message.splitlines()) == 1
+
+
+def test_added_keys_under_groups_the_command_composes_are_accepted():
+    from fer_attention.config import check_added_keys
+
+    check_added_keys("train", ["+callbacks.nan._target_=x.Y", "+trainer.limit_val_batches=2"], "fer-train")
+    check_added_keys("eval", ["+trainer.limit_test_batches=2", "test_time_augmentation=tencrop"], "fer-eval")

@@ -257,8 +257,7 @@ def test_summary_fixed_and_discovered_classes(make_cfg, tmp_path):
 def test_fer_data_command_line(tmp_path):
     root = fx.ck48_many(tmp_path / "ck48", subjects=4)
     exe = Path(sys.executable).with_name("fer-data")
-    if not exe.exists():
-        pytest.skip("fer-data is not installed in this environment")
+    assert exe.exists(), f"{exe}: the package's console scripts are not installed (make install)"
     env = {**os.environ, "FER_LOG_DIR": str(tmp_path / "logs")}
     proc = subprocess.run(
         [str(exe), "summary", "data=ckplus", f"data.root={root}", "data.num_folds=2", "data.progress=false"],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from fer_attention.data import preprocess
@@ -94,11 +93,9 @@ def test_box_crop_uses_the_box():
 
 
 def test_haar_finds_a_real_face():
-    data = pytest.importorskip("skimage.data")
-    try:
-        rgb = data.astronaut()
-    except Exception:  # pragma: no cover - data not bundled
-        pytest.skip("skimage's astronaut image is not available")
+    from skimage import data
+
+    rgb = data.astronaut()  # bundled with scikit-image, no download
     gray = np.asarray(Image.fromarray(rgb).convert("L"))
     box = detect_face(gray)
     assert box is not None

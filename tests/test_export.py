@@ -19,8 +19,6 @@ from fer_attention.onnx_io import ONNX_HINT, export_onnx
 from .conftest import compose_cfg
 from .test_predict import tiny_checkpoint
 
-HAVE_ONNX = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
-
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory) -> str:
@@ -51,9 +49,6 @@ def test_torchscript_matches_pytorch(model, tmp_path):
         torch.testing.assert_close(scripted(x[:1]), model.net(x[:1]), atol=1e-4, rtol=0)
 
 
-@pytest.mark.skipif(
-    not HAVE_ONNX, reason="onnx / onnxruntime not installed (pip install 'fer-attention[export]')"
-)
 def test_onnx_matches_pytorch(model, tmp_path):
     import onnxruntime as ort
 

@@ -3,7 +3,6 @@ static quantisation (`fer-export format=onnx quantize=int8 calib=...`) against f
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -23,10 +22,6 @@ from fer_attention.training.checkpoint import CheckpointError
 from .conftest import SHARED_DATA, compose_cfg
 from .test_predict import CLASSES, tiny_checkpoint
 
-HAVE_ORT = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
-pytestmark = pytest.mark.skipif(
-    not HAVE_ORT, reason="onnx / onnxruntime not installed (pip install 'fer-attention[export]')"
-)
 # top-1 agreement of int8 with fp32 the tiny test model must reach on synthetic faces (measured: 0.9-1.0)
 MIN_AGREEMENT = 0.8
 

@@ -16,7 +16,7 @@ from scipy import stats
 from fer_attention.cli.report import main as report_main
 from fer_attention.reporting.aggregate import Job, ReportError, report, val_curve
 from fer_attention.reporting.results import publish
-from fer_attention.reporting.stats import format_p, paired_comparison
+from fer_attention.reporting.stats import format_p, holm, paired_comparison
 
 TRAIN, TEST = 800, 100
 
@@ -52,14 +52,49 @@ def test_fewer_than_two_pairs_or_identical_rows_give_na_not_a_crash():
     assert format_p(None) == "n/a" and format_p(0.0004) == "<0.001" and format_p(0.0412) == "0.041"
 
 
-def fake_sweep(root: Path, rows: dict[str, list[float | None]], key: str = "ablation") -> None:
+def test_corrected_repeated_kfold_t_matches_a_hand_computed_example():
+    # k = 2 folds x r = 2 seeds, n_test / n_train = 0.25. By hand: d = 2, 4, 0, 6 points, mean 3,
+    # s^2 = (1 + 1 + 9 + 9) / 3 = 6.667 (points^2), variance (1/4 + 0.25) s^2 = 3.333, se = 1.8257,
+    # t = 3 / 1.8257 = 1.6432 with k r - 1 = 3 degrees of freedom, two-sided p = 0.1989
+    ref = np.array([0.80, 0.80, 0.80, 0.80])
+    row = ref + np.array([0.02, 0.04, 0.00, 0.06])
+    c = paired_comparison(row, ref, 0.25, folds=2, repeats=2)
+    assert c.t == pytest.approx(1.6432, abs=1e-4)
+    assert c.p_corrected == pytest.approx(0.1989, abs=1e-4)
+    assert (c.ci_low, c.ci_high) == pytest.approx((3 - 3.1824 * 1.8257, 3 + 3.1824 * 1.8257), abs=1e-3)
+    assert (c.pairs, c.folds, c.repeats, c.wins, c.ties) == (4, 2, 2, 3, 1)
+
+
+def test_wilcoxon_with_ties_and_zero_differences_is_scipys_with_zeros_dropped():
+    ref = np.full(9, 0.5)
+    d = np.array([0.0, 0.0, 0.02, 0.02, -0.02, 0.04, 0.04, 0.06, -0.01])
+    c = paired_comparison(ref + d, ref, 0.1)
+    assert c.p_wilcoxon == pytest.approx(stats.wilcoxon(d, zero_method="wilcox").pvalue, rel=1e-12)
+    # by hand: 7 non-zero |d| ranks 1 (0.01), 3, 3, 3 (0.02 x3), 5.5, 5.5 (0.04), 7 (0.06); W- = 1 + 3 = 4
+    assert stats.wilcoxon(d, zero_method="wilcox").statistic == pytest.approx(4.0)
+    assert (c.wins, c.ties, c.losses) == (5, 2, 2)
+
+
+def test_holm_adjusts_step_down_and_keeps_missing_values_out_of_the_family():
+    assert holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    assert holm([0.2, None, 0.6]) == [pytest.approx(0.4), None, pytest.approx(0.6)]
+    assert holm([0.6, 0.7]) == pytest.approx([1.0, 1.0]) and holm([]) == []
+
+
+def fake_sweep(
+    root: Path,
+    rows: dict[str, list[float | None]],
+    key: str = "ablation",
+    seed: int = 0,
+    splits: bool = True,
+) -> None:
     """One job per (row, fold): test accuracy as given (None = a failed job)."""
     num = 0
     for value, accs in rows.items():
         for fold, acc in enumerate(accs):
-            job = root / f"{num}_{key}-{value}+data.fold-{fold}"
+            job = root / f"{num}_{key}-{value}+data.fold-{fold}+seed-{seed}"
             (job / ".hydra").mkdir(parents=True)
-            overrides = [f"{key}={value}", f"data.fold={fold}", "seed=0", "data.root=/data/CK+48"]
+            overrides = [f"{key}={value}", f"data.fold={fold}", f"seed={seed}", "data.root=/data/CK+48"]
             (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
             (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"task_name": "demo"}))
             (job / "checkpoints").mkdir()
@@ -72,9 +107,9 @@ def fake_sweep(root: Path, rows: dict[str, list[float | None]], key: str = "abla
                     "test/acc": acc,
                     "test/f1_macro": acc - 0.05,
                     "val/acc_best": acc,
-                    "seed": 0,
+                    "seed": seed,
                     "seconds": 10.0,
-                    "splits": {"train": {"faces": TRAIN}, "test": {"faces": TEST}},
+                    "splits": {"train": {"faces": TRAIN}, "test": {"faces": TEST}} if splits else None,
                     "test/confusion_matrix": [[3, 1], [0, 4]],
                     "class_names": ["a", "b"],
                 }
@@ -99,9 +134,10 @@ def test_rows_are_compared_with_the_papers_choice_on_matching_folds(tmp_path):
     assert rows["full"]["reference"] is True and rows["full"]["pairs"] is None
     # no_lbp's fold 4 failed: 4 pairs, the failed job and full's partnerless fold 4 are both named
     assert rows["no_lbp"]["pairs"] == 4
-    assert "`14_ablation-no_lbp+data.fold-4`: failed (ValueError: boom)" in out["table"]
+    assert "`14_ablation-no_lbp+data.fold-4+seed-0`: failed (ValueError: boom)" in out["table"]
     assert (
-        "`9_ablation-full+data.fold-4` (fold 4, seed 0) in the comparison of ablation=no_lbp" in out["table"]
+        "`9_ablation-full+data.fold-4+seed-0` (fold 4, seed 0) in the comparison of ablation=no_lbp"
+        in out["table"]
     )
     assert "| vgg16 | 88.40 ± 2.07 |" in out["table"] and "| 0/0/5 | 5 |" in out["table"]
 
@@ -149,7 +185,7 @@ def test_published_folder_holds_no_checkpoints_and_re_aggregates_alone(tmp_path)
     assert report_main([str(tmp_path / "sweep"), "--out", str(tmp_path / "pub"), "--publish"]) == 0
     assert (tmp_path / "pub" / "README.md").read_text().endswith("## Notes\n\nfold 3 is hard.\n")
     with pytest.raises(FileNotFoundError, match="no jobs"):
-        publish(tmp_path / "pub" / "jobs" / "0_ablation-full+data.fold-0" / ".hydra", tmp_path / "x")
+        publish(tmp_path / "pub" / "jobs" / "0_ablation-full+data.fold-0+seed-0" / ".hydra", tmp_path / "x")
 
 
 def test_val_curve_joins_time_and_accuracy_lines_of_an_epoch(tmp_path):
@@ -182,3 +218,66 @@ def test_mean_curve_is_epoch_by_epoch_over_jobs_up_to_the_shortest():
     np.testing.assert_allclose(seconds, [2.0, 3.0])
     np.testing.assert_allclose(mean, [60.0, 70.0])
     np.testing.assert_allclose(sd, [10.0, 10.0])
+
+
+def test_seeds_pool_into_a_repeated_kfold_table_with_holm_and_labelled_wilcoxon(tmp_path):
+    fake_sweep(tmp_path / "s0", {"full": FULL, "vgg16": VGG, "no_lbp": [0.91, 0.90, 0.89, 0.90, 0.92]})
+    fake_sweep(tmp_path / "s1", {"full": VGG, "vgg16": FULL, "no_lbp": FULL}, seed=1)
+    out = report([tmp_path / "s0", tmp_path / "s1"], tmp_path / "r")
+    rows = {r["ablation"]: r for r in out["rows"]}
+    assert (rows["vgg16"]["pairs"], rows["vgg16"]["folds"], rows["vgg16"]["seeds"]) == (10, 5, 2)
+    expected = paired_comparison(np.array(VGG + FULL), np.array(FULL + VGG), TEST / TRAIN)
+    assert rows["vgg16"]["p_corrected"] == pytest.approx(expected.p_corrected, abs=1e-4)
+    p_holm = holm([rows["no_lbp"]["p_corrected"], rows["vgg16"]["p_corrected"]])
+    assert [rows["no_lbp"]["p_holm"], rows["vgg16"]["p_holm"]] == pytest.approx(p_holm, abs=1e-3)
+    table = out["table"]
+    assert "| p (corrected t) | p (Holm) | p (Wilcoxon, uncorrected) |" in table
+    assert "Bouckaert & Frank 2004) over k = 5 folds x r = 2 seeds" in table
+    assert "fixed split" not in table and out["warnings"] == []
+    # one seed of the pooled jobs is the one-seed table again; a seed that is not there names those that are
+    one = report([tmp_path / "s0", tmp_path / "s1"], tmp_path / "r0", seeds=["0"])
+    assert {r["ablation"]: r["pairs"] for r in one["rows"]} == {"full": None, "vgg16": 5, "no_lbp": 5}
+    with pytest.raises(ReportError, match=r"^--seeds 7 matches no job; seeds here: 0,1$"):
+        report([tmp_path / "s0", tmp_path / "s1"], tmp_path / "r0", seeds=["7"])
+
+
+def test_kfold_jobs_without_split_sizes_warn_and_are_never_called_a_fixed_split(tmp_path, caplog):
+    fake_sweep(tmp_path / "s", {"full": FULL, "vgg16": VGG}, splits=False)
+    out = report(tmp_path / "s", tmp_path / "r")
+    assert out["warnings"] == [
+        "ablation=vgg16: k-fold jobs without split sizes (metrics.json 'splits'): p is the uncorrected "
+        "paired t-test, which overstates significance on overlapping folds"
+    ]
+    assert "| p (paired t, uncorrected) |" in out["table"] and "fixed split" not in out["table"]
+    assert "Warnings:" in (tmp_path / "r" / "table.md").read_text()
+    assert any("without split sizes" in r.getMessage() for r in caplog.records)
+
+
+def test_publish_append_adds_a_sweep_beside_the_committed_jobs(tmp_path):
+    fake_sweep(tmp_path / "s0", {"full": FULL, "vgg16": VGG})
+    fake_sweep(tmp_path / "more", {"full": VGG, "vgg16": FULL}, seed=1)
+    for sweep in ("s0", "more"):
+        (tmp_path / sweep / "multirun.yaml").write_text(
+            yaml.safe_dump(
+                {"hydra": {"overrides": {"task": [f"seed={sweep}"], "hydra": ["hydra.launcher.n_jobs=2"]}}}
+            )
+        )
+    pub = tmp_path / "pub"
+    assert report_main([str(tmp_path / "s0"), "--out", str(pub), "--publish"]) == 0
+    assert report_main([str(tmp_path / "more"), "--out", str(pub), "--publish", "--append"]) == 0
+    info = json.loads((pub / "run.json").read_text())
+    assert [s["command"] for s in info["sweeps"]] == [
+        "fer-train -m seed=s0 hydra.launcher.n_jobs=2",
+        "fer-train -m seed=more hydra.launcher.n_jobs=2",
+    ]
+    assert info["jobs"] == info["finished"] == 20
+    assert (pub / "jobs" / "more" / "0_ablation-full+data.fold-0+seed-1" / "metrics.json").is_file()
+    assert (pub / "jobs" / "0_ablation-full+data.fold-0+seed-0" / "metrics.json").is_file()
+    assert not [p.name for p in pub.iterdir() if p.name.startswith(".")]
+    readme = (pub / "README.md").read_text()
+    assert "Sweep 1 of 2" in readme and "Sweep 2 of 2 (`more`)" in readme
+    table = (pub / "table.md").read_text()
+    assert "| 10 |" in table and "r = 2 seeds" in table
+    # appending the same sweep again replaces its jobs instead of doubling them
+    assert report_main([str(tmp_path / "more"), "--out", str(pub), "--publish", "--append"]) == 0
+    assert json.loads((pub / "run.json").read_text())["jobs"] == 20

@@ -156,26 +156,96 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(make_
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
 
 
-def test_class_weighted_loss_uses_training_counts(make_cfg):
+def test_class_weighted_loss_reaches_the_loss_with_inverse_training_counts(make_cfg, tmp_path):
     import torch
 
-    cfg = make_cfg([*TINY, "model.loss.class_weighted=true", "trainer.limit_train_batches=1"])
+    from fer_attention.training.module import FERModule
+
+    from . import data_fixtures as fx
+
+    root = tmp_path / "faces"
+    for split, counts in {"train": {"a": 12, "b": 4, "c": 2}, "val": {"a": 2, "b": 2, "c": 2}}.items():
+        fx.make_class_folders(root / split, counts, size=48)
+    fx.make_class_folders(root / "test", {"a": 2, "b": 2, "c": 2}, size=48)
+    cfg = make_cfg(
+        [
+            "data=folder",
+            f"data.root={root}",
+            "data.class_names=[a,b,c]",
+            "data.num_classes=3",
+            "data.image_size=48",
+            "data.batch_size=6",
+            "model.net.backbone.width=0.125",
+            "model.loss.class_weighted=true",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=1",
+            "trainer.accelerator=cpu",
+            "~callbacks.progress_bar",
+        ]
+    )
     metrics = train(cfg)
-    hparams = torch.load(metrics["best_ckpt"], map_location="cpu", weights_only=True)["hyper_parameters"]
-    weights = hparams["loss"]["class_weights"]
-    assert len(weights) == 7 and abs(sum(weights) / 7 - 1.0) < 1e-6
+    # inverse counts 1/12, 1/4, 1/2 normalised to mean 1 over the classes: 0.3, 0.9, 1.8
+    module = FERModule.load_from_checkpoint(metrics["best_ckpt"], map_location="cpu", weights_only=True)
+    assert module.hparams["loss"]["class_weights"] == pytest.approx([0.3, 0.9, 1.8])
+    assert module.criterion.weight.tolist() == pytest.approx([0.3, 0.9, 1.8])
+    logits, target = torch.zeros(2, 3), torch.tensor([0, 2])
+    logits[0, 0] = 1.0  # class a is easy, class c is not: the weighted mean leans towards c's loss
+    per_face = torch.nn.functional.cross_entropy(logits, target, reduction="none")
+    expected = (0.3 * per_face[0] + 1.8 * per_face[1]) / (0.3 + 1.8)
+    assert float(module.criterion(logits, target)) == pytest.approx(float(expected))
 
 
-def test_ten_crop_test_time_augmentation(make_cfg):
+def test_ten_crop_test_time_augmentation(make_cfg, monkeypatch):
     import torch
+    from torchvision.transforms.functional import hflip
 
     from fer_attention.training.module import ten_crop_logits
 
-    cfg = make_cfg([*TINY, "model.test_time_augmentation=tencrop", "trainer.limit_train_batches=1"])
-    metrics = train(cfg)
-    assert 0.0 <= metrics["test/acc"] <= 1.0
-    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48 * 48, 7))
-    x = torch.rand(3, 1, 48, 48)
-    assert ten_crop_logits(net, x).shape == (3, 7)
+    class LeftColumn(torch.nn.Module):
+        """Logits from the face's leftmost column: every crop and mirror sees a different column."""
+
+        def forward(self, x):
+            v = x[:, 0, :, 0].mean(1)
+            return torch.stack([v**2, torch.full_like(v, 0.25)], dim=1)
+
+    x = torch.linspace(0, 1, 48).repeat(48, 1).view(1, 1, 48, 48)  # brightness rises left to right
+    net = LeftColumn()
+    plain, ten = net(x), ten_crop_logits(net, x)
+    # plain sees column 0 (dark); the mirrored crops see a bright column: ten-crop answers differently
+    assert plain.argmax(1).item() == 1 and ten.argmax(1).item() == 0
+
+    # 43 = 90% of 48: four corners and the centre, of the face and of its mirror image
+    def five(f):
+        return [f[..., :43, :43], f[..., :43, 5:], f[..., 5:, :43], f[..., 5:, 5:], f[..., 2:45, 2:45]]
+
+    crops = five(x) + five(hflip(x))
+    resized = [torch.nn.functional.interpolate(c, size=(48, 48), mode="bilinear") for c in crops]
+    torch.testing.assert_close(ten, torch.stack([net(c) for c in resized]).mean(0), atol=1e-5, rtol=0)
     constant = torch.full((2, 1, 48, 48), 0.5)  # every crop of a constant face is the same face
     assert torch.allclose(ten_crop_logits(net, constant), net(constant), atol=1e-5)
+
+    # the configured mode is what the test split runs: a trained run's own test, and fer-eval on it
+    from fer_attention.training import module as module_lib
+
+    faces_seen = []
+
+    def spy(net, faces):
+        faces_seen.append(len(faces))
+        return ten_crop_logits(net, faces)
+
+    monkeypatch.setattr(module_lib, "ten_crop_logits", spy)
+    cfg = make_cfg([*TINY, "trainer.limit_train_batches=1"])
+    trained = train(cfg)
+    assert faces_seen == []
+    ckpt = f"ckpt_path={trained['best_ckpt']}"
+    plain_eval = evaluate(make_cfg([ckpt, "trainer.accelerator=cpu"], "eval", "eval"))
+    assert faces_seen == [] and plain_eval["test/acc"] == pytest.approx(trained["test/acc"])
+    tencrop_eval = evaluate(
+        make_cfg([ckpt, "trainer.accelerator=cpu", "test_time_augmentation=tencrop"], "eval", "eval")
+    )
+    assert sum(faces_seen) == sum(sum(row) for row in tencrop_eval["test/confusion_matrix"])
+    assert (plain_eval["test_time_augmentation"], tencrop_eval["test_time_augmentation"]) == (None, "tencrop")
+    with pytest.raises(ConfigError, match=r"^test_time_augmentation='fivecrop' is not one of null, tencrop$"):
+        evaluate(
+            make_cfg([f"ckpt_path={trained['best_ckpt']}", "test_time_augmentation=fivecrop"], "eval", "eval")
+        )

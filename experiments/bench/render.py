@@ -163,6 +163,14 @@ def markdown_int8_video(results: dict, eager_label: str) -> list[str]:
             f"{q['faces_per_s_batch64']:,.0f} |",
             f"| int8 / fp32 | {q['ratio_vs_eager_batch1']:.2f}x | {q['ratio_vs_eager']:.2f}x |",
         ]
+        ort = results.get("inference", {}).get("onnxruntime", {})
+        if "faces_per_s_batch64" in ort:
+            # the honest baseline for someone already on ONNX Runtime: the same runtime in fp32
+            lines += [
+                f"| fp32 ONNX Runtime | {ort['ms_per_face_batch1']:.2f} | {ort['faces_per_s_batch64']:,.0f} |",
+                f"| int8 / fp32 ONNX Runtime | {ort['ms_per_face_batch1'] / q['ms_per_face_batch1']:.2f}x | "
+                f"{q['faces_per_s_batch64'] / ort['faces_per_s_batch64']:.2f}x |",
+            ]
         if alt:
             lines += [
                 f"| alternative: {alt['activations']} activations | {alt['ms_per_face_batch1']:.2f} | "

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
 
+from fer_attention.config import check_added_keys
 from fer_attention.errors import CheckpointError, ConfigError
 
 log = logging.getLogger("fer_attention")
@@ -39,6 +41,10 @@ def run_task(task: Callable[[Any], dict], cfg: Any) -> dict | None:
     recorded as failed (status.json) and the sweep goes on."""
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     try:
+        if HydraConfig.initialized():
+            hydra_cfg = HydraConfig.get()
+            command = Path(sys.argv[0]).name or f"fer-{hydra_cfg.job.name}"
+            check_added_keys(hydra_cfg.job.config_name, hydra_cfg.overrides.task, command)
         checkpoint_argument(cfg)
         return task(cfg)
     except USER_ERRORS as err:

@@ -1,6 +1,7 @@
-"""`fer-report <multirun dir> [--out DIR] [--name NAME] [--reference ROW] [--publish]`: aggregate a sweep
-into a table with paired tests against a reference row, folds.csv and plots. `fer-report --cross <dir>`:
-the cross-dataset table of the fer-eval runs under <dir>."""
+"""`fer-report <multirun dir> [<more dirs>] [--out DIR] [--name NAME] [--reference ROW] [--seeds S,..]
+[--publish [--append]]`: aggregate a sweep (or pool several) into a table with paired tests against a
+reference row, folds.csv and plots. `fer-report --cross <dir>`: the cross-dataset table of the fer-eval
+runs under <dir>."""
 
 from __future__ import annotations
 
@@ -15,7 +16,11 @@ from fer_attention.reporting.results import publish, write_readme
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fer-report", description=__doc__)
-    parser.add_argument("multirun_dir", help="a Hydra multirun directory (logs/<task>/multiruns/<date_time>)")
+    parser.add_argument(
+        "multirun_dir",
+        nargs="+",
+        help="a Hydra multirun directory (logs/<task>/multiruns/<date_time>); several are pooled",
+    )
     parser.add_argument("--out", default=None, help="output directory (default logs/reports/<table name>)")
     parser.add_argument("--name", default=None, help="table name (default the sweep's task_name)")
     parser.add_argument(
@@ -23,6 +28,15 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="the row the others are compared with, e.g. 'lbp=uniform' (default: the config defaults, "
         "i.e. the paper's choices full / circle / d123)",
+    )
+    parser.add_argument(
+        "--seeds", default=None, help="only these seeds, comma-separated (e.g. 0 for a one-seed table)"
+    )
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="with --publish: add this sweep's jobs to OUT/jobs/ (more seeds of a committed table) and "
+        "report over all of OUT/jobs/",
     )
     parser.add_argument(
         "--publish",
@@ -40,15 +54,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.publish and args.out is None and not args.cross:
         parser.error("--publish needs --out")
+    if args.append and not args.publish:
+        parser.error("--append needs --publish")
+    if args.publish and len(args.multirun_dir) > 1:
+        parser.error("--publish takes one sweep dir (add more with --append, one at a time)")
+    seeds = [s.strip() for s in args.seeds.split(",")] if args.seeds else None
     try:
         if args.cross:
-            result = cross_report(args.multirun_dir, args.out or "logs/reports/cross", publish=args.publish)
+            result = cross_report(
+                args.multirun_dir[0], args.out or "logs/reports/cross", publish=args.publish
+            )
             files = "table.md, table.csv"
         else:
+            dirs = args.multirun_dir
             if args.publish:
-                info = publish(args.multirun_dir, args.out)
+                info = publish(dirs[0], args.out, append=args.append)
                 print(json.dumps({k: info[k] for k in ("command", "wall_seconds", "jobs", "finished")}))
-            result = report(args.multirun_dir, args.out, args.name, args.reference)
+                if args.append:
+                    dirs = [f"{args.out}/jobs"]
+            result = report(dirs, args.out, args.name, args.reference, seeds)
             if args.publish:
                 write_readme(args.out, info, result["table"])
             files = "table.md, table.csv, folds.csv, plot.png, curves.png, confusion_*.png"

@@ -17,14 +17,14 @@ import yaml
 
 from fer_attention.reporting.files import METRICS_FILE, read_status
 from fer_attention.reporting.plots import plot_confusion_matrix, plot_curves, plot_rows
-from fer_attention.reporting.stats import PairedComparison, format_p, mean_interval, paired_comparison
+from fer_attention.reporting.stats import PairedComparison, format_p, holm, mean_interval, paired_comparison
 
 log = logging.getLogger(__name__)
 
 # values averaged over rather than grouped by; a (fold, seed) pair identifies a job within a row
 REPEAT_KEYS = ("seed", "data.fold")
 # overrides that never define a row
-IGNORED_KEYS = ("hydra.", "paths.", "skip_done", "resume", "logger", "data.root", "task_name")
+IGNORED_KEYS = ("hydra.", "paths.", "skip_done", "resume", "threads", "logger", "data.root", "task_name")
 METRICS = ("test/acc", "test/f1_macro", "val/acc_best")
 # the metric rows are compared on
 COMPARED = "test/acc"
@@ -95,9 +95,21 @@ def _parse_overrides(path: Path) -> dict[str, str]:
     return out
 
 
-def find_jobs(multirun_dir: str | Path) -> list[Job]:
-    """Every job directory (one holding ``.hydra/``) under ``multirun_dir``."""
-    root = Path(multirun_dir)
+def find_jobs(multirun_dir: str | Path | list[str | Path]) -> list[Job]:
+    """Every job directory (one holding ``.hydra/``) under ``multirun_dir`` (one directory, or a list
+    whose jobs are pooled, e.g. seed 0 committed and seeds 1-2 run later)."""
+    roots = (
+        [Path(d) for d in multirun_dir] if isinstance(multirun_dir, list | tuple) else [Path(multirun_dir)]
+    )
+    jobs = []
+    for root in roots:
+        jobs += _jobs_under(root)
+    if not jobs:
+        raise FileNotFoundError(f"no jobs (directories with .hydra/) under {', '.join(map(str, roots))}")
+    return jobs
+
+
+def _jobs_under(root: Path) -> list[Job]:
     if not root.is_dir():
         raise FileNotFoundError(f"multirun dir {root} does not exist")
     jobs = []
@@ -112,9 +124,19 @@ def find_jobs(multirun_dir: str | Path) -> list[Job]:
         if state == "finished" and metrics is None:
             state = "missing"
         jobs.append(Job(path, _parse_overrides(path), metrics, state, status.get("error")))
-    if not jobs:
-        raise FileNotFoundError(f"no jobs (directories with .hydra/) under {root}")
     return jobs
+
+
+def select_seeds(jobs: list[Job], seeds: list[str] | None) -> list[Job]:
+    """The jobs whose seed is one of ``seeds`` (all jobs for ``None``); a seed that matches no job is a
+    :class:`ReportError` naming the seeds there are."""
+    if not seeds:
+        return jobs
+    have = sorted({j.pair_key[1] for j in jobs}, key=_sort_key)
+    missing = [s for s in seeds if s not in have]
+    if missing:
+        raise ReportError(f"--seeds {','.join(missing)} matches no job; seeds here: {','.join(have)}")
+    return [j for j in jobs if j.pair_key[1] in seeds]
 
 
 def group_jobs(jobs: list[Job]) -> tuple[list[str], list[Row]]:
@@ -168,11 +190,13 @@ def pick_reference(rows: list[Row], reference: str | None = None) -> Row | None:
     return rows[0]
 
 
-def compare_rows(rows: list[Row], reference: Row | None) -> None:
-    """Fill each row's paired comparison with ``reference``, and the jobs (of the row, or of the
-    reference) that have no partner with the same fold and seed."""
+def compare_rows(rows: list[Row], reference: Row | None) -> list[str]:
+    """Fill each row's paired comparison with ``reference`` (Holm-adjusted across the rows), and the jobs
+    (of the row, or of the reference) that have no partner with the same fold and seed. Returns warnings
+    (one line each) about what the statistics could not use."""
     if reference is None:
-        return
+        return []
+    warnings: list[str] = []
     ref = reference.by_pair()
     for row in rows:
         if row is reference:
@@ -181,13 +205,29 @@ def compare_rows(rows: list[Row], reference: Row | None) -> None:
         common = sorted(set(mine) & set(ref))
         row.unmatched = [j for j in row.jobs if j.metrics and j.pair_key not in ref]
         row.unmatched += [j for j in reference.jobs if j.metrics and j.pair_key not in mine]
-        # k-fold: folds differ between jobs, so training sets overlap -> Nadeau & Bengio's correction
-        kfold = len({fold for fold, _ in common}) > 1
+        folds = {fold for fold, _ in common}
+        # k-fold: folds differ between jobs, so training sets overlap -> the corrected t-test
+        kfold = len(folds) > 1
         ratios = [j.test_train_ratio for j in row.jobs if j.test_train_ratio is not None]
+        if kfold and not ratios:
+            warnings.append(
+                f"{row.label}: k-fold jobs without split sizes (metrics.json 'splits'): p is the "
+                "uncorrected paired t-test, which overstates significance on overlapping folds"
+            )
         ratio = float(np.mean(ratios)) if kfold and ratios else 0.0
         row.comparison = paired_comparison(
-            np.array([mine[k] for k in common]), np.array([ref[k] for k in common]), ratio
+            np.array([mine[k] for k in common]),
+            np.array([ref[k] for k in common]),
+            ratio,
+            folds=len(folds),
+            repeats=len({seed for _, seed in common}),
         )
+    compared = [r for r in rows if r.comparison is not None]
+    for row, p in zip(compared, holm([r.comparison.p_corrected for r in compared]), strict=True):
+        row.comparison.p_holm = p
+    for line in warnings:
+        log.warning(line)
+    return warnings
 
 
 def _fmt(vals: np.ndarray) -> str:
@@ -216,7 +256,9 @@ def summarise(rows: list[Row], swept: list[str]) -> list[dict[str, Any]]:
         entry["jobs"] = len(row.jobs)
         c = row.comparison
         entry["pairs"] = c.pairs if c else None
-        for name in ("mean_diff", "ci_low", "ci_high", "p_corrected", "p_wilcoxon"):
+        entry["folds"] = c.folds if c else None
+        entry["seeds"] = c.repeats if c else None
+        for name in ("mean_diff", "ci_low", "ci_high", "p_corrected", "p_holm", "p_wilcoxon"):
             entry[name] = _num(getattr(c, name), 4 if name.startswith("p_") else 3) if c else None
         for name in ("wins", "ties", "losses"):
             entry[name] = getattr(c, name) if c else None
@@ -229,29 +271,79 @@ def _comparison_cells(row: Row, reference: Row | None) -> list[str]:
     if reference is None:
         return []
     if row is reference:
-        return ["reference", "", "", "", ""]
+        return ["reference", "", "", "", "", ""]
     c = row.comparison
     if c is None or c.pairs == 0:
-        return ["n/a", "n/a", "n/a", "n/a", "0"]
+        return ["n/a", "n/a", "n/a", "n/a", "n/a", "0"]
     diff = f"{c.mean_diff:+.2f}"
     if c.ci_low is not None:
         diff += f" [{c.ci_low:+.2f}, {c.ci_high:+.2f}]"
     return [
         diff,
         format_p(c.p_corrected),
+        format_p(c.p_holm),
         format_p(c.p_wilcoxon),
         f"{c.wins}/{c.ties}/{c.losses}",
         str(c.pairs),
     ]
 
 
+def _test_name(rows: list[Row]) -> str:
+    """Which t-test the table's p-values come from: corrected (repeated) k-fold, or paired on one split."""
+    comparisons = [r.comparison for r in rows if r.comparison is not None and r.comparison.pairs]
+    if any(c.test_train_ratio > 0 for c in comparisons):
+        return "corrected t"
+    if any(c.folds > 1 for c in comparisons):
+        return "paired t, uncorrected"
+    return "paired t"
+
+
+def _legend(rows: list[Row], reference: Row) -> str:
+    comparisons = [r.comparison for r in rows if r.comparison is not None and r.comparison.pairs]
+    test = _test_name(rows)
+    repeats = max((c.repeats for c in comparisons), default=1)
+    folds = max((c.folds for c in comparisons), default=1)
+    text = (
+        f"Δ: mean paired difference from the reference row ({reference.label}) over jobs with the same "
+        "fold and seed, in points, with its 95% interval"
+    )
+    if test == "corrected t" and repeats > 1:
+        text += (
+            f"; p (corrected t): the corrected repeated k-fold t-test (Bouckaert & Frank 2004) over "
+            f"k = {folds} folds x r = {repeats} seeds: variance × (1/(k r) + n_test/n_train), k r - 1 "
+            "degrees of freedom, since k-fold training sets overlap; the interval is widened the same way"
+        )
+    elif test == "corrected t":
+        text += (
+            " widened by Nadeau & Bengio's correction (variance × (1/n + n_test/n_train)), since k-fold "
+            "training sets overlap; p (corrected t): the corrected resampled t-test"
+        )
+    elif test == "paired t, uncorrected":
+        text += (
+            "; p (paired t, uncorrected): these k-fold jobs record no split sizes, so the correction for "
+            "overlapping training sets could not be applied and p overstates significance"
+        )
+    else:
+        text += "; p (paired t): the paired t-test over seeds on the one fixed split"
+    return text + (
+        "; p (Holm): the t-test's p adjusted with Holm's method across the rows compared with the "
+        "reference; p (Wilcoxon, uncorrected): signed-rank test, corrected neither for overlapping "
+        "training sets nor for the number of rows; W/T/L: jobs (fold, seed) where the row wins / ties / "
+        "loses against the reference."
+    )
+
+
 def markdown_table(rows: list[Row], swept: list[str], title: str, reference: Row | None = None) -> str:
-    # overlapping k-fold training sets need the corrected test; seeds on one fixed split a plain paired t
-    kfold = any(r.comparison and r.comparison.test_train_ratio > 0 for r in rows)
     header = [*(swept or ["configuration"]), "test acc (%)", "test macro F1 (%)", "val acc best (%)", "runs"]
     if reference is not None:
-        t_name = "p (corrected t)" if kfold else "p (paired t)"
-        header += ["Δ test acc vs ref [95% CI]", t_name, "p (Wilcoxon)", "W/T/L", "pairs"]
+        header += [
+            "Δ test acc vs ref [95% CI]",
+            f"p ({_test_name(rows)})",
+            "p (Holm)",
+            "p (Wilcoxon, uncorrected)",
+            "W/T/L",
+            "pairs",
+        ]
     lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [v for _, v in row.key] if swept else [row.label]
@@ -262,18 +354,7 @@ def markdown_table(rows: list[Row], swept: list[str], title: str, reference: Row
     lines.append("")
     lines.append("Mean ± sample standard deviation over seeds and folds; runs = finished / launched jobs.")
     if reference is not None:
-        lines.append(
-            f"Δ: mean paired difference from the reference row ({reference.label}) over jobs with the same "
-            "fold and seed, in points, with its 95% interval"
-            + (
-                " widened by Nadeau & Bengio's correction (variance × (1/n + n_test/n_train)), since k-fold "
-                "training sets overlap; p (corrected t): the corrected resampled t-test"
-                if kfold
-                else "; p (paired t): the paired t-test over seeds on the one fixed split"
-            )
-            + "; p (Wilcoxon): signed-rank test; W/T/L: jobs (fold, seed) where the row wins / ties / loses "
-            "against the reference."
-        )
+        lines.append(_legend(rows, reference))
     return "\n".join(lines) + "\n"
 
 
@@ -333,26 +414,43 @@ def _unfinished_lines(failed: list[Job], rows: list[Row]) -> str:
 
 
 def report(
-    multirun_dir: str | Path,
+    multirun_dir: str | Path | list[str | Path],
     out_dir: str | Path | None = None,
     name: str | None = None,
     reference: str | None = None,
+    seeds: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Aggregate ``multirun_dir`` into ``out_dir`` (default ``logs/reports/<name>``); returns a summary.
+    """Aggregate a sweep into a table with paired tests, folds.csv and plots.
 
-    ``reference`` names the row the others are compared with (default: the row of the config defaults,
-    i.e. the paper's choices); raises :class:`ReportError` when it names no row.
+    Args:
+        multirun_dir: a multirun directory, or a list of them whose jobs are pooled.
+        out_dir: where the files go (default ``logs/reports/<name>``).
+        name: the table's name (default the jobs' ``task_name``).
+        reference: the row the others are compared with, by label (``lbp=uniform``) or value; default
+            the row of the config defaults, i.e. the paper's choices.
+        seeds: only the jobs of these seeds (default all).
+
+    Returns:
+        A dict with ``name``, ``out_dir``, ``table`` (markdown), ``rows`` (table.csv's rows),
+        ``reference``, ``failed``, ``unmatched`` and ``warnings``.
+
+    Raises:
+        ReportError: ``reference`` or ``seeds`` matches no row or job (one line naming what exists).
+        FileNotFoundError: no jobs under ``multirun_dir``.
     """
-    jobs = find_jobs(multirun_dir)
-    name = name or _table_name(jobs, Path(multirun_dir))
+    dirs = list(multirun_dir) if isinstance(multirun_dir, list | tuple) else [multirun_dir]
+    jobs = select_seeds(find_jobs(dirs), seeds)
+    name = name or _table_name(jobs, Path(dirs[0]))
     swept, rows = group_jobs(jobs)
     ref_row = pick_reference(rows, reference)
-    compare_rows(rows, ref_row)
+    warnings = compare_rows(rows, ref_row)
     out = Path(out_dir) if out_dir else Path("logs") / "reports" / name
     out.mkdir(parents=True, exist_ok=True)
     table = markdown_table(rows, swept, name, ref_row)
     failed = [j for j in jobs if j.metrics is None]
     table += _unfinished_lines(failed, rows)
+    if warnings:
+        table += "\nWarnings:\n\n" + "\n".join(f"- {w}" for w in warnings) + "\n"
     (out / "table.md").write_text(table)
     summary = summarise(rows, swept)
     _write_csv(out / "table.csv", list(summary[0]), summary)
@@ -390,6 +488,7 @@ def report(
         "reference": ref_row.label if ref_row is not None else None,
         "failed": [str(j.path) for j in failed],
         "unmatched": [str(j.path) for r in rows for j in r.unmatched],
+        "warnings": warnings,
     }
 
 

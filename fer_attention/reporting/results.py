@@ -54,8 +54,12 @@ def sweep_command(sweep_dir: Path) -> str | None:
     file = sweep_dir / "multirun.yaml"
     if not file.is_file():
         return None
-    task = (yaml.safe_load(file.read_text()) or {}).get("hydra", {}).get("overrides", {}).get("task", [])
-    return "fer-train -m " + " ".join(_quote(o) for o in task)
+    overrides = (yaml.safe_load(file.read_text()) or {}).get("hydra", {}).get("overrides", {})
+    # the launcher and its settings say how the jobs ran (side by side or one after another)
+    launcher = [
+        o for o in overrides.get("hydra", []) if str(o).startswith(("hydra/launcher", "hydra.launcher"))
+    ]
+    return "fer-train -m " + " ".join(_quote(o) for o in [*overrides.get("task", []), *launcher])
 
 
 def _quote(override: str) -> str:
@@ -85,26 +89,56 @@ def wall_time(sweep_dir: Path, job_dirs: list[Path]) -> dict[str, Any]:
     }
 
 
-def publish(sweep_dir: str | Path, out_dir: str | Path) -> dict[str, Any]:
+def publish(sweep_dir: str | Path, out_dir: str | Path, append: bool = False) -> dict[str, Any]:
     """Copy the jobs of ``sweep_dir`` into ``out_dir/jobs/`` (only :data:`JOB_FILES`) and write
-    ``out_dir/run.json`` with the command, machine, dates and wall time. Returns run.json's content."""
+    ``out_dir/run.json`` with the command, machine, dates and wall time of each sweep.
+
+    Args:
+        sweep_dir: the multirun directory.
+        out_dir: the result folder.
+        append: keep the jobs already in ``out_dir/jobs/`` and add this sweep's under
+            ``jobs/<sweep dir name>/`` (more seeds of a committed table, possibly from another
+            machine); run.json then lists every sweep.
+
+    Returns:
+        run.json's content: ``sweeps`` (one entry per sweep) and the totals ``jobs`` and ``finished``;
+        the last sweep's ``command`` and ``wall_seconds`` at the top level.
+
+    The new ``jobs/`` and ``run.json`` are built beside the old ones and swapped in by renames, so a
+    kill leaves the old folder or the new one, never a half-written mix.
+    """
     sweep_dir, out_dir = Path(sweep_dir), Path(out_dir)
     job_dirs = sorted(p.parent for p in sweep_dir.rglob(".hydra") if p.parent != sweep_dir)
     if not job_dirs:
         raise FileNotFoundError(f"no jobs (directories with .hydra/) under {sweep_dir}")
+    out_dir.mkdir(parents=True, exist_ok=True)
     jobs_out = out_dir / "jobs"
-    if jobs_out.exists():
-        shutil.rmtree(jobs_out)
+    staging = out_dir / f".jobs.staging-{os.getpid()}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    old_sweeps: list[dict[str, Any]] = []
+    if append and jobs_out.is_dir():
+        if jobs_out.resolve() in (sweep_dir.resolve(), *sweep_dir.resolve().parents):
+            raise FileNotFoundError(f"{sweep_dir} is inside {jobs_out}: nothing new to append")
+        shutil.copytree(jobs_out, staging)
+        old_info = json.loads((out_dir / "run.json").read_text()) if (out_dir / "run.json").is_file() else {}
+        old_sweeps = old_info.get("sweeps") or ([old_info] if old_info else [])
+        target = staging / sweep_dir.name
+        if target.exists():
+            shutil.rmtree(target)
+    else:
+        target = staging
     for job in job_dirs:
         for rel in JOB_FILES:
             src = job / rel
             if src.is_file():
-                dst = jobs_out / job.relative_to(sweep_dir) / rel
+                dst = target / job.relative_to(sweep_dir) / rel
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, dst)
     if (sweep_dir / "multirun.yaml").is_file():
-        shutil.copy2(sweep_dir / "multirun.yaml", jobs_out / "multirun.yaml")
-    info = {
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(sweep_dir / "multirun.yaml", target / "multirun.yaml")
+    sweep = {
         "sweep_dir": str(sweep_dir),
         "command": sweep_command(sweep_dir),
         "machine": machine(),
@@ -112,8 +146,28 @@ def publish(sweep_dir: str | Path, out_dir: str | Path) -> dict[str, Any]:
         "jobs": len(job_dirs),
         "finished": sum((j / METRICS_FILE).is_file() for j in job_dirs),
     }
-    (out_dir / "run.json").write_text(json.dumps(info, indent=2) + "\n")
+    sweeps = [s for s in old_sweeps if s.get("sweep_dir") != str(sweep_dir)] + [sweep]
+    info = {
+        **sweep,
+        "sweeps": sweeps,
+        "jobs": sum(int(s.get("jobs") or 0) for s in sweeps),
+        "finished": sum(int(s.get("finished") or 0) for s in sweeps),
+    }
+    _swap_in(staging, jobs_out)
+    tmp = out_dir / f".run.json.{os.getpid()}"
+    tmp.write_text(json.dumps(info, indent=2) + "\n")
+    os.replace(tmp, out_dir / "run.json")
     return info
+
+
+def _swap_in(staging: Path, target: Path) -> None:
+    """Replace ``target`` by ``staging`` with two renames (the old tree is removed afterwards)."""
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    if target.exists():
+        os.replace(target, old)
+    os.replace(staging, target)
+    if old.exists():
+        shutil.rmtree(old)
 
 
 NOTES_HEADING = "## Notes"
@@ -129,10 +183,7 @@ def write_readme(out_dir: str | Path, info: dict[str, Any], table_md: str) -> Pa
         old = path.read_text()
         if NOTES_HEADING in old:
             notes = old[old.index(NOTES_HEADING) :].rstrip() + "\n"
-    m = info.get("machine") or {}
-    gpu = f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU"
-    wall = info.get("wall_seconds")
-    wall_text = f"{wall / 60:.1f} min ({wall:.0f} s)" if wall else "unknown"
+    sweeps = info.get("sweeps") or [info]
     lines = [
         table_md.rstrip(),
         "",
@@ -143,15 +194,12 @@ def write_readme(out_dir: str | Path, info: dict[str, Any], table_md: str) -> Pa
             if (out_dir / "curves.png").is_file()
             else []
         ),
-        "| | |",
-        "|---|---|",
-        f"| command | `{info.get('command')}` |",
-        f"| machine | {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory_gib')} GiB{gpu}; "
-        f"{m.get('os')}, Python {m.get('python')}, torch {m.get('torch')} |",
-        f"| started / ended | {info.get('started')} / {info.get('ended')} |",
-        f"| wall time | {wall_text}; the jobs' own time {info.get('job_seconds', 0) / 60:.1f} min |",
-        f"| jobs | {info.get('finished')} finished of {info.get('jobs')} |",
-        "",
+    ]
+    for number, sweep in enumerate(sweeps, 1):
+        if len(sweeps) > 1:
+            lines += [f"Sweep {number} of {len(sweeps)} (`{Path(str(sweep.get('sweep_dir'))).name}`):", ""]
+        lines += _sweep_lines(sweep) + [""]
+    lines += [
         f"`jobs/` holds every job's config, overrides, `metrics.json`, status and per-epoch CSV (no "
         f"checkpoints); `fer-report {out_dir}/jobs --out {out_dir}` re-aggregates this folder, and "
         "`folds.csv` has every job's test accuracy.",
@@ -159,3 +207,20 @@ def write_readme(out_dir: str | Path, info: dict[str, Any], table_md: str) -> Pa
     ]
     path.write_text("\n".join(lines) + ("\n" + notes if notes else ""))
     return path
+
+
+def _sweep_lines(sweep: dict[str, Any]) -> list[str]:
+    m = sweep.get("machine") or {}
+    gpu = f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU"
+    wall = sweep.get("wall_seconds")
+    wall_text = f"{wall / 60:.1f} min ({wall:.0f} s)" if wall else "unknown"
+    return [
+        "| | |",
+        "|---|---|",
+        f"| command | `{sweep.get('command')}` |",
+        f"| machine | {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory_gib')} GiB{gpu}; "
+        f"{m.get('os')}, Python {m.get('python')}, torch {m.get('torch')} |",
+        f"| started / ended | {sweep.get('started')} / {sweep.get('ended')} |",
+        f"| wall time | {wall_text}; the jobs' own time {(sweep.get('job_seconds') or 0) / 60:.1f} min |",
+        f"| jobs | {sweep.get('finished')} finished of {sweep.get('jobs')} |",
+    ]

@@ -10,7 +10,13 @@ subjects) and the same seed. The statistics over the paired differences ``d = ro
   variance estimate ``s^2 / n`` is too small. The corrected variance is ``(1/n + n_test/n_train) s^2``.
   On a fixed split repeated over seeds the training set is the same for every job and there is no
   resampling to correct for, so ``n_test/n_train = 0`` and the test is the ordinary paired t-test;
-- the Wilcoxon signed-rank test (``scipy.stats.wilcoxon``, two-sided), which assumes no normality;
+  With k folds repeated over r seeds the n = k r pairs give the corrected repeated k-fold t-test of
+  Bouckaert & Frank (2004): variance ``(1/(k r) + n_test/n_train) s^2`` and ``k r - 1`` degrees of
+  freedom, the same formula with n = k r;
+- Holm's step-down adjustment of the corrected p-values across the rows of one table (:func:`holm`),
+  since every row is tested against the same reference;
+- the Wilcoxon signed-rank test (``scipy.stats.wilcoxon``, two-sided, zero differences dropped), which
+  assumes no normality and is not corrected for overlapping training sets or for the many rows;
 - wins / ties / losses of the row against the reference.
 
 Fewer than two pairs, or differences that are all equal, give ``None`` (reported as ``n/a``) where a
@@ -43,18 +49,33 @@ class PairedComparison:
     ties: int
     losses: int
     test_train_ratio: float
+    folds: int = 0
+    repeats: int = 0
+    p_holm: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
 def paired_comparison(
-    row: np.ndarray, reference: np.ndarray, test_train_ratio: float = 0.0, confidence: float = 0.95
+    row: np.ndarray,
+    reference: np.ndarray,
+    test_train_ratio: float = 0.0,
+    confidence: float = 0.95,
+    folds: int = 0,
+    repeats: int = 0,
 ) -> PairedComparison:
-    """Compare paired accuracies (0..1, same order) of a row and the reference.
+    """Compare paired accuracies of a row and the reference.
 
-    ``test_train_ratio`` is n_test / n_train of one job (0 for a fixed split over seeds): it widens the
-    variance as in Nadeau & Bengio's corrected resampled t-test, and the confidence interval with it.
+    Args:
+        row, reference: accuracies (0..1) of the paired jobs, in the same order.
+        test_train_ratio: n_test / n_train of one job (0 for a fixed split over seeds); widens the
+            variance as in the corrected (repeated) k-fold t-test, and the confidence interval with it.
+        confidence: of the interval of the mean difference.
+        folds, repeats: k and r of the pairs (recorded for the legend; the test uses n = k r pairs).
+
+    Returns:
+        A :class:`PairedComparison` in accuracy points; undefined statistics are ``None``.
     """
     from scipy import stats
 
@@ -77,6 +98,8 @@ def paired_comparison(
         ties=n - wins - losses,
         losses=losses,
         test_train_ratio=float(test_train_ratio),
+        folds=int(folds),
+        repeats=int(repeats),
     )
     if n < 2:
         return out
@@ -90,6 +113,19 @@ def paired_comparison(
         out.p_corrected = float(2 * stats.t.sf(abs(out.t), df=n - 1))
     if np.any(np.abs(diffs) > TIE_TOLERANCE):
         out.p_wilcoxon = float(stats.wilcoxon(diffs, zero_method="wilcox").pvalue)
+    return out
+
+
+def holm(pvalues: list[float | None]) -> list[float | None]:
+    """Holm's step-down adjusted p-values of a family of tests (``None`` entries stay ``None`` and are
+    not counted): the i-th smallest of m p-values becomes ``max_{j <= i} min(1, (m - j + 1) p_(j))``."""
+    order = sorted((p, i) for i, p in enumerate(pvalues) if p is not None)
+    m = len(order)
+    out: list[float | None] = [None] * len(pvalues)
+    running = 0.0
+    for rank, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
     return out
 
 

@@ -31,15 +31,29 @@ def _unreadable_reason(err: Exception) -> str:
     return f"not a readable PyTorch checkpoint ({reason})"
 
 
+def load_weights_only(path: str | Path) -> Any:
+    """The one way the package reads a checkpoint file: ``torch.load(weights_only=True)`` on the CPU.
+
+    Raises:
+        CheckpointError: the file cannot be read safely; the message is one line saying what the file is
+            not (no path, so callers prefix the key or command that named it), never torch's advice to
+            load with ``weights_only=False``.
+    """
+    try:
+        return torch.load(Path(path), map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - garbage input fails anywhere inside torch's unpickler
+        raise CheckpointError(_unreadable_reason(err)) from None
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True`` and check that it is one of ours."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path}: no such file")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - garbage input fails anywhere inside torch's unpickler
-        raise CheckpointError(f"checkpoint {path}: {_unreadable_reason(err)}") from None
+        ckpt = load_weights_only(path)
+    except CheckpointError as err:
+        raise CheckpointError(f"checkpoint {path}: {err}") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError(f"checkpoint {path}: not a Lightning checkpoint (no state_dict)")
     hparams = ckpt.get("hyper_parameters") or {}
@@ -94,7 +108,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise
 
 
-RESUME_IGNORED_KEYS = ("resume", "skip_done", "ckpt_path")
+RESUME_IGNORED_KEYS = ("resume", "skip_done", "ckpt_path", "threads")
 
 
 def _override_set(overrides: list[str]) -> set[str]:

@@ -347,24 +347,22 @@ def pretrain(cfg: DictConfig) -> dict[str, Any]:
     """Train the pretext on the faces of ``cfg.data`` (labels ignored); write ``pretext.ckpt`` and
     metrics.json into the run dir. Returns the metrics."""
     from fer_attention.callbacks.epoch_seed import EpochSeed
-    from fer_attention.reporting.files import METRICS_FILE, write_json_atomic, write_status
-    from fer_attention.runtime import resolve_precision, tune_malloc
+    from fer_attention.runtime import resolve_precision, set_threads, tune_malloc
     from fer_attention.training.builders import (
         build_callbacks,
         build_loggers,
         build_trainer,
-        finish_wandb,
         to_dict,
     )
+    from fer_attention.training.lifecycle import run_lifecycle
 
     start = time.time()
     validate_config(cfg)
     check_pretext(cfg)
     tune_malloc(**(to_dict(cfg.get("malloc")) or {}))
-    run_dir = Path(cfg.paths.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_status(run_dir, "running")
-    try:
+    set_threads(cfg.get("threads"))
+    with run_lifecycle(cfg.paths.output_dir, start) as run:
+        run_dir = run.run_dir
         pl.seed_everything(int(cfg.seed), workers=True)
         data_cfg = to_dict(cfg.data)
         faces = _load_faces(data_cfg)
@@ -441,14 +439,6 @@ def pretrain(cfg: DictConfig) -> dict[str, Any]:
             "epochs": int(trainer.current_epoch),
             "seed": int(cfg.seed),
             "run_dir": str(run_dir),
-            "seconds": round(time.time() - start, 2),
+            "seconds": run.seconds(),
         }
-        if trainer.is_global_zero:
-            write_json_atomic(run_dir / METRICS_FILE, metrics)
-            write_status(run_dir, "finished", seconds=metrics["seconds"])
-        return metrics
-    except BaseException as err:
-        write_status(run_dir, "failed", error=f"{type(err).__name__}: {err}")
-        raise
-    finally:
-        finish_wandb()
+        return run.finish(metrics)

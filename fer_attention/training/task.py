@@ -5,40 +5,33 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 from hydra.core.hydra_config import HydraConfig
-from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fer_attention.callbacks.epoch_seed import EpochSeed
 from fer_attention.config import ConfigError, validate_config
-from fer_attention.reporting.files import METRICS_FILE, write_json_atomic
-from fer_attention.reporting.files import write_status as _write_status
-from fer_attention.reporting.plots import plot_confusion_matrix
-from fer_attention.runtime import resolve_precision, tune_malloc
+from fer_attention.reporting.files import METRICS_FILE
+from fer_attention.runtime import resolve_precision, set_threads, tune_malloc
 from fer_attention.training.builders import (
     build_callbacks,
     build_datamodule,
     build_loggers,
     build_model,
     build_trainer,
-    finish_wandb,
     to_dict,
 )
 from fer_attention.training.checkpoint import find_resume_dir, read_checkpoint, resolve_resume_path
-from fer_attention.training.module import FERModule
+from fer_attention.training.lifecycle import run_lifecycle, write_status
+from fer_attention.training.module import TTA_MODES, FERModule
 from fer_attention.training.transfer import apply_init_from
 
 log = logging.getLogger(__name__)
-
-
-def write_status(run_dir: Path, state: str, **extra: Any) -> None:
-    """status.json, written by the first process only (DDP runs one train task per process)."""
-    if rank_zero_only.rank == 0:
-        _write_status(run_dir, state, **extra)
 
 
 def _overrides() -> list[str]:
@@ -57,17 +50,6 @@ def _results(model: FERModule, test_metrics: dict[str, Any], split: str) -> dict
     out[f"{split}/confusion_matrix"] = model.last_confusion.get("test")
     out["class_names"] = list(model.class_names)
     return out
-
-
-def _finish_run(run_dir: Path, metrics: dict[str, Any], title: str) -> dict[str, Any]:
-    split_cm = next((k for k in metrics if k.endswith("/confusion_matrix") and metrics[k]), None)
-    if split_cm:
-        plot_confusion_matrix(
-            metrics[split_cm], metrics["class_names"], run_dir / "confusion_matrix.png", title
-        )
-    write_json_atomic(run_dir / METRICS_FILE, metrics)
-    write_status(run_dir, "finished", seconds=metrics["seconds"])
-    return metrics
 
 
 def _checkpoint_paths(trainer: pl.Trainer) -> tuple[str | None, str | None]:
@@ -108,10 +90,15 @@ def _resume_into(cfg: DictConfig) -> tuple[Path | None, Path, logging.Handler | 
     return last, found, handler
 
 
-def _drop_handler(handler: logging.Handler | None) -> None:
-    if handler is not None:
-        logging.getLogger().removeHandler(handler)
-        handler.close()
+@contextmanager
+def _log_handler(handler: logging.Handler | None) -> Iterator[None]:
+    """Keep the resumed run's log handler for the task, and drop it afterwards."""
+    try:
+        yield
+    finally:
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
 
 
 def _log_pictures(loggers: list, run_dir: Path) -> None:
@@ -142,82 +129,83 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     start = time.time()
     validate_config(cfg)
     tune_malloc(**(to_dict(cfg.get("malloc")) or {}))
+    set_threads(cfg.get("threads"))
     precision = resolve_precision(cfg.trainer.precision, str(cfg.trainer.get("accelerator", "auto")))
     if precision != cfg.trainer.precision:
         with open_dict(cfg):
             cfg.trainer.precision = precision
     resume_ckpt, run_dir, resume_log = _resume_into(cfg)
-    done = run_dir / METRICS_FILE
-    if (cfg.get("skip_done") or resume_ckpt) and done.is_file():
-        log.info("%s already finished (%s): nothing to do", run_dir, METRICS_FILE)
-        _drop_handler(resume_log)
-        return json.loads(done.read_text())
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_status(run_dir, "running")
-    try:
-        pl.seed_everything(int(cfg.seed), workers=True)
-        datamodule = build_datamodule(cfg.data)
-        model_cfg = cfg.model
-        if OmegaConf.select(cfg, "model.loss.class_weighted", default=False):
-            datamodule.setup("fit")
-            weights = datamodule.class_weights()
-            log.info("class-weighted loss: %s", ", ".join(f"{w:.2f}" for w in weights))
-            model_cfg = OmegaConf.merge(cfg.model, {"loss": {"class_weights": weights}})
-        model = build_model(model_cfg, cfg.data)
-        init_summary = _init_from(cfg, model, resume_ckpt)
-        callbacks = [*build_callbacks(cfg.get("callbacks")), EpochSeed(int(cfg.seed))]
-        loggers = build_loggers(cfg.get("logger"), cfg)
-        trainer = build_trainer(cfg.trainer, callbacks, loggers)
-        for lg in loggers:
-            lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    with _log_handler(resume_log):
+        done = run_dir / METRICS_FILE
+        if (cfg.get("skip_done") or resume_ckpt) and done.is_file():
+            log.info("%s already finished (%s): nothing to do", run_dir, METRICS_FILE)
+            return json.loads(done.read_text())
+        with run_lifecycle(run_dir, start) as run:
+            return _fit_and_test(cfg, run, resume_ckpt)
 
-        if cfg.get("train", True):
-            ckpt_path = resume_ckpt or resolve_resume_path(cfg.get("ckpt_path"), run_dir)
-            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-        fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-        best_ckpt, last_ckpt = _checkpoint_paths(trainer)
 
-        metrics: dict[str, Any] = {"val/acc_best": fit_metrics.get("val/acc_best")}
-        if cfg.get("test", True):
-            if best_ckpt is None:
-                log.warning(
-                    "no best-on-validation checkpoint (checkpointing off?): testing the final weights"
-                )
-            test_out = trainer.test(
-                model, datamodule=datamodule, ckpt_path=best_ckpt, weights_only=True, verbose=False
-            )
-            metrics.update(_results(model, test_out[0] if test_out else {}, "test"))
-        metrics.update(
-            {
-                "class_names": list(model.class_names),
-                "best_ckpt": best_ckpt,
-                "last_ckpt": last_ckpt,
-                "epochs": int(trainer.current_epoch),
-                "num_parameters": int(sum(p.numel() for p in model.net.parameters() if p.requires_grad)),
-                "splits": datamodule.split_summary() if hasattr(datamodule, "split_summary") else None,
-                "seed": int(cfg.seed),
-                "overrides": _overrides(),
-                "run_dir": str(run_dir),
-                "resumed_from": str(resume_ckpt) if resume_ckpt else cfg.get("ckpt_path"),
-                "init_from": init_summary,
-                "world_size": int(trainer.world_size),
-                "precision": str(cfg.trainer.precision),
-                "seconds": round(time.time() - start, 2),
-            }
+def _fit_and_test(cfg: DictConfig, run, resume_ckpt: Path | None) -> dict[str, Any]:
+    """The body of :func:`train` inside its run lifecycle."""
+    run_dir = run.run_dir
+    pl.seed_everything(int(cfg.seed), workers=True)
+    datamodule = build_datamodule(cfg.data)
+    model_cfg = cfg.model
+    if OmegaConf.select(cfg, "model.loss.class_weighted", default=False):
+        datamodule.setup("fit")
+        weights = datamodule.class_weights()
+        log.info("class-weighted loss: %s", ", ".join(f"{w:.2f}" for w in weights))
+        model_cfg = OmegaConf.merge(cfg.model, {"loss": {"class_weights": weights}})
+    model = build_model(model_cfg, cfg.data)
+    init_summary = _init_from(cfg, model, resume_ckpt)
+    callbacks = [*build_callbacks(cfg.get("callbacks")), EpochSeed(int(cfg.seed))]
+    loggers = build_loggers(cfg.get("logger"), cfg)
+    trainer = build_trainer(cfg.trainer, callbacks, loggers)
+    for lg in loggers:
+        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    if cfg.get("train", True):
+        ckpt_path = resume_ckpt or resolve_resume_path(cfg.get("ckpt_path"), run_dir)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    best_ckpt, last_ckpt = _checkpoint_paths(trainer)
+
+    metrics: dict[str, Any] = {"val/acc_best": fit_metrics.get("val/acc_best")}
+    if cfg.get("test", True):
+        if best_ckpt is None:
+            log.warning("no best-on-validation checkpoint (checkpointing off?): testing the final weights")
+        test_out = trainer.test(
+            model, datamodule=datamodule, ckpt_path=best_ckpt, weights_only=True, verbose=False
         )
-        if not trainer.is_global_zero:
-            return metrics
-        metrics = _finish_run(run_dir, metrics, f"{cfg.data.name} test (best on val)")
+        metrics.update(_results(model, test_out[0] if test_out else {}, "test"))
+    metrics.update(
+        {
+            "class_names": list(model.class_names),
+            "best_ckpt": best_ckpt,
+            "last_ckpt": last_ckpt,
+            "epochs": int(trainer.current_epoch),
+            "num_parameters": int(sum(p.numel() for p in model.net.parameters() if p.requires_grad)),
+            "splits": datamodule.split_summary() if hasattr(datamodule, "split_summary") else None,
+            "seed": int(cfg.seed),
+            "threads": _threads(),
+            "overrides": _overrides(),
+            "run_dir": str(run_dir),
+            "resumed_from": str(resume_ckpt) if resume_ckpt else cfg.get("ckpt_path"),
+            "init_from": init_summary,
+            "world_size": int(trainer.world_size),
+            "precision": str(cfg.trainer.precision),
+            "seconds": run.seconds(),
+        }
+    )
+    metrics = run.finish(metrics, f"{cfg.data.name} test (best on val)")
+    if trainer.is_global_zero:
         _log_pictures(loggers, run_dir)
-        return metrics
-    except BaseException as err:
-        write_status(
-            run_dir, "failed", error=f"{type(err).__name__}: {err}", seconds=round(time.time() - start, 2)
-        )
-        raise
-    finally:
-        finish_wandb()
-        _drop_handler(resume_log)
+    return metrics
+
+
+def _threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
 
 
 def _best_val_score(ckpt: dict[str, Any]) -> float | None:
@@ -337,6 +325,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     split = cfg.get("split", "test")
     if split not in EVAL_SPLITS:
         raise ValueError(f"split='{split}' is not one of {', '.join(EVAL_SPLITS)}")
+    tta = cfg.get("test_time_augmentation")
+    if tta not in TTA_MODES:
+        raise ConfigError(f"test_time_augmentation={tta!r} is not one of null, tencrop")
     mapping = _class_mapping(hparams, data_cfg)
     model_size = (hparams.get("net") or {}).get("image_size")
     if model_size and data_cfg.get("image_size") != model_size:
@@ -346,13 +337,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             model_size,
         )
         data_cfg = {**data_cfg, "image_size": int(model_size)}
-    run_dir = Path(cfg.paths.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_status(run_dir, "running")
-    try:
+    with run_lifecycle(cfg.paths.output_dir, start) as run:
         pl.seed_everything(int(cfg.seed), workers=True)
         datamodule = build_datamodule(data_cfg)
-        model = FERModule.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
+        model = FERModule.load_from_checkpoint(
+            ckpt_path, map_location="cpu", weights_only=True, test_time_augmentation=tta
+        )
         trainer = build_trainer(cfg.trainer, callbacks=[], loggers=build_loggers(cfg.get("logger")))
         loader = _eval_loader(datamodule, split)
         metrics = {"val/acc_best": _best_val_score(ckpt)}
@@ -366,15 +356,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                 "best_ckpt": ckpt_path,
                 "data": data_cfg.get("name"),
                 "trained_on": (hparams.get("data_config") or {}).get("name"),
+                "test_time_augmentation": tta,
                 "seed": int(cfg.seed),
                 "overrides": _overrides(),
-                "run_dir": str(run_dir),
-                "seconds": round(time.time() - start, 2),
+                "run_dir": str(run.run_dir),
+                "seconds": run.seconds(),
             }
         )
-        return _finish_run(run_dir, metrics, f"{data_cfg.get('name')} {split}: {Path(ckpt_path).name}")
-    except BaseException as err:
-        write_status(run_dir, "failed", error=f"{type(err).__name__}: {err}")
-        raise
-    finally:
-        finish_wandb()
+        return run.finish(metrics, f"{data_cfg.get('name')} {split}: {Path(ckpt_path).name}")

@@ -26,8 +26,9 @@ import torch
 from torch import nn
 
 from fer_attention.classes import canonical, same_class_set
-from fer_attention.errors import ConfigError
+from fer_attention.errors import CheckpointError, ConfigError
 from fer_attention.lbp import canonical_method
+from fer_attention.training.checkpoint import load_weights_only
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +82,9 @@ def read_init_source(path: str | Path) -> InitSource:
     if not path.is_file():
         raise _fail(shown, "no such file")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - garbage input fails anywhere inside torch's unpickler
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise _fail(shown, f"not a readable PyTorch checkpoint ({reason[:200]})") from None
+        obj = load_weights_only(path)
+    except CheckpointError as err:
+        raise _fail(shown, str(err)) from None
     if not isinstance(obj, dict):
         raise _fail(shown, f"not a fer-attention checkpoint or state dict (a {type(obj).__name__})")
     hparams: dict[str, Any] = {}

@@ -1,0 +1,77 @@
+"""One run lifecycle for every task (train, eval, pretrain): ``status.json`` says ``running``, then
+``finished`` beside ``metrics.json`` or ``failed`` with the error, written by the first process only (DDP
+runs one task per process); the W&B run always ends, so the next multirun job starts its own."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.utilities import rank_zero_only
+
+from fer_attention.reporting.files import METRICS_FILE, write_json_atomic
+from fer_attention.reporting.files import write_status as _write_status
+from fer_attention.training.builders import finish_wandb
+
+
+def write_status(run_dir: Path, state: str, **extra: Any) -> None:
+    """status.json, written by the first process only."""
+    if rank_zero_only.rank == 0:
+        _write_status(run_dir, state, **extra)
+
+
+@dataclass
+class Run:
+    """The run a task is inside: its directory and start time; :meth:`finish` ends it well."""
+
+    run_dir: Path
+    start: float = field(default_factory=time.time)
+    finished: bool = False
+
+    def seconds(self) -> float:
+        return round(time.time() - self.start, 2)
+
+    def finish(self, metrics: dict[str, Any], title: str | None = None) -> dict[str, Any]:
+        """Write ``metrics.json`` and status ``finished`` (first process only); with ``title``, also
+        ``confusion_matrix.png`` from the metrics' confusion matrix. Returns ``metrics``."""
+        self.finished = True
+        if rank_zero_only.rank != 0:
+            return metrics
+        split_cm = next((k for k in metrics if k.endswith("/confusion_matrix") and metrics[k]), None)
+        if title and split_cm:
+            from fer_attention.reporting.plots import plot_confusion_matrix
+
+            plot_confusion_matrix(
+                metrics[split_cm], metrics["class_names"], self.run_dir / "confusion_matrix.png", title
+            )
+        write_json_atomic(self.run_dir / METRICS_FILE, metrics)
+        write_status(self.run_dir, "finished", seconds=metrics.get("seconds", self.seconds()))
+        return metrics
+
+
+@contextmanager
+def run_lifecycle(run_dir: str | Path, start: float | None = None) -> Iterator[Run]:
+    """Create ``run_dir`` and mark it running; mark it failed (error and seconds) if the body raises,
+    then re-raise; always end the W&B run.
+
+    Args:
+        run_dir: the run's output directory.
+        start: when the task started (``time.time()``), for the seconds recorded; default now.
+
+    Yields:
+        The :class:`Run`, whose :meth:`Run.finish` writes the metrics and the finished status.
+    """
+    run = Run(Path(run_dir), start if start is not None else time.time())
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    write_status(run.run_dir, "running")
+    try:
+        yield run
+    except BaseException as err:
+        write_status(run.run_dir, "failed", error=f"{type(err).__name__}: {err}", seconds=run.seconds())
+        raise
+    finally:
+        finish_wandb()
