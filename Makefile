@@ -39,7 +39,8 @@ check-results: install ## every figure README.md and docs/ cite from experiments
 # DATA=synthetic|ckplus|fer2013|..., DATA_ROOT=<path>, BUDGET=quick|cpu|paper (QUICK=1 = BUDGET=quick),
 # SEEDS=<hydra sweep of seed>, FOLDS=<hydra sweep of data.fold> (every fold by default on k-fold datasets;
 # empty on fixed splits), EPOCHS=<n>, REFERENCE=<row for fer-report's paired tests>, LAUNCHER=joblib,
-# JOBS=<n> jobs side by side on this machine (joblib launcher, cores / n torch threads each), ARGS=.
+# JOBS=<n> jobs side by side on this machine (joblib launcher, cores / n torch threads each),
+# LOGGER=wandb (every job to W&B, and the paired table as a report run in the sweep's group), ARGS=.
 DATA ?= synthetic
 DATA_ROOT ?=
 QUICK ?= 0
@@ -54,6 +55,7 @@ SEEDS ?= $(call seeds_of,$(DATA),$(FOLDS))
 EPOCHS ?=
 REFERENCE ?=
 LAUNCHER ?=
+LOGGER ?=
 CORES := $(shell nproc 2>/dev/null || echo 1)
 JOBS ?= 1
 # JOBS > 1: Hydra's joblib launcher, n processes of cores / n threads (jobs x threads = cores); a JOBS
@@ -64,7 +66,7 @@ JOBS_ARGS = $(if $(filter-out 1,$(JOBS_USED)),hydra/launcher=joblib hydra.launch
 BUDGET_ARGS := $(if $(filter paper,$(BUDGET)),experiment=paper,budget=$(BUDGET))
 NOW := $(shell date +%Y-%m-%d_%H-%M-%S)
 RUN_ARGS = $(BUDGET_ARGS) $(if $(EPOCHS),trainer.max_epochs=$(EPOCHS)) $(if $(LAUNCHER),hydra/launcher=$(LAUNCHER)) \
-	$(JOBS_ARGS) ~callbacks.progress_bar
+	$(JOBS_ARGS) $(if $(LOGGER),logger=$(LOGGER)) ~callbacks.progress_bar
 SWEEP_NAME = $(DATA)_$(BUDGET)
 # SWEEP_DIR=<an earlier sweep dir> with ARGS=skip_done=true (or resume=true) continues an unfinished table
 SWEEP_DIR ?=
@@ -74,7 +76,7 @@ run_sweep = $(if $(filter over,$(shell [ $(JOBS) -gt $(CORES) ] && echo over)),e
 	$(BIN)/fer-train sweep=$(1) data=$(DATA) $(if $(DATA_ROOT),data.root=$(DATA_ROOT)) $(RUN_ARGS) \
 	seed=$(SEEDS) $(if $(FOLDS),'data.fold=$(FOLDS)') hydra.sweep.dir=$(call sweep_dir,$(1)) $(ARGS); \
 	$(BIN)/fer-report $(call sweep_dir,$(1)) --out logs/reports/$(1)_$(SWEEP_NAME) \
-	$(if $(REFERENCE),--reference '$(REFERENCE)')
+	$(if $(REFERENCE),--reference '$(REFERENCE)') $(if $(filter wandb,$(LOGGER)),--wandb)
 # dataset_job,<data config>,<root>: one dataset's jobs (its own folds and seeds) into the datasets sweep dir
 dataset_job = $(BIN)/fer-train sweep=datasets data=$(1) $(if $(2),data.root=$(2)) $(RUN_ARGS) \
 	seed=$(call seeds_of,$(1),$(call folds_of,$(1))) $(if $(call folds_of,$(1)),'data.fold=$(call folds_of,$(1))') \

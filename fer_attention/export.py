@@ -31,6 +31,7 @@ from fer_attention.onnx_io import (
     ort_session,
 )
 from fer_attention.quantize import check_calibration_arg, quantize_checkpoint, report_lines
+from fer_attention.reporting.files import write_json_atomic
 
 log = logging.getLogger("fer_attention.export")
 
@@ -104,6 +105,8 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     }
     if quantize == "int8":
         result.update(quantize_checkpoint(cfg, model, out, ckpt))
+        # the evaluation travels with the model: <name>.int8.json beside <name>.int8.onnx
+        write_json_atomic(out.with_suffix(".json"), {"checkpoint": str(ckpt), **result})
         return result
     if fmt == "torchscript":
         export_torchscript(net, size, out)

@@ -294,12 +294,21 @@ def quantize_checkpoint(cfg: DictConfig, model, out: Path, ckpt: Path) -> dict[s
         faces, labels, name = sets["test"]
         p32 = top1(model.predict_faces(faces, batch_size=batch)["probs"])
         p8 = top1(int8.predict_faces(faces, batch_size=batch)["probs"])
+        right32, right8 = p32 == labels, p8 == labels
         report["test"] = {
             "name": name,
             "faces": int(len(faces)),
-            "acc_fp32": float(np.mean(p32 == labels)),
-            "acc_int8": float(np.mean(p8 == labels)),
+            "acc_fp32": float(np.mean(right32)),
+            "acc_int8": float(np.mean(right8)),
             "agreement": float(np.mean(p32 == p8)),
+            # per face: which of the two models is right; the accuracy drop is int8_only - fp32_only
+            "counts": {
+                "same_answer": int(np.sum(p32 == p8)),
+                "both_right": int(np.sum(right32 & right8)),
+                "fp32_only_right": int(np.sum(right32 & ~right8)),
+                "int8_only_right": int(np.sum(~right32 & right8)),
+                "both_wrong": int(np.sum(~right32 & ~right8)),
+            },
         }
     log.info("int8: top-1 agreement with fp32 %.2f%% on %d held-out faces", 100 * agree, len(held))
     return report

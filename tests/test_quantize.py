@@ -24,6 +24,8 @@ from .test_predict import CLASSES, tiny_checkpoint
 
 # top-1 agreement of int8 with fp32 the tiny test model must reach on synthetic faces (measured: 0.9-1.0)
 MIN_AGREEMENT = 0.8
+# mean absolute difference of int8 and fp32 class probabilities on real CK+48 faces
+REAL_FACE_PROB_ERROR = 0.005
 
 
 @pytest.fixture(scope="module")
@@ -171,8 +173,16 @@ def test_int8_from_a_data_config_reports_test_accuracy(ckpt, tmp_path):
     assert result["calib_faces"] == 64 and result["heldout_faces"] > 0
     t = result["test"]
     assert t["name"] == "synthetic test" and t["faces"] > 0
-    assert 0 <= t["acc_fp32"] <= 1 and 0 <= t["acc_int8"] <= 1 and t["agreement"] >= MIN_AGREEMENT
+    assert t["agreement"] >= MIN_AGREEMENT
+    c = t["counts"]
+    assert c["both_right"] + c["fp32_only_right"] + c["int8_only_right"] + c["both_wrong"] == t["faces"]
+    assert c["same_answer"] == round(t["agreement"] * t["faces"])
+    assert t["acc_fp32"] * t["faces"] == pytest.approx(c["both_right"] + c["fp32_only_right"])
+    assert t["acc_int8"] * t["faces"] == pytest.approx(c["both_right"] + c["int8_only_right"])
     assert "accuracy on synthetic test" in summary_line(result)
+    # the evaluation is written beside the model
+    written = json.loads(out.with_suffix(".json").read_text())
+    assert written["test"] == t and written["checkpoint"] == str(ckpt)
 
 
 def test_int8_without_calibration_faces_is_one_line(ckpt, tmp_path, capsys):
@@ -201,18 +211,31 @@ def test_int8_without_calibration_faces_is_one_line(ckpt, tmp_path, capsys):
 
 
 def test_int8_calibrated_on_real_faces(ckpt, model, tmp_path):
-    """Calibration on a folder of real CK+48 faces (when shared/data is here): the run completes and the
-    int8 model agrees with fp32 on the held-out real faces (the synthetic-trained model's answers on real
-    faces are close calls, so the bar is lower)."""
+    """Calibration on a folder of real CK+48 faces (when shared/data is here). The synthetic-trained test
+    model gives every real face the same close call (top probability about 0.2), so top-1 agreement would
+    pass for any quantisation; the bar is on the probabilities instead: int8 calibrated on real faces stays
+    within REAL_FACE_PROB_ERROR of fp32 (measured 0.0015), and one calibrated on the wrong faces (blank
+    ones: activation ranges that do not fit; measured 0.0099) misses it."""
     root = SHARED_DATA / "ckplus48"
     if not root.is_dir():
         pytest.skip("shared/data/ckplus48 is not here")
-    d = tmp_path / "real"
+    d, blank = tmp_path / "real", tmp_path / "blank"
     d.mkdir()
-    for cls in ("happy", "surprise", "anger"):
-        for f in sorted((root / cls).glob("*.png"))[:8]:
-            (d / f"{cls}_{f.name}").write_bytes(f.read_bytes())
-    cfg = export_cfg(tmp_path, [f"ckpt_path={ckpt}", "format=onnx", "quantize=int8", f"calib={d}"])
-    result = run_task(export_checkpoint, cfg)
-    assert result["calib_faces"] + result["heldout_faces"] == 24
-    assert result["agreement"] >= 0.5
+    blank.mkdir()
+    files = [
+        f for cls in sorted(p.name for p in root.iterdir()) for f in sorted((root / cls).glob("*.png"))[:30]
+    ]
+    for i, f in enumerate(files[:24]):
+        (d / f"{i:02d}_{f.name}").write_bytes(f.read_bytes())
+        Image.fromarray(np.full((48, 48), 0, np.uint8)).save(blank / f"{i:02d}.png")
+    faces = np.stack([np.asarray(Image.open(f).convert("L")) for f in files[24:]])
+    error = {}
+    for name, calib in (("real", d), ("blank", blank)):
+        out = tmp_path / f"{name}.int8.onnx"
+        cfg = export_cfg(
+            tmp_path, [f"ckpt_path={ckpt}", "format=onnx", "quantize=int8", f"calib={calib}", f"output={out}"]
+        )
+        result = run_task(export_checkpoint, cfg)
+        assert result["calib_faces"] + result["heldout_faces"] == 24
+        error[name] = float(np.abs(probs(load_model(out), faces) - probs(model, faces)).mean())
+    assert error["real"] <= REAL_FACE_PROB_ERROR < error["blank"], error

@@ -226,3 +226,86 @@ def test_a_sweep_jobs_best_ckpt_pastes_unquoted_into_fer_eval_and_fer_predict(tm
     assert pr.returncode == 0, pr.stderr[-2000:]
     (row,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert row["label"] in ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+
+
+def _sweep_cmd(tmp_path: Path, sweep_dir: Path) -> list[str]:
+    return [
+        FER_TRAIN,
+        "-m",
+        "ablation=full,vgg16,no_lbp",
+        "seed=0,1",
+        *(o for o in TINY if not o.startswith("trainer.max_epochs")),
+        "model.net.backbone.width=0.0625",
+        "trainer.max_epochs=2",
+        "trainer.limit_train_batches=3",
+        "data.source.num_subjects=9",
+        f"paths.log_dir={tmp_path}",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
+
+
+def _job_results(sweep_dir: Path) -> dict[str, dict]:
+    keys = ("test/acc", "test/loss", "test/confusion_matrix", "val/acc_best", "epochs")
+    out = {}
+    for metrics in sorted(sweep_dir.glob("*/metrics.json")):
+        m = json.loads(metrics.read_text())
+        out[metrics.parent.name] = {k: m[k] for k in keys}
+    return out
+
+
+def test_a_multirun_killed_at_random_moments_resumes_to_the_uninterrupted_results(tmp_path):
+    """Six short jobs. One sweep runs through; the same sweep is SIGKILLed as a whole process group at
+    seeded random moments (after 1, 3 and 4 finished jobs plus 0-2.5 s), and continued with resume=true after each kill: every job ends
+    finished exactly once, with the uninterrupted sweep's metrics, no file half-written, and a job that
+    had finished before a kill is not trained again."""
+    import random
+    import time
+
+    import torch
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    clean = tmp_path / "clean"
+    subprocess.run(_sweep_cmd(tmp_path / "a", clean), check=True, capture_output=True, timeout=900, env=env)
+    expected = _job_results(clean)
+    assert len(expected) == 6
+
+    sweep_dir = tmp_path / "killed"
+    cmd = _sweep_cmd(tmp_path / "b", sweep_dir)
+    rng = random.Random(7)
+    finished_before: dict[str, float] = {}
+    kills = 0
+    # kill after 1, 3 and 4 finished jobs plus a seeded random delay: mid-job at any machine speed
+    for attempt, after in enumerate((1, 3, 4, None)):
+        proc = subprocess.Popen(
+            cmd + (["resume=true"] if attempt else []),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        if after is not None:
+            while proc.poll() is None and len(list(sweep_dir.glob("*/metrics.json"))) < after:
+                time.sleep(0.2)
+            time.sleep(rng.uniform(0.0, 2.5))
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                kills += 1
+            proc.wait()
+        else:
+            assert proc.wait(timeout=900) == 0
+        # a job finished before this attempt keeps its metrics.json untouched (not retrained)
+        for name, mtime in finished_before.items():
+            assert (sweep_dir / name / "metrics.json").stat().st_mtime == mtime, f"{name} was trained again"
+        finished_before = {p.parent.name: p.stat().st_mtime for p in sweep_dir.glob("*/metrics.json")}
+    assert kills >= 2, "the sweep finished before it could be killed: lengthen it"
+    assert _job_results(sweep_dir).keys() == expected.keys()
+    for name, metrics in _job_results(sweep_dir).items():
+        assert metrics["test/confusion_matrix"] == expected[name]["test/confusion_matrix"], name
+        for key in ("test/acc", "test/loss", "val/acc_best"):
+            assert metrics[key] == pytest.approx(expected[name][key], abs=1e-6), (name, key)
+    assert [j.state for j in find_jobs(sweep_dir)] == ["finished"] * 6
+    for path in sweep_dir.rglob("*"):
+        if path.name.endswith(".json"):
+            json.loads(path.read_text())
+        elif path.suffix == ".ckpt":
+            assert "state_dict" in torch.load(path, map_location="cpu", weights_only=True), path

@@ -11,6 +11,7 @@ import sys
 
 from fer_attention.reporting.aggregate import ReportError, report
 from fer_attention.reporting.cross import cross_report
+from fer_attention.reporting.dashboard import DashboardUnavailable, log_report
 from fer_attention.reporting.results import publish, write_readme
 
 
@@ -44,6 +45,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also copy the jobs' configs, metrics and status (no checkpoints) into OUT/jobs/ and write "
         "OUT/run.json and OUT/README.md (command, machine, dates, wall time; a '## Notes' section in an "
         "existing README is kept): a folder that `fer-report OUT/jobs --out OUT` re-aggregates",
+    )
+    parser.add_argument(
+        "--wandb",
+        action="store_true",
+        help="also log the table, folds, plots and command to W&B as a run of job type 'report' in the "
+        "sweep's group (offline under OUT/wandb without credentials)",
     )
     parser.add_argument(
         "--cross",
@@ -81,6 +88,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(result["table"])
     print(f"written to {result['out_dir']}/ ({files})")
+    if args.wandb and not args.cross:
+        try:
+            run_dir = log_report(
+                result, dirs[0], "fer-report " + " ".join(argv if argv is not None else sys.argv[1:])
+            )
+            print(f"W&B report run: {run_dir}")
+        except DashboardUnavailable as err:
+            print(f"warning: {err}", file=sys.stderr)
     return 0
 
 

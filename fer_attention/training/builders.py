@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import lightning.pytorch as pl
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from fer_attention.tracking import wandb_credentials_available
 from fer_attention.training.module import FERModule
 
 log = logging.getLogger(__name__)
@@ -46,16 +46,6 @@ def build_callbacks(callbacks_cfg: Any) -> list[pl.Callback]:
     if not callbacks_cfg:
         return []
     return [instantiate(c) for c in callbacks_cfg.values() if c is not None and "_target_" in c]
-
-
-def wandb_credentials_available() -> bool:
-    """True when W&B would log online: an API key in the environment or in ~/.netrc."""
-    if os.environ.get("WANDB_MODE") in ("offline", "disabled", "dryrun"):
-        return False
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
-    return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
 
 
 def wandb_run_settings(cfg: Any) -> dict[str, Any]:
@@ -120,13 +110,3 @@ def build_trainer(trainer_cfg: Any, callbacks: list, loggers: list) -> pl.Traine
     if not any(isinstance(p, pl.plugins.CheckpointIO) for p in plugins):
         plugins.append(AtomicCheckpointIO())
     return instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False, plugins=plugins)
-
-
-def finish_wandb() -> None:
-    """End the active W&B run, so that the next multirun job starts its own."""
-    try:
-        import wandb
-    except ImportError:  # pragma: no cover
-        return
-    if wandb.run is not None:
-        wandb.finish()

@@ -15,7 +15,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from fer_attention.reporting.files import METRICS_FILE, write_json_atomic
 from fer_attention.reporting.files import write_status as _write_status
-from fer_attention.training.builders import finish_wandb
+from fer_attention.tracking import finish_wandb
 
 
 def write_status(run_dir: Path, state: str, **extra: Any) -> None:
