@@ -7,7 +7,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-# ConfigError is importable from here too, as before
 from fer_attention.errors import ConfigError
 from fer_attention.runtime import check_malloc
 

@@ -2,8 +2,7 @@
 can raise them without importing the one that once defined them.
 
 Each is a ``ValueError`` whose message is one line; the command lines print it as ``error: <message>``
-and exit 1, without a traceback. They are also importable from their old homes
-(:mod:`fer_attention.config`, :mod:`fer_attention.training.checkpoint`, :mod:`fer_attention.data.records`).
+and exit 1, without a traceback. This module is their one home: import them from here.
 """
 
 from __future__ import annotations

@@ -91,15 +91,23 @@ class FacePrediction:
 
     @property
     def confidence(self) -> float:
+        """The probability of ``label`` (the highest of ``probabilities``)."""
         return self.probabilities[self.label]
 
 
 def to_gray(image: ImageLike) -> np.ndarray:
     """Any supported input as a uint8 grayscale array ``[H, W]``, converted as the training data is.
 
-    Arrays: ``[H, W]``, ``[H, W, 1]``, ``[H, W, 3]`` (RGB) or ``[H, W, 4]`` (RGBA); uint8, uint16 (scaled
-    by 1/257) or float (in [0, 1], else taken as 0-255). Raises ``ValueError`` for anything else and for
-    files that cannot be decoded.
+    Args:
+        image: a file path, a PIL image or an array ``[H, W]``, ``[H, W, 1]``, ``[H, W, 3]`` (RGB) or
+            ``[H, W, 4]`` (RGBA); uint8, uint16 (scaled by 1/257), bool or float (in [0, 1], else taken
+            as 0-255).
+
+    Returns:
+        A uint8 array ``[H, W]``.
+
+    Raises:
+        ValueError: any other type or shape, an empty array, or a file that cannot be decoded.
     """
     if isinstance(image, str | Path):
         return read_gray(image)
@@ -133,13 +141,34 @@ def to_gray(image: ImageLike) -> np.ndarray:
 
 
 def detect_faces(gray: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """Every frontal face ``(x, y, w, h)`` in a uint8 gray image, left to right (faces down to
-    ``MIN_FACE_FRACTION`` of the shorter side; see :func:`fer_attention.data.preprocess.detect_faces`)."""
+    """Every frontal face in a uint8 gray image, left to right (faces down to ``MIN_FACE_FRACTION`` of the
+    shorter side; see :func:`fer_attention.data.preprocess.detect_faces`).
+
+    Args:
+        gray: a uint8 gray image ``[H, W]``, e.g. from :func:`to_gray`.
+
+    Returns:
+        One ``(x, y, w, h)`` box per face, in pixels; empty when there is none.
+    """
     return preprocess_detect_faces(gray, MIN_FACE_FRACTION)
 
 
 class FERPredictor:
-    """A trained network with the preprocessing of its training data. Build it with :func:`load_model`."""
+    """A trained network with the preprocessing of its training data. Build it with :func:`load_model`.
+
+    Args:
+        net: the network; called as ``net(x)`` -> logits and ``net(x, return_mask=True)`` ->
+            ``(logits, mask or None)`` on faces ``[N, 1, S, S]`` in [0, 1]. Moved to ``device`` and set to
+            eval mode.
+        class_names: the class of each logit, in order.
+        image_size: the side ``S`` of the network's square input.
+        data_config: the checkpoint's ``data_config`` (how its training faces were prepared).
+        device: where the network runs (``"cpu"``, ``"cuda"``, ...).
+        checkpoint: the file it was loaded from, shown in ``repr``.
+
+    The arguments are kept as attributes of the same names (``device`` as a ``torch.device``); a model
+    from :func:`load_onnx` also has ``onnx_metadata``.
+    """
 
     def __init__(
         self,
@@ -166,16 +195,35 @@ class FERPredictor:
     # -- preprocessing -------------------------------------------------------------------------------
 
     def is_face_crop(self, shape: tuple[int, ...]) -> bool:
-        """``detect="auto"``: is an image of this shape taken as a face crop (no larger than about twice
-        the input size)?"""
+        """``detect="auto"``: is an image of this shape taken as a face crop?
+
+        Args:
+            shape: the image's shape, ``(H, W, ...)``.
+
+        Returns:
+            True when the longer side is at most ``AUTO_CROP_FACTOR`` (2) times ``image_size``.
+        """
         return max(shape[:2]) <= AUTO_CROP_FACTOR * self.image_size
 
     def faces(
         self, image: ImageLike, detect: bool | str = "auto"
     ) -> tuple[list[np.ndarray], list[tuple[int, int, int, int] | None]]:
-        """The network inputs (uint8 ``[S, S]``) of one image and their boxes: every detected face, or the
-        centred square of the whole image (box None) with ``detect=False`` or, with ``detect="auto"``, when
-        the image is no larger than about twice the input size (:meth:`is_face_crop`)."""
+        """The network inputs of one image and their boxes, prepared as the training faces were.
+
+        Args:
+            image: anything :func:`to_gray` reads (a path, a PIL image, an array).
+            detect: ``"auto"``, True or False (or their strings, see
+                :func:`~fer_attention.data.preprocess.parse_detect`). True: every face the detector finds;
+                False: the centred square of the whole image; ``"auto"``: False when the image is no larger
+                than about twice the input size (:meth:`is_face_crop`), else True.
+
+        Returns:
+            ``(faces, boxes)``: uint8 faces ``[S, S]`` and their ``(x, y, w, h)`` boxes, or ``[None]`` for
+            the whole image taken as a crop; two empty lists when the detector finds no face.
+
+        Raises:
+            ValueError: the image cannot be read, or ``detect`` is not one of the values above.
+        """
         detect = parse_detect(detect)
         gray = to_gray(image)
         return self.faces_of_gray(gray, detect)
@@ -183,7 +231,15 @@ class FERPredictor:
     def faces_of_gray(
         self, gray: np.ndarray, detect: bool | str = "auto"
     ) -> tuple[list[np.ndarray], list[tuple[int, int, int, int] | None]]:
-        """:meth:`faces` of a uint8 gray image ``[H, W]`` (``detect`` already parsed)."""
+        """:meth:`faces` of a uint8 gray image ``[H, W]``.
+
+        Args:
+            gray: a uint8 gray image ``[H, W]``.
+            detect: ``"auto"``, True or False, already parsed (anything but False and ``"auto"`` detects).
+
+        Returns:
+            ``(faces, boxes)`` as :meth:`faces` returns them.
+        """
         if detect is False or (detect == "auto" and self.is_face_crop(gray.shape)):
             return [resize(center_square(gray), self.image_size)], [None]
         boxes = detect_faces(gray)
@@ -198,8 +254,22 @@ class FERPredictor:
     def predict_faces(
         self, faces: np.ndarray | Sequence[np.ndarray], return_attention: bool = False, batch_size: int = 64
     ) -> dict[str, np.ndarray | None]:
-        """Run the network on prepared uint8 faces ``[N, S, S]``: ``probs [N, C]`` and, with
-        ``return_attention``, ``mask`` and ``lbp`` ``[N, S, S]`` (None when the network has none)."""
+        """Run the network on prepared faces (e.g. from :meth:`faces`), without detection or resizing.
+
+        Args:
+            faces: uint8 faces ``[N, S, S]`` (an array or a sequence of ``[S, S]`` arrays), ``S`` =
+                ``image_size``.
+            return_attention: also return the attention masks and LBP maps.
+            batch_size: faces per forward pass.
+
+        Returns:
+            A dict: ``"probs"``, float32 softmax probabilities ``[N, C]`` in ``class_names`` order;
+            ``"mask"`` and ``"lbp"``, ``[N, S, S]`` in [0, 1] with ``return_attention``, else None (also
+            None when the network has no attention / LBP, as an ONNX model).
+
+        Raises:
+            ValueError: ``faces`` is not ``[N, S, S]``.
+        """
         faces = np.asarray(faces, dtype=np.uint8)
         if faces.ndim != 3 or faces.shape[1:] != (self.image_size, self.image_size):
             raise ValueError(
@@ -236,13 +306,23 @@ class FERPredictor:
     ) -> list[FacePrediction] | list[list[FacePrediction]]:
         """Predict the expression of every face.
 
-        ``images``: a numpy array (gray ``[H, W]`` or RGB ``[H, W, 3]``, uint8 or float in [0, 1]), a PIL
-        image, a file path, or a list of them. With ``detect=True`` faces are found with OpenCV's Haar
-        cascade (an image without a face gives an empty list); with ``detect=False`` each image is taken
-        as a face crop; ``detect="auto"`` (the default) takes images no larger than about twice the input
-        size as face crops and looks for faces in larger ones. Returns a list of :class:`FacePrediction` for one image, a list of such lists
-        (one per image, in order) for a list. All faces of all images run through the network in
-        batches of ``batch_size``. Raises ``ValueError`` naming the image that cannot be read.
+        All faces of all images run through the network together, in batches of ``batch_size``.
+
+        Args:
+            images: a numpy array (gray ``[H, W]`` or RGB ``[H, W, 3]``, uint8 or float in [0, 1]), a PIL
+                image, a file path, or a list or tuple of them.
+            detect: True: faces are found with OpenCV's Haar cascade (an image without a face gives an
+                empty list); False: each image is taken as a face crop; ``"auto"`` (the default): images no
+                larger than about twice the input size are face crops, faces are looked for in larger ones.
+            return_attention: also fill each result's ``face``, ``mask`` and ``lbp``.
+            batch_size: faces per forward pass.
+
+        Returns:
+            For one image, a list of :class:`FacePrediction` (one per face, left to right); for a list or
+            tuple, one such list per image, in order.
+
+        Raises:
+            ValueError: an image cannot be read (the message names it), or ``detect`` is invalid.
         """
         detect = parse_detect(detect)
         single = not isinstance(images, list | tuple)
@@ -290,14 +370,32 @@ class FERPredictor:
         progress: Any = None,
         **tracking: Any,
     ) -> list[dict[str, Any]]:
-        """Label every ``stride``-th frame of a video: one row (dict) per face per labelled frame, as
-        `fer-predict` writes them (``file``, ``frame``, ``time_s``, ``track``, ``face``, box, ``detected``,
-        ``label``, one probability per class, ``error``). Faces are followed across frames by box overlap
-        (``track``). A video that cannot be opened, or has no face, gives one row with ``error`` set; one
-        that stops decoding early keeps the rows of the frames that decoded and ends with an error row
-        naming the frame. ``annotated``: write an annotated copy there (.mp4 or .avi); ``timeline``: a PNG
-        of each track's probabilities over time. ``tracking``: ``iou`` and ``max_missed`` of
-        :class:`fer_attention.video.IoUTracker`. See :func:`fer_attention.video.predict_video`."""
+        """Label every ``stride``-th frame of a video, following faces across frames by box overlap.
+
+        A bad video does not raise: a video that cannot be opened, or has no face, gives one row with
+        ``error`` set; one that stops decoding early keeps the rows of the frames that decoded and ends
+        with an error row naming the frame. See :func:`fer_attention.video.predict_video`.
+
+        Args:
+            path: the video file (anything OpenCV's FFmpeg reads).
+            stride: label every ``stride``-th frame (1: every frame).
+            detect: as in :meth:`predict`, decided once per video from its frame size.
+            batch_size: faces per forward pass.
+            annotated: also write a copy with boxes, tracks and labels drawn there (mp4v for .mp4,
+                MJPG otherwise).
+            timeline: also write a PNG of each track's probabilities over time there.
+            progress: called with ``(frames read, frame count or None)`` after each frame.
+            **tracking: ``iou`` (default 0.3) and ``max_missed`` (default 5) of
+                :class:`fer_attention.video.IoUTracker`, or ``decimals`` (default 6) of the probabilities.
+
+        Returns:
+            One dict per face per labelled frame, as `fer-predict` writes them: ``file``, ``frame``,
+            ``time_s``, ``track``, ``face``, ``x``, ``y``, ``w``, ``h``, ``detected``, ``label``, one
+            probability per class name, ``error``.
+
+        Raises:
+            ValueError: ``detect`` is invalid.
+        """
         # function-local: matplotlib only when a timeline is asked for
         from fer_attention.reporting.timeline import plot_timeline
 
@@ -322,8 +420,19 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> FERPredi
     """Load a fer-attention checkpoint (weights only, never arbitrary pickles) or a model exported by
     `fer-export format=onnx` (``.onnx``, fp32 or int8, run by ONNX Runtime) for inference.
 
-    Raises :class:`~fer_attention.training.checkpoint.CheckpointError` with one line for a missing,
-    unreadable or foreign file.
+    Args:
+        path: a `fer-train` checkpoint (``checkpoints/epoch_NNN.ckpt``), or an ``.onnx`` file (then
+            :func:`load_onnx` loads it).
+        device: where the network runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``).
+
+    Returns:
+        A :class:`FERPredictor` with the checkpoint's class names, image size and ``data_config``.
+
+    Raises:
+        CheckpointError: one line for a missing, unreadable or foreign file (a fer-pretrain pretext
+            checkpoint included), a checkpoint without an image size, or weights that do not fit the
+            network the checkpoint's config describes.
+        ConfigError: an ``.onnx`` file when onnxruntime is not installed.
     """
     # function-local: Lightning is only needed for checkpoints
     from fer_attention.training.module import FERModule
@@ -358,9 +467,24 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> FERPredi
 
 
 def load_onnx(path: str | Path, device: str | torch.device = "cpu", threads: int | None = None):
-    """An exported ``.onnx`` model (fp32 or int8) as a :class:`FERPredictor`
-    with the class names and image size from its metadata. CheckpointError (one line) for a missing,
-    unreadable or foreign file; ConfigError when onnxruntime is not installed."""
+    """An exported ``.onnx`` model (fp32 or int8) as a :class:`FERPredictor` with the class names and
+    image size from its metadata, run by ONNX Runtime.
+
+    Args:
+        path: a file written by `fer-export format=onnx`.
+        device: ``"cuda..."`` uses ONNX Runtime's CUDA provider when it is available, else the CPU; the
+            predictor's own ``device`` is always the CPU.
+        threads: ONNX Runtime's intra-op threads (default: ``torch.get_num_threads()``).
+
+    Returns:
+        A :class:`FERPredictor` whose ``onnx_metadata`` holds the model's metadata; it returns no
+        attention masks or LBP maps.
+
+    Raises:
+        CheckpointError: one line for a missing or unreadable file, or one without fer-attention metadata
+            or the input ``faces`` and output ``logits``.
+        ConfigError: onnxruntime is not installed.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"model {path}: no such file")

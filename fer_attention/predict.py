@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from fer_attention.config import ConfigError
 from fer_attention.data.preprocess import parse_detect
 from fer_attention.data.sources.base import is_image, natural_key
+from fer_attention.errors import ConfigError
 from fer_attention.inference import load_model
 from fer_attention.reporting.annotate import BOX_KEYS, draw_faces
 from fer_attention.video import VIDEO_KEYS, is_video, predict_video
@@ -35,8 +35,19 @@ OUTPUT_FORMATS = (".jsonl", ".csv")
 
 
 def collect_inputs(spec: str) -> tuple[list[Path], Path]:
-    """Files of ``input`` (a file, a folder searched recursively for images and videos, or a glob) and
-    the folder that output names are taken relative to."""
+    """The input files of `fer-predict`.
+
+    Args:
+        spec: ``input``: a file, a folder (searched recursively for image and video files by extension)
+            or a glob (``**`` recursive); ``~`` is expanded.
+
+    Returns:
+        ``(files, root)``: the files in natural order, and the folder that the names of the annotated,
+        attention and timeline pictures are taken relative to.
+
+    Raises:
+        ConfigError: ``spec`` matches no file.
+    """
     path = Path(spec).expanduser()
     if path.is_dir():
         files = [
@@ -57,6 +68,8 @@ def collect_inputs(spec: str) -> tuple[list[Path], Path]:
 
 
 def output_path(cfg: DictConfig) -> Path:
+    """Where the rows go: ``cfg.output``, or ``predictions.jsonl`` in ``cfg.paths.output_dir`` when it is
+    unset; :class:`ConfigError` unless it ends with .jsonl or .csv."""
     out = Path(str(cfg.output)) if cfg.get("output") else Path(cfg.paths.output_dir) / "predictions.jsonl"
     if out.suffix.lower() not in OUTPUT_FORMATS:
         raise ConfigError(f"output={out} must end with .jsonl or .csv")
@@ -64,7 +77,16 @@ def output_path(cfg: DictConfig) -> Path:
 
 
 def row_fields(class_names: list[str], video: bool = False) -> list[str]:
-    """The columns of the rows, in order (``frame``, ``time_s``, ``track`` when there are videos)."""
+    """The columns of the rows, in order.
+
+    Args:
+        class_names: the model's classes, one probability column each.
+        video: add ``frame``, ``time_s`` and ``track`` after ``file``.
+
+    Returns:
+        ``file``, [``frame``, ``time_s``, ``track``,] ``face``, ``x``, ``y``, ``w``, ``h``,
+        ``detected``, ``label``, one column per class, ``error``.
+    """
     lead = ["file", *VIDEO_KEYS] if video else ["file"]
     return [*lead, "face", *BOX_KEYS, "detected", "label", *class_names, "error"]
 
@@ -115,8 +137,30 @@ def _may_be_video(path: Path) -> bool:
 
 
 def predict_files(cfg: DictConfig) -> dict[str, Any]:
-    """The `fer-predict` task: returns ``{"output", "files", "files_ok", "files_failed", "faces"}``; raises
-    ``ValueError`` (exit 1) when no input could be processed."""
+    """The `fer-predict` task: label every face of the input files and write one row per face.
+
+    Rows go to ``output`` (columns :func:`row_fields`, the video columns when any input may be a video);
+    a file that cannot be read or has no face gives one row with ``error`` set and the run goes on.
+    Pictures (``save_annotated``, ``save_attention``, ``video.timeline``) go to ``annotated/``,
+    ``attention/`` and ``timelines/`` beside ``output``.
+
+    Args:
+        cfg: the composed ``predict`` config (conf/predict.yaml): ``ckpt_path``, ``input``, ``output``,
+            ``detect``, ``device``, ``batch_size``, ``save_annotated``, ``save_attention``, ``progress``,
+            ``video.stride``, ``video.iou``, ``video.max_missed``, ``video.timeline`` and
+            ``paths.output_dir`` (the default output's folder).
+
+    Returns:
+        ``{"output", "files", "files_ok", "files_failed", "faces"}``: the rows' file (a str) and the
+        counts of input files, files with at least one face, files that failed, and rows of faces.
+
+    Raises:
+        ConfigError: ``output`` does not end with .jsonl or .csv, ``input`` matches no file, or
+            ``video.stride`` < 1.
+        CheckpointError: ``ckpt_path`` cannot be loaded (see :func:`~fer_attention.inference.load_model`).
+        ValueError: ``detect`` is invalid, or no input could be processed (exit 1); the rows are written
+            all the same.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     out = output_path(cfg)

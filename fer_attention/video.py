@@ -68,6 +68,8 @@ DEFAULT_FPS = 25.0
 
 
 def is_video(path: Path | str) -> bool:
+    """Whether ``path``'s name has a video extension (:data:`VIDEO_EXTENSIONS`, any case) and is not
+    hidden (no leading ``.``); the file itself is not opened."""
     name = os.path.basename(str(path))
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS
 
@@ -89,7 +91,12 @@ class _Track:
 
 
 class IoUTracker:
-    """Greedy IoU matching of each labelled frame's boxes to the tracks of the frames before."""
+    """Greedy IoU matching of each labelled frame's boxes to the tracks of the frames before.
+
+    Args:
+        iou: the least intersection over union with a track's last box that continues the track.
+        max_missed: a track not matched in more than this many consecutive updates ends.
+    """
 
     def __init__(self, iou: float = 0.3, max_missed: int = 5) -> None:
         self.iou = float(iou)
@@ -98,7 +105,15 @@ class IoUTracker:
         self.next_id = 0
 
     def update(self, boxes: list[tuple[int, int, int, int]]) -> list[int]:
-        """Track ids of ``boxes`` (one labelled frame), in their order."""
+        """Match one labelled frame's boxes to the tracks, best overlaps first.
+
+        Args:
+            boxes: the frame's ``(x, y, w, h)`` boxes.
+
+        Returns:
+            The track id of each box, in their order; a box that matches no track gets a new id (ids
+            count from 0 in order of appearance).
+        """
         pairs = sorted(
             ((box_iou(b, t.box), i, tid) for i, b in enumerate(boxes) for tid, t in self.tracks.items()),
             key=lambda p: (-p[0], p[1], p[2]),
@@ -190,14 +205,34 @@ def predict_video(
 ) -> Iterator[dict[str, Any]]:
     """Rows of every face in every ``stride``-th frame of the video ``path`` (see the module docstring).
 
-    Each row: ``file``, ``frame`` (0-based index in the video), ``time_s`` (frame / fps), ``track``,
-    ``face`` (index within the frame, left to right), the box ``x``, ``y``, ``w``, ``h`` (null for face
-    crops), ``detected``, ``label``, one probability per class (``decimals`` places), ``error`` (null).
-    Bad input gives rows with ``error`` set instead: a video that cannot be opened (one row); a video
-    with no face (one row); a video that stops decoding early (the decoded frames' rows, then one row
-    naming the frame). ``annotated``: also write a copy of every frame with the boxes, track ids, labels
-    and probabilities of the latest labelled frame drawn (.mp4 with mp4v, .avi with MJPG). ``progress``:
-    called with (frames read, frame count or None) after each frame.
+    A generator: frames are read and labelled as it is iterated. Bad input gives rows with ``error`` set
+    instead of an exception: a video that cannot be opened (one row); a video with no face (one row); a
+    video that stops decoding early (the decoded frames' rows, then one row naming the frame).
+
+    Args:
+        model: a :class:`~fer_attention.inference.FERPredictor` (from
+            :func:`~fer_attention.inference.load_model`).
+        path: the video file.
+        stride: label every ``stride``-th frame (values below 1 count as 1).
+        detect: ``"auto"``, True or False, as for images; with ``"auto"`` the first frame's size decides
+            for the whole video.
+        batch_size: faces per forward pass.
+        annotated: also write a copy of every frame with the boxes, track ids, labels and probabilities
+            of the latest labelled frame drawn (mp4v for .mp4/.m4v/.mov, MJPG otherwise; MJPG .avi when
+            mp4v cannot be written; a warning and no copy when neither can).
+        progress: called with ``(frames read, frame count or None)`` after each frame.
+        iou: see :class:`IoUTracker`.
+        max_missed: see :class:`IoUTracker`.
+        decimals: decimal places of the probabilities.
+
+    Yields:
+        One dict per face per labelled frame: ``file``, ``frame`` (0-based index in the video),
+        ``time_s`` (frame / fps), ``track``, ``face`` (index within the frame, left to right), the box
+        ``x``, ``y``, ``w``, ``h`` (None for face crops), ``detected``, ``label``, one probability per
+        class, ``error`` (None); error rows have the same keys.
+
+    Raises:
+        ValueError: ``detect`` is invalid (on the first iteration).
     """
     path = Path(path)
     stride = max(1, int(stride))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fer_attention.config import ConfigError
+from fer_attention.errors import ConfigError
 from fer_attention.training.task import train
 
 from .conftest import TINY

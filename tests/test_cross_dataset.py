@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from fer_attention.classes import SYNONYMS, canonical, map_classes, same_class_set
-from fer_attention.config import ConfigError
+from fer_attention.errors import ConfigError
 from fer_attention.reporting.aggregate import ReportError
 from fer_attention.reporting.cross import cross_report
 from fer_attention.training.task import evaluate, train

@@ -33,6 +33,12 @@ def test_augmentation_keeps_shape_and_dtype(make_cfg, option, size):
     assert changed >= 10, f"{option} left {20 - changed} of 20 faces unchanged"
 
 
-def test_erasing_and_crop_option_contains_both():
-    text = (Path(config_dir()) / "augment" / "crop_erase.yaml").read_text()
-    assert "RandomResizedCrop" in text and "CoarseDropout" in text
+def test_erasing_and_crop_option_crops_and_erases(make_cfg):
+    cfg = make_cfg(["augment=crop_erase", "data.image_size=48"])
+    pipeline = build_augmentation(OmegaConf.to_container(cfg.data.augment, resolve=True)["train"])
+    names = [type(t).__name__ for t in pipeline.transforms]
+    assert "RandomResizedCrop" in names and "CoarseDropout" in names, names
+    # erasing sets rectangles to 0: on a face with no black pixel, some outputs gain a block of zeros
+    face = np.full((48, 48), 200, np.uint8)
+    zeros = [int((pipeline(image=face)["image"] == 0).sum()) for _ in range(30)]
+    assert sum(z >= 16 for z in zeros) >= 5, zeros

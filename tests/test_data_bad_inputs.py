@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fer_attention.data.cache import load_faces
-from fer_attention.data.records import DataError, FaceArrays
+from fer_attention.data.records import FaceArrays
 from fer_attention.data.sources.affectnet import CLASS_NAMES_7 as AFF7
 from fer_attention.data.sources.affectnet import AffectNetSource
 from fer_attention.data.sources.ckplus import CLASS_NAMES_7 as CK7
@@ -21,6 +21,7 @@ from fer_attention.data.sources.jaffe import CLASS_NAMES_7 as JAFFE7
 from fer_attention.data.sources.jaffe import JAFFESource
 from fer_attention.data.sources.rafdb import CLASS_NAMES as RAF
 from fer_attention.data.sources.rafdb import RAFDBSource
+from fer_attention.errors import DataError
 
 try:  # tests/ as a package or as a plain folder on sys.path
     from . import data_fixtures as fx

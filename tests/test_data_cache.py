@@ -12,13 +12,13 @@ import pytest
 
 from fer_attention.data import cache, preprocess
 from fer_attention.data.cache import load_faces
-from fer_attention.data.records import DataError
 from fer_attention.data.sources import fer2013 as fer2013_module
 from fer_attention.data.sources.ckplus import CLASS_NAMES_7 as CK7
 from fer_attention.data.sources.ckplus import CKPlusSource
 from fer_attention.data.sources.fer2013 import CLASS_NAMES as FER
 from fer_attention.data.sources.fer2013 import FER2013Source
 from fer_attention.data.sources.folder import FolderSource
+from fer_attention.errors import DataError
 
 try:  # tests/ as a package or as a plain folder on sys.path
     from . import data_fixtures as fx

@@ -272,7 +272,7 @@ def test_fer_data_command_line(tmp_path):
 
 
 def test_fer_data_user_errors(make_cfg, tmp_path):
-    from fer_attention.config import ConfigError
+    from fer_attention.errors import ConfigError
 
     with pytest.raises(ConfigError, match=rf"^data\.root={tmp_path / 'nope'} does not exist$"):
         run(

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from fer_attention.data.cache import load_faces
-from fer_attention.data.records import DataError
 from fer_attention.data.sources.affectnet import CLASS_NAMES_7 as AFF7
 from fer_attention.data.sources.affectnet import CLASS_NAMES_8 as AFF8
 from fer_attention.data.sources.affectnet import AffectNetSource
@@ -26,6 +25,7 @@ from fer_attention.data.sources.oulu_casia import OuluCASIASource
 from fer_attention.data.sources.rafdb import CLASS_NAMES as RAF
 from fer_attention.data.sources.rafdb import RAFDBSource
 from fer_attention.data.sources.sequences import SequenceFolderSource
+from fer_attention.errors import DataError
 
 try:  # tests/ as a package or as a plain folder on sys.path
     from . import data_fixtures as fx

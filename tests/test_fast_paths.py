@@ -40,6 +40,37 @@ def faces(n: int = 4, size: int = 48) -> torch.Tensor:
     return torch.from_numpy(images).float().div(255).unsqueeze(1)
 
 
+MALLINFO = """
+import ctypes, sys
+from fer_attention.runtime import tune_malloc
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = Info
+libc.malloc.restype = ctypes.c_void_p
+if sys.argv[1] == "tuned":
+    assert tune_malloc(256, 1024) is True
+before = libc.mallinfo2().hblks
+block = libc.malloc(64 << 20)
+print(libc.mallinfo2().hblks - before)
+"""
+
+
+def _mmapped_blocks_for_64mb(tuned: bool) -> int:
+    """In a fresh process: how many mmapped chunks one 64 MB malloc adds (glibc's mallinfo2)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", MALLINFO, "tuned" if tuned else "default"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(out.stdout.strip())
+
+
 def test_channels_last_equals_contiguous():
     torch.manual_seed(0)
     net = FERAttentionNet.from_config(net_cfg()).eval()
@@ -158,11 +189,15 @@ def test_compiled_output_equals_eager():
 def test_malloc_thresholds_apply_and_bad_values_are_one_line(make_cfg):
     import pytest as _pytest
 
-    from fer_attention.config import ConfigError, validate_config
+    from fer_attention.config import validate_config
+    from fer_attention.errors import ConfigError
     from fer_attention.runtime import tune_malloc
 
     assert tune_malloc(None, None) is False
-    assert tune_malloc(256, 1024) is True  # glibc (Linux) on this project's machines
+    # the thresholds take effect: after tune_malloc(256, ...) a 64 MB block comes from the heap, not from
+    # a fresh mmap (which the kernel zeroes and unmaps again on free); glibc's default mmaps it
+    assert _mmapped_blocks_for_64mb(tuned=True) == 0
+    assert _mmapped_blocks_for_64mb(tuned=False) == 1
     with _pytest.raises(
         ValueError, match=r"mmap_threshold_mb=0 must be an integer in 1..4096 \(MB\) or null"
     ):

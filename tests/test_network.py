@@ -10,7 +10,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from fer_attention.config import ConfigError, config_dir, net_config, validate_config
+from fer_attention.config import config_dir, net_config, validate_config
+from fer_attention.errors import ConfigError
 from fer_attention.models import FERAttentionNet, count_parameters
 from fer_attention.models.fer_attention_net import BackboneOptions, LBPOptions
 

@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from fer_attention.data.augment import build_augmentation
-from fer_attention.data.records import DataError, FaceArrays
+from fer_attention.data.records import FaceArrays
 from fer_attention.data.synthetic import render_synthetic_faces
+from fer_attention.errors import DataError
 from fer_attention.training.builders import build_model, to_dict
 from fer_attention.training.pretext import (
     PretextModule,
@@ -203,7 +204,7 @@ def test_command_line_empty_folder_is_one_error_line(tmp_path):
 
 
 def test_contrastive_pretext_needs_the_lbp_stream(make_cfg):
-    from fer_attention.config import ConfigError
+    from fer_attention.errors import ConfigError
     from fer_attention.training.pretext import check_pretext
 
     cfg = make_cfg(["pretext=lbp_contrastive", "ablation=no_lbp"], config_name="pretrain")

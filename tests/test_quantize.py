@@ -11,13 +11,12 @@ import pytest
 from PIL import Image
 
 from fer_attention.cli.common import run_task
-from fer_attention.config import ConfigError
 from fer_attention.data.synthetic import render_synthetic_faces
+from fer_attention.errors import CheckpointError, ConfigError
 from fer_attention.export import export_checkpoint, summary_line
 from fer_attention.inference import load_model
 from fer_attention.onnx_io import META_PREFIX, export_onnx
 from fer_attention.predict import predict_files
-from fer_attention.training.checkpoint import CheckpointError
 
 from .conftest import SHARED_DATA, compose_cfg
 from .test_predict import CLASSES, tiny_checkpoint

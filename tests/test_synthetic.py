@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from fer_attention.data.synthetic import CLASS_NAMES, SyntheticFaces, render_synthetic_faces, save_preview
 
@@ -106,4 +107,9 @@ def test_logistic_regression_on_raw_pixels_is_weak(faces):
 def test_save_preview(tmp_path):
     faces = render_synthetic_faces(num_subjects=2, frames_per_sequence=2)
     path = save_preview(faces, tmp_path / "preview.png", per_class=3)
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(path) as im:
+        grid = np.asarray(im.convert("L"), dtype=float)
+    # one row per class, three faces a row, at 100 dpi: (3 x 1.1 + 0.9) x (7 x 1.1) inches
+    assert grid.shape == (770, 420)
+    # the tiles hold faces, not blank axes: the left tiles' area varies like a face, the margin does not
+    assert grid[:, 100:].std() > 20 and grid[:5, :].std() < 1

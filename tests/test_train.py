@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fer_attention.config import ConfigError
-from fer_attention.training.checkpoint import CheckpointError
+from fer_attention.errors import CheckpointError, ConfigError
 from fer_attention.training.task import evaluate, train
 
 from .conftest import TINY

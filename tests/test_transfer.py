@@ -12,7 +12,8 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from fer_attention.config import ConfigError, validate_config
+from fer_attention.config import validate_config
+from fer_attention.errors import ConfigError
 from fer_attention.training.builders import build_model
 from fer_attention.training.task import train
 from fer_attention.training.transfer import apply_init_from, head_keys, read_init_source
@@ -234,7 +235,8 @@ def test_frozen_backbone_and_scaled_lr_in_a_run(make_cfg, tmp_path):
 
 
 def test_pretext_checkpoint_is_refused_by_fer_eval_with_a_hint(tmp_path):
-    from fer_attention.training.checkpoint import CheckpointError, read_checkpoint
+    from fer_attention.errors import CheckpointError
+    from fer_attention.training.checkpoint import read_checkpoint
 
     path = tmp_path / "pretext.ckpt"
     torch.save(

@@ -126,12 +126,15 @@ def test_video_of_face_crops_and_annotated_copy(model, tmp_path):
     ok, frame = cap.read()
     cap.release()
     assert ok and frame.shape == (64, 64, 3)
-    # detect=true forces the detector (Haar may or may not fire on a 64x64 frame)
-    for r in model.predict_video(small, detect=True, stride=2):
-        if r["error"] is None:
-            assert r["detected"] is True and r["x"] is not None
-        else:
-            assert r["error"] == "no face found in 3 labelled frames" and r["detected"] is False
+    # detect=true forces the detector even on small frames: on a clip with no face at all it must find
+    # none and say so in one error row, not label the frame as a face
+    blank = tmp_path / "blank.mp4"
+    writer = cv2.VideoWriter(str(blank), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 64))
+    for _ in range(5):
+        writer.write(np.full((64, 64, 3), 128, np.uint8))
+    writer.release()
+    rows = model.predict_video(blank, detect=True, stride=2)
+    assert [(r["error"], r["detected"]) for r in rows] == [("no face found in 3 labelled frames", False)]
 
 
 def test_bad_videos_give_error_rows(model, clip, tmp_path):

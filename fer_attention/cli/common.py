@@ -10,7 +10,7 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 
 from fer_attention.config import check_added_keys
 from fer_attention.errors import CheckpointError, ConfigError
@@ -21,17 +21,10 @@ USER_ERRORS = (ConfigError, CheckpointError, ValueError, FileNotFoundError, Floa
 
 
 def checkpoint_argument(cfg: Any) -> None:
-    """Every fer-* command names its checkpoint ``ckpt_path``. The old ``ckpt=`` of fer-predict and
-    fer-export still works for one release: it is moved to ``ckpt_path`` with a deprecation line. A
-    command that needs a checkpoint and got none stops with one line saying what to pass."""
+    """Every fer-* command names its checkpoint ``ckpt_path``; a command that needs one and got none
+    stops with one line saying what to pass."""
     if "ckpt_path" not in cfg.keys():
         return
-    old = cfg.get("ckpt")
-    if old not in (None, ""):
-        log.warning("ckpt= is deprecated and goes in the next release: pass ckpt_path=%s", old)
-        with open_dict(cfg):
-            cfg.ckpt_path = old
-            cfg.ckpt = None
     if OmegaConf.is_missing(cfg, "ckpt_path"):
         raise ConfigError("ckpt_path is required: ckpt_path=<checkpoints/epoch_NNN.ckpt of a training run>")
 

@@ -9,15 +9,7 @@ from omegaconf import DictConfig
 
 from fer_attention.cli.common import run_task
 from fer_attention.config import config_dir
-from fer_attention.predict import (  # noqa: F401 - the task's API, as before
-    BOX_KEYS,
-    OUTPUT_FORMATS,
-    RowWriter,
-    collect_inputs,
-    draw_annotated,
-    output_path,
-    predict_files,
-)
+from fer_attention.predict import predict_files
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="predict")

@@ -19,7 +19,7 @@ def main(cfg: DictConfig) -> float | None:
     acc, secs = metrics.get("test/acc"), metrics.get("seconds")
     if acc is not None and rank_zero_only.rank == 0:
         print(
-            f"test accuracy {acc:.2%} ({metrics['class_names'].__len__()} classes) in {secs:.0f} s; run dir {metrics['run_dir']}"
+            f"test accuracy {acc:.2%} ({len(metrics['class_names'])} classes) in {secs:.0f} s; run dir {metrics['run_dir']}"
         )
     # the value an hparams sweeper maximises
     return metrics.get(cfg.get("optimized_metric") or "val/acc_best")

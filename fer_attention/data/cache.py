@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 
 from fer_attention.data.preprocess import FACE_CROPS, decode_item, face_detector
-from fer_attention.data.records import DataError, FaceArrays
+from fer_attention.data.records import FaceArrays
 from fer_attention.data.sources.base import BadInputs, FileSource
+from fer_attention.errors import DataError
 
 log = logging.getLogger(__name__)
 

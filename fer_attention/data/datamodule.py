@@ -15,10 +15,11 @@ from torch.utils.data import DataLoader
 from fer_attention.data.augment import build_augmentation
 from fer_attention.data.cache import FACE_CROP_OPTIONS, load_faces
 from fer_attention.data.dataset import FaceArrayDataset
-from fer_attention.data.records import DataError, FaceArrays, check_classes
+from fer_attention.data.records import FaceArrays, check_classes
 from fer_attention.data.samplers import EpochSampler
 from fer_attention.data.sources.base import ON_BAD_FILE, FileSource
 from fer_attention.data.splits import SPLIT_NAMES, fixed_split, subject_kfold_split
+from fer_attention.errors import DataError
 
 PROTOCOLS = ("fixed", "kfold", "auto")
 SAMPLERS = (None, "weighted")

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 
-# DataError is importable from here too, as before
 from fer_attention.errors import DataError
 
 

@@ -12,9 +12,10 @@ import numpy as np
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
-from fer_attention.config import ConfigError, validate_config
+from fer_attention.config import validate_config
 from fer_attention.data.records import FaceArrays
 from fer_attention.data.splits import SPLIT_NAMES
+from fer_attention.errors import ConfigError
 from fer_attention.training.builders import build_datamodule
 
 log = logging.getLogger(__name__)

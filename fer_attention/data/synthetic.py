@@ -330,12 +330,14 @@ def render_synthetic_faces(
 
 def save_preview(faces: SyntheticFaces, path: str | Path, per_class: int = 8) -> Path:
     """Write a PNG grid with one row per class (apex frames of the first subjects first)."""
-    import matplotlib.pyplot as plt
+    # function-local: matplotlib only when a preview is asked for
+    from matplotlib.figure import Figure
 
-    from fer_attention.reporting.plots import save_figure  # sets the Agg backend
+    from fer_attention.reporting.plots import save_figure
 
     n_cls = len(faces.class_names)
-    fig, axes = plt.subplots(n_cls, per_class, figsize=(per_class * 1.1 + 0.9, n_cls * 1.1), squeeze=False)
+    fig = Figure(figsize=(per_class * 1.1 + 0.9, n_cls * 1.1))
+    axes = fig.subplots(n_cls, per_class, squeeze=False)
     for c, name in enumerate(faces.class_names):
         idx = np.flatnonzero(faces.labels == c)
         idx = idx[np.lexsort((faces.subjects[idx], -faces.frames[idx]))][:per_class]

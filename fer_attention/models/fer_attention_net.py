@@ -117,6 +117,26 @@ class FERAttentionNet(nn.Module):
     checkpoints give them, mappings with exactly their keys (the sub-dicts of the config's ``model.net``);
     :meth:`from_config` builds the network of a whole ``model.net`` and
     :func:`fer_attention.config.net_config` composes one from the YAML with overrides.
+
+    Args:
+        num_classes: outputs of the classifier.
+        image_size: the side of the square input the classifier is sized for (``data.image_size``).
+        in_channels: channels of the image stream's input (1: grayscale).
+        lbp: :class:`LBPOptions` (the ``lbp`` group): ``method`` (None: no LBP stream), ``P``, ``R``.
+        modules: :class:`ModuleSwitches` (the ``ablation`` group): ``name``, ``lbp``, ``attention``,
+            ``reconstruction``.
+        backbone: :class:`BackboneOptions`: ``arch``, ``last_stage``, ``width``, ``shared``, ``weights``.
+        attention: :class:`AttentionOptions`: ``fusion``, ``mode``, ``mask_channels``.
+        reconstruction: :class:`ReconstructionOptions`: ``rates`` (the ``dilation`` group), ``channels``.
+        classifier: :class:`ClassifierOptions`: ``pool``, ``hidden``, ``dropout``.
+        input_mean: subtracted from the input before the image stream.
+        input_std: the input is divided by it (after ``input_mean``) before the image stream.
+
+    Raises:
+        TypeError: an option group is neither its option class nor a mapping.
+        ValueError: an option group lacks keys or has unknown ones, or an option value is invalid (one
+            line naming it), e.g. an ``image_size`` too small for ``last_stage``, a dilation rate too
+            large for the feature map, or ``shared=True`` with ``in_channels`` other than 1.
     """
 
     def __init__(
@@ -195,8 +215,20 @@ class FERAttentionNet(nn.Module):
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> FERAttentionNet:
-        """The network of a ``model.net`` config: a checkpoint's ``hyper_parameters["net"]``, a resolved
-        ``cfg.model.net`` or :func:`fer_attention.config.net_config` (``_target_`` is left out)."""
+        """The network of a ``model.net`` config.
+
+        Args:
+            config: a checkpoint's ``hyper_parameters["net"]``, a resolved ``cfg.model.net`` or
+                :func:`fer_attention.config.net_config`; ``_target_`` is left out, every other key is a
+                constructor argument.
+
+        Returns:
+            A new, randomly initialised network (or with the backbone ``weights`` it names).
+
+        Raises:
+            TypeError: a key the constructor does not take, or a required one missing.
+            ValueError: as the constructor.
+        """
         return cls(**{str(k): v for k, v in config.items() if k != "_target_"})
 
     @property
@@ -229,8 +261,17 @@ class FERAttentionNet(nn.Module):
         return {"image": feat, "lbp": lbp_feat, "mask": mask, "out": out}
 
     def forward(self, x: torch.Tensor, return_mask: bool = False):
-        """Logits; with ``return_mask=True`` also the attention mask averaged over channels and upsampled
-        to the input's size, ``[N, 1, H, W]`` in [0, 1] (``None`` when attention is off)."""
+        """Classify a batch of faces.
+
+        Args:
+            x: faces ``[N, in_channels, H, W]`` in [0, 1], ``H = W = image_size``.
+            return_mask: also return the attention mask.
+
+        Returns:
+            Logits ``[N, num_classes]``; with ``return_mask=True`` the tuple ``(logits, mask)``, ``mask``
+            the attention mask averaged over channels and upsampled to the input's size,
+            ``[N, 1, H, W]`` in [0, 1] (``None`` when attention is off).
+        """
         features = self.encode(x)
         mask = features["mask"]
         logits = self.classifier(features["out"])

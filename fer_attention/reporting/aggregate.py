@@ -96,8 +96,21 @@ def _parse_overrides(path: Path) -> dict[str, str]:
 
 
 def find_jobs(multirun_dir: str | Path | list[str | Path]) -> list[Job]:
-    """Every job directory (one holding ``.hydra/``) under ``multirun_dir`` (one directory, or a list
-    whose jobs are pooled, e.g. seed 0 committed and seeds 1-2 run later)."""
+    """Every job directory (one holding ``.hydra/``) under ``multirun_dir``.
+
+    Args:
+        multirun_dir: a multirun directory, or a list of them whose jobs are pooled (e.g. seed 0
+            committed and seeds 1-2 run later).
+
+    Returns:
+        One :class:`Job` per job directory (searched recursively, in path order per directory): its
+        ``path``, ``overrides`` (from ``.hydra/overrides.yaml``), ``metrics`` (its metrics.json, None if
+        unfinished), ``state`` (``finished``, else the state its status file records, else ``missing``)
+        and ``error``.
+
+    Raises:
+        FileNotFoundError: a directory does not exist, or there are no jobs under them.
+    """
     roots = (
         [Path(d) for d in multirun_dir] if isinstance(multirun_dir, list | tuple) else [Path(multirun_dir)]
     )
@@ -140,7 +153,16 @@ def select_seeds(jobs: list[Job], seeds: list[str] | None) -> list[Job]:
 
 
 def group_jobs(jobs: list[Job]) -> tuple[list[str], list[Row]]:
-    """Group by the override keys whose values differ between jobs (seed and fold are averaged over)."""
+    """Group by the override keys whose values differ between jobs (seed and fold are averaged over).
+
+    Args:
+        jobs: the jobs, e.g. from :func:`find_jobs`.
+
+    Returns:
+        ``(swept, rows)``: the swept override keys, sorted (never ``seed``, ``data.fold`` or the
+        :data:`IGNORED_KEYS`); one :class:`Row` per combination of their values, in the order its first
+        job comes, whose ``key`` is that combination and ``jobs`` its jobs.
+    """
     keys = sorted({k for j in jobs for k in j.overrides})
     swept = [
         k

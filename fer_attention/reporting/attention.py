@@ -5,14 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from fer_attention.reporting.plots import save_figure  # noqa: E402
+from fer_attention.reporting.plots import save_figure
 
 
 @torch.no_grad()
@@ -47,7 +44,8 @@ def plot_attention_grid(
         rows.append(("LBP", maps["lbp"]))
     if maps.get("mask") is not None:
         rows.append(("attention\n(per-face scale)", maps["mask"]))
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.3 * n, 1.45 * len(rows) + 0.4), squeeze=False)
+    fig = Figure(figsize=(1.3 * n, 1.45 * len(rows) + 0.4))
+    axes = fig.subplots(len(rows), n, squeeze=False)
     preds = maps["probs"].argmax(axis=1)
     for j in range(n):
         for i, (name, images) in enumerate(rows):

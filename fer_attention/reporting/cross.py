@@ -103,9 +103,25 @@ def cross_markdown(runs: list[dict[str, Any]], title: str = "cross-dataset") -> 
 
 
 def cross_report(root: str | Path, out_dir: str | Path, publish: bool = False) -> dict[str, Any]:
-    """Write ``table.md`` and ``table.csv`` of the fer-eval runs under ``root`` into ``out_dir``; with
-    ``publish``, also each run's metrics, status and overrides under ``out_dir/runs/`` and a README with
-    the commands and the machine, so that ``fer-report --cross <out_dir>/runs`` re-aggregates it."""
+    """Write ``table.md`` and ``table.csv`` of the fer-eval runs under ``root`` into ``out_dir``.
+
+    Args:
+        root: a folder searched recursively for fer-eval runs (a metrics.json that records
+            ``trained_on``).
+        out_dir: where the files go (created if needed).
+        publish: also copy each run's metrics, status and overrides under ``out_dir/runs/`` and write a
+            README with the commands and the machine, so that ``fer-report --cross <out_dir>/runs``
+            re-aggregates it (a ``## Notes`` section of an existing README is kept).
+
+    Returns:
+        A dict with ``out_dir``, ``table`` (the markdown: rows = training sets, columns = test sets) and
+        ``runs`` (how many runs it holds). table.csv's columns: ``trained_on``, ``tested_on``, ``acc``,
+        ``f1_macro`` (in %), ``faces``, ``classes``, ``command``.
+
+    Raises:
+        FileNotFoundError: ``root`` is not a directory.
+        ReportError: no fer-eval run under ``root``.
+    """
     runs = find_eval_runs(root)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -5,22 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
 
 # a table row of at least this many jobs (a row over folds) is drawn as its mean validation curve
 MEAN_CURVE_FROM = 4
 
 
-def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
-    """Save a matplotlib figure (creating the folder) and close it."""
+def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
+    """Save a matplotlib figure (creating the folder). A :class:`~matplotlib.figure.Figure` made
+    directly needs no backend and no closing: it is freed with its last reference."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
-    plt.close(fig)
     return path
 
 
@@ -32,7 +29,8 @@ def plot_confusion_matrix(
     rows = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
     n = len(class_names)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * n, 0.8 + 0.7 * n))
+    fig = Figure(figsize=(1.0 + 0.8 * n, 0.8 + 0.7 * n))
+    ax = fig.subplots()
     ax.imshow(norm, cmap="Blues", vmin=0.0, vmax=1.0)
     for i in range(n):
         for j in range(n):
@@ -69,7 +67,8 @@ def plot_rows(
     corrected 95% interval (right). ``values`` and intervals are in points (0..100)."""
     panels = 2 if comparisons is not None else 1
     height = max(2.8, 0.42 * len(labels) + 1.4)
-    fig, axes = plt.subplots(1, panels, figsize=(6.0 * panels, height), squeeze=False)
+    fig = Figure(figsize=(6.0 * panels, height))
+    axes = fig.subplots(1, panels, squeeze=False)
     ax = axes[0][0]
     rng = np.random.default_rng(0)
     for i, (vals, ci) in enumerate(zip(values, intervals, strict=True)):
@@ -123,7 +122,8 @@ def plot_curves(
     rows: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     for label, seconds, acc in series:
         rows.setdefault(label, []).append((np.asarray(seconds), np.asarray(acc)))
-    fig, ax = plt.subplots(figsize=(7.0, 4.2))
+    fig = Figure(figsize=(7.0, 4.2))
+    ax = fig.subplots()
     for k, (label, curves) in enumerate(rows.items()):
         colour = f"C{k % 10}"
         if len(curves) < mean_from:

@@ -104,6 +104,10 @@ def publish(sweep_dir: str | Path, out_dir: str | Path, append: bool = False) ->
         run.json's content: ``sweeps`` (one entry per sweep) and the totals ``jobs`` and ``finished``;
         the last sweep's ``command`` and ``wall_seconds`` at the top level.
 
+    Raises:
+        FileNotFoundError: no jobs (directories with ``.hydra/``) under ``sweep_dir``, or, with
+            ``append``, ``sweep_dir`` is inside ``out_dir/jobs/``.
+
     The new ``jobs/`` and ``run.json`` are built beside the old ones and swapped in by renames, so a
     kill leaves the old folder or the new one, never a half-written mix.
     """

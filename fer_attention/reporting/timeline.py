@@ -7,21 +7,19 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import ListedColormap  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-
-from fer_attention.reporting.plots import save_figure  # noqa: E402
+from fer_attention.reporting.plots import save_figure
 
 # at most this many tracks get a panel (the ones with the most labelled frames); the rest are named
 MAX_TRACKS = 8
 
 
 def class_colours(n: int) -> list:
-    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
+    cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
     return [cmap(i % cmap.N) for i in range(n)]
 
 
@@ -54,10 +52,10 @@ def plot_timeline(
     t_min = min(r["time_s"] for rs in tracks.values() for r in rs)
     span = max(t_max - t_min, 1e-3)
     ratios = [h for _ in shown for h in (3.0, 0.45)]
-    fig, axes = plt.subplots(
+    fig = Figure(figsize=(10, 0.6 + 2.3 * len(shown)))
+    axes = fig.subplots(
         2 * len(shown),
         1,
-        figsize=(10, 0.6 + 2.3 * len(shown)),
         gridspec_kw={"height_ratios": ratios, "hspace": 0.15},
         squeeze=False,
     )

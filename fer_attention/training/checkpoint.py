@@ -10,7 +10,6 @@ from typing import Any
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-# CheckpointError is importable from here too, as before
 from fer_attention.errors import CheckpointError, ConfigError
 from fer_attention.reporting.files import read_status
 

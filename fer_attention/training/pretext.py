@@ -36,11 +36,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 from torch.utils.data import DataLoader
 
-from fer_attention.config import ConfigError, validate_config
+from fer_attention.config import validate_config
 from fer_attention.data.augment import build_augmentation
 from fer_attention.data.dataset import FaceArrayDataset
-from fer_attention.data.records import DataError, FaceArrays
+from fer_attention.data.records import FaceArrays
 from fer_attention.data.samplers import EpochSampler
+from fer_attention.errors import ConfigError, DataError
 from fer_attention.lbp import check_args as check_lbp_args
 from fer_attention.lbp import local_binary_pattern, num_codes
 from fer_attention.training.optim import configure_optimization

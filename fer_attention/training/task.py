@@ -15,7 +15,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fer_attention.callbacks.epoch_seed import EpochSeed
-from fer_attention.config import ConfigError, validate_config
+from fer_attention.config import validate_config
+from fer_attention.errors import ConfigError
 from fer_attention.reporting.files import METRICS_FILE
 from fer_attention.runtime import resolve_precision, set_threads, tune_malloc
 from fer_attention.training.builders import (

@@ -20,8 +20,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from fer_attention.data.records import DataError
 from fer_attention.data.sources.base import BadInputs, FileSource, Manifest, carve_val
+from fer_attention.errors import DataError
 
 CLASS_NAMES_8: tuple[str, ...] = (
     "neutral",

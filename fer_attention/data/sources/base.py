@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from fer_attention.data.records import DataError
+from fer_attention.errors import DataError
 
 IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".pgm", ".ppm", ".pnm", ".jp2"}

@@ -21,7 +21,6 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from fer_attention.data.records import DataError
 from fer_attention.data.sources.base import (
     BadInputs,
     FileSource,
@@ -30,6 +29,7 @@ from fer_attention.data.sources.base import (
     last_k_frames,
     natural_key,
 )
+from fer_attention.errors import DataError
 
 CODES: dict[int, str] = {
     1: "anger",

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_attention.data.records import DataError
 from fer_attention.data.sources.base import (
     SPLIT_ALIASES,
     BadInputs,
@@ -30,6 +29,7 @@ from fer_attention.data.sources.base import (
     carve_val,
     class_lookup,
 )
+from fer_attention.errors import DataError
 
 CLASS_NAMES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 USAGE_SPLIT = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}

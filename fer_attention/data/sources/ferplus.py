@@ -21,9 +21,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from fer_attention.data.records import DataError
 from fer_attention.data.sources.base import BadInputs, FileSource, Manifest
 from fer_attention.data.sources.fer2013 import USAGE_SPLIT, find_csv, read_fer2013_csv
+from fer_attention.errors import DataError
 
 CLASS_NAMES: tuple[str, ...] = (
     "neutral",

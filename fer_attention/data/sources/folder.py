@@ -18,7 +18,6 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from fer_attention.data.records import DataError
 from fer_attention.data.sources.base import (
     SPLIT_ALIASES,
     BadInputs,
@@ -27,6 +26,7 @@ from fer_attention.data.sources.base import (
     carve_val,
     index_class_folders,
 )
+from fer_attention.errors import DataError
 
 
 def split_folders(root: Path) -> dict[str, Path]:

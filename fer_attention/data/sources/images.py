@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fer_attention.data.records import DataError
 from fer_attention.data.sources.base import BadInputs, FileSource, Manifest
+from fer_attention.errors import DataError
 
 CLASS_NAMES: tuple[str, ...] = ("face",)
 

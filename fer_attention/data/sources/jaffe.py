@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from fer_attention.data.records import DataError
 from fer_attention.data.sources.base import BadInputs, FileSource, Manifest
+from fer_attention.errors import DataError
 
 CODES: dict[str, str] = {
     "AN": "angry",

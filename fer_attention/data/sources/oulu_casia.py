@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fer_attention.data.records import DataError
 from fer_attention.data.sources.base import BadInputs, FileSource, Manifest, class_lookup
 from fer_attention.data.sources.sequences import index_sequence_tree
+from fer_attention.errors import DataError
 
 CLASS_NAMES: tuple[str, ...] = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
 MODALITIES = ("VL", "NI")

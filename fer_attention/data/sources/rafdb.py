@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fer_attention.data.records import DataError
 from fer_attention.data.sources.base import BadInputs, FileSource, Manifest, carve_val, index_class_folders
+from fer_attention.errors import DataError
 
 CLASS_NAMES: tuple[str, ...] = ("surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral")
 LABEL_FILE = Path("EmoLabel") / "list_patition_label.txt"

@@ -15,7 +15,6 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-from fer_attention.data.records import DataError
 from fer_attention.data.sources.base import (
     BadInputs,
     FileSource,
@@ -24,6 +23,7 @@ from fer_attention.data.sources.base import (
     last_k_frames,
     natural_key,
 )
+from fer_attention.errors import DataError
 
 
 def index_sequence_tree(
