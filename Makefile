@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-all check-results lint format clean bench ablation-lbp ablation-modules ablation-dilation datasets cv paper pretrain pretext transfer cross
+.PHONY: help install train test test-all check-results lint format clean bench gpu ablation-lbp ablation-modules ablation-dilation ablation-modules-pretrained ablation-lbp-pretrained ablation-dilation-pretrained datasets cv paper pretrain pretext transfer cross
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -126,8 +126,35 @@ cross: install ## FER_CKPT=<FER2013 model> on every CK+48 face, CK_CKPT=<CK+48 m
 		hydra.run.dir=logs/cross/$(NOW)/ckplus48_to_fer2013
 	$(BIN)/fer-report --cross logs/cross/$(NOW) --out logs/reports/cross_$(NOW)
 
+# --- the pretrained regime (experiments/pretrained.py): every row trained on FER2013 as that same row, then
+# fine-tuned on CK+48 (or DATA_ROOT's) from its own checkpoint over every fold x PRETRAINED_SEEDS; ROWS=<subset>
+PRETRAINED_DIR ?= logs/pretrained
+PRETRAINED_SEEDS ?= 0,1
+ROWS ?=
+PRE_DATA = $(if $(filter synthetic,$(DATA)),ckplus,$(DATA))
+pre_sweep_dir = $(or $(SWEEP_DIR),logs/$(1)_pretrained/multiruns/$(NOW)_$(PRE_DATA)_$(BUDGET))
+pretrained_args = --table $(1) $(if $(ROWS),--rows $(ROWS)) --out $(PRETRAINED_DIR)
+run_pretrained = $(BIN)/python -m experiments.pretrained pretrain $(call pretrained_args,$(1)) --fer-root $(FER_ROOT) && \
+	$(BIN)/python -m experiments.pretrained finetune $(call pretrained_args,$(1)) --seeds $(PRETRAINED_SEEDS) \
+	--data $(PRE_DATA) --data-root $(or $(DATA_ROOT),../shared/data/ckplus48) \
+	--sweep-dir $(call pre_sweep_dir,$(1)) -- $(JOBS_ARGS) $(ARGS) && \
+	$(BIN)/fer-report $(call pre_sweep_dir,$(1)) --out logs/reports/$(1)_pretrained_$(PRE_DATA)_$(BUDGET)
+
+ablation-modules-pretrained: install ## the module table in the pretrained regime (FER2013 per row, then CK+48)
+	$(call run_pretrained,ablation_modules)
+
+ablation-lbp-pretrained: install ## the LBP table pretrained per row (e.g. ROWS=circle,ror)
+	$(call run_pretrained,ablation_lbp)
+
+ablation-dilation-pretrained: install ## the dilation table pretrained per row (e.g. ROWS=d123,d222)
+	$(call run_pretrained,ablation_dilation)
+
 bench: install ## benchmark suite: LBP, training step per ablation, fast paths, data, inference incl. ONNX Runtime (logs/bench/bench.md); ARGS="--width 1.0"
 	$(BIN)/python -m experiments.bench $(ARGS)
+
+# no `install` prerequisite: on a copied checkout pyproject.toml may look newer than .venv, and pip has no internet
+gpu: ## one GPU session under OUT (logs/gpu): bench, FER2013 full vs vgg16 at width 1.0, nvidia-smi (EPOCHS, FER_ROOT, TINY=1, DRY_RUN=1)
+	bash experiments/gpu.sh
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check fer_attention tests experiments

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # experiments/gpu.sh (`make gpu`): one GPU session's measurements, all under ${OUT:-logs/gpu}/: nvidia-smi.txt,
-# gpu_name.txt, bench/ (python -m experiments.bench), <data>_w<width>/ (fer-train sweep full vs vgg16),
-# <data>_w<width>_report/ (fer-report --publish: table.md, README.md, jobs/), one <step>.log per step, run.txt.
+# gpu_name.txt, <data>_w<width>/ (fer-train sweep, full vs vgg16), <data>_w<width>_report/ (fer-report --publish:
+# table.md, README.md, jobs/), bench/ (python -m experiments.bench), one <step>.log per step, and run.txt.
 #   bash experiments/gpu.sh                     # the GPU run: FER2013, width 1.0, trainer=gpu, EPOCHS epochs
-#   TINY=1 OUT=/tmp/g bash experiments/gpu.sh   # the same steps on a tiny CPU budget (synthetic data, seconds)
+#   TINY=1 OUT=/tmp/g bash experiments/gpu.sh   # the same steps on a tiny CPU budget (synthetic data, ~1 min)
 #   DRY_RUN=1 bash experiments/gpu.sh           # print the commands, run nothing, write nothing
 # Environment: OUT, FER_ROOT (../shared/data/fer2013), EPOCHS (5), ACCEL (gpu; cpu under TINY=1), BENCH_ARGS
-# (extra flags of experiments.bench, default none), TRAIN_ARGS (extra fer-train overrides), GIT_COMMIT (when
-# the copy has no .git). Relative paths are from the repo root. Needs no internet. Every step runs even when
-# one fails; run.txt has each step's exit status and wall time, and the script exits with the first failure.
+# (extra experiments.bench flags), TRAIN_ARGS (extra fer-train overrides), GIT_COMMIT (a copy without .git),
+# TARBALL (also pack OUT, checkpoints left out, into this .tar.gz). Relative paths are from the repo root; no
+# internet needed. A failing step does not stop the others: run.txt has each one's exit status and wall time.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -28,14 +28,16 @@ BENCH_ARGS=${BENCH_ARGS:-}
 TRAIN_ARGS=${TRAIN_ARGS:-}
 if [ "$TINY" = 1 ]; then ACCEL=${ACCEL:-cpu}; else ACCEL=${ACCEL:-gpu}; fi
 
-# the repo's .venv when it is there, else what is on PATH
-if [ -x .venv/bin/python ]; then
-    BIN=.venv/bin/
-    PY=.venv/bin/python
-else
-    BIN=
-    PY=$(command -v python || command -v python3)
-fi
+# the repo's .venv when it is there, else what is on PATH (without fer-train / fer-report there, e.g. the
+# package's wheels unpacked into PYTHONPATH: python -m fer_attention.cli.*, which works from the repo root)
+if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=$(command -v python3 || command -v python); fi
+entry() {  # entry <console script> <module>: the command words of one of the package's CLIs
+    if [ -x ".venv/bin/$1" ]; then echo ".venv/bin/$1"
+    elif [ ! -x .venv/bin/python ] && command -v "$1" >/dev/null; then echo "$1"
+    else echo "$PY -m $2"; fi
+}
+read -ra FER_TRAIN <<<"$(entry fer-train fer_attention.cli.train)"
+read -ra FER_REPORT <<<"$(entry fer-report fer_attention.cli.report)"
 
 if [ "$TINY" = 1 ]; then
     WIDTH=0.0625
@@ -67,19 +69,27 @@ else:
     print("no GPU")
 print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, devices {torch.cuda.device_count()}")'
 
-TRAIN_CMD=("${BIN}fer-train" -m "${DATA_ARGS[@]}" ablation=full,vgg16 "model.net.backbone.width=$WIDTH"
+TRAIN_CMD=("${FER_TRAIN[@]}" -m "${DATA_ARGS[@]}" ablation=full,vgg16 "model.net.backbone.width=$WIDTH"
     "${TRAINER_ARGS[@]}" seed=0 "~callbacks.progress_bar" "hydra.sweep.dir=$SWEEP" ${EXTRA_TRAIN[@]+"${EXTRA_TRAIN[@]}"})
-REPORT_CMD=("${BIN}fer-report" "$SWEEP" --out "$REPORT" --publish)
+REPORT_CMD=("${FER_REPORT[@]}" "$SWEEP" --out "$REPORT" --publish)
 BENCH_CMD=("$PY" -m experiments.bench --out "$OUT/bench" ${BENCH[@]+"${BENCH[@]}"})
 
-if [ "$DRY_RUN" = 1 ]; then
-    if command -v nvidia-smi >/dev/null; then echo "nvidia-smi > $OUT/nvidia-smi.txt"; else echo "# nvidia-smi: not found"; fi
-    printf '%q ' "$PY" -c "$GPU_NAME_PY"; echo "> $OUT/gpu_name.txt"
-    for cmd in TRAIN_CMD REPORT_CMD BENCH_CMD; do
-        declare -n c=$cmd
-        printf '%q ' "${c[@]}"; echo
-        unset -n c
+# show <words...>: one line that pastes back into bash (words quoted only where they need it)
+show() {
+    local word line=
+    for word in "$@"; do
+        if [[ $word =~ ^[][A-Za-z0-9_./=,:+~@%-]+$ ]]; then line+="$word "; else line+="$(printf '%q' "$word") "; fi
     done
+    echo "${line% }"
+}
+
+if [ "$DRY_RUN" = 1 ]; then
+    echo "# from $REPO"
+    if command -v nvidia-smi >/dev/null; then echo "nvidia-smi > $OUT/nvidia-smi.txt"; else echo "# nvidia-smi: not found"; fi
+    echo "$(show "$PY" -c "$GPU_NAME_PY") > $OUT/gpu_name.txt"
+    show "${TRAIN_CMD[@]}"
+    show "${REPORT_CMD[@]}"
+    show "${BENCH_CMD[@]}"
     exit 0
 fi
 
@@ -93,8 +103,8 @@ START=$(date +%s)
     if git rev-parse HEAD >/dev/null 2>&1 && [ -n "$(git status --porcelain 2>/dev/null)" ]; then
         echo "working tree: uncommitted changes"
     fi
-    echo "mode: $([ "$TINY" = 1 ] && echo 'TINY=1 (tiny CPU budget)' || echo GPU); ACCEL=$ACCEL EPOCHS=$EPOCHS" \
-        "width=$WIDTH data=$DATA FER_ROOT=$FER_ROOT BENCH_ARGS='$BENCH_ARGS' TRAIN_ARGS='$TRAIN_ARGS'"
+    echo "mode: $([ "$TINY" = 1 ] && echo 'TINY=1 (tiny CPU budget, 1 epoch of 2 batches)' || echo "GPU, EPOCHS=$EPOCHS");" \
+        "ACCEL=$ACCEL width=$WIDTH data=$DATA FER_ROOT=$FER_ROOT BENCH_ARGS='$BENCH_ARGS' TRAIN_ARGS='$TRAIN_ARGS'"
     echo "output: $OUT"
     echo
 } >"$RUN"
@@ -111,7 +121,7 @@ step() {
     rc=${PIPESTATUS[0]}
     set -e
     t1=$(date +%s)
-    echo "step $name: exit $rc, $((t1 - t0)) s ($(printf '%q ' "$@"))" >>"$RUN"
+    echo "step $name: exit $rc, $((t1 - t0)) s: $(show "$@")" >>"$RUN"
     if [ "$rc" != 0 ] && [ "$FIRST_FAILURE" = 0 ]; then FIRST_FAILURE=$rc; fi
 }
 
@@ -135,4 +145,9 @@ step bench "${BENCH_CMD[@]}"
 
 echo "total: $(($(date +%s) - START)) s; exit $FIRST_FAILURE" >>"$RUN"
 cat "$RUN"
+# TARBALL=<file.tar.gz>: everything above but the checkpoints in one file (a machine that returns few files)
+if [ -n "${TARBALL:-}" ]; then
+    tar -czf "$TARBALL" --exclude='*.ckpt' -C "$(dirname "$OUT")" "$(basename "$OUT")"
+    echo "packed into $TARBALL ($(du -h "$TARBALL" | cut -f1)), checkpoints left out"
+fi
 exit "$FIRST_FAILURE"

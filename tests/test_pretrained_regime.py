@@ -1,0 +1,84 @@
+"""The pretrained regime: each row of a table starts from its own FER2013 network; a missing one stops the
+fine-tuning with one line naming the make target, so no row is fine-tuned from scratch by accident."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from experiments import pretrained
+from fer_attention.training.task import train
+
+from .conftest import TINY
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_each_table_names_its_group_and_rows():
+    assert pretrained.table_rows("ablation_modules") == (
+        "ablation",
+        ["full", "no_lbp", "no_attention", "no_reconstruction", "vgg16"],
+    )
+    assert (
+        pretrained.table_rows("ablation_lbp")[0] == "lbp"
+        and "circle" in pretrained.table_rows("ablation_lbp")[1]
+    )
+    assert pretrained.table_rows("ablation_dilation") == (
+        "dilation",
+        ["d111", "d123", "d125", "d135", "d222"],
+    )
+    with pytest.raises(SystemExit, match=r"^error: --table nope is not a table; tables: ablation_dilation"):
+        pretrained.table_rows("nope")
+
+
+def test_a_missing_checkpoint_stops_finetuning_naming_the_target(tmp_path, capsys):
+    (tmp_path / "ablation-full.ckpt").write_bytes(b"x")
+    with pytest.raises(SystemExit) as err:
+        pretrained.main(
+            ["finetune", "--table", "ablation_modules", "--rows", "full,vgg16", "--out", str(tmp_path)]
+        )
+    assert str(err.value) == (
+        f"error: no FER2013 checkpoint for ablation=vgg16 in {tmp_path}: build it with "
+        "`make ablation-modules-pretrained` (or `python -m experiments.pretrained pretrain --table "
+        "ablation_modules --rows vgg16`); nothing was fine-tuned"
+    )
+    with pytest.raises(SystemExit, match=r"--rows wide not in ablation_modules; its rows: full,no_lbp"):
+        pretrained.main(["finetune", "--rows", "wide", "--out", str(tmp_path)])
+    # pretraining builds only what is missing, each row as itself on FER2013
+    assert pretrained.main(["pretrain", "--rows", "full,vgg16", "--out", str(tmp_path), "--dry-run"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and "experiment=pretrain_fer2013 ablation=vgg16" in lines[0]
+    assert f"hydra.run.dir={tmp_path}/runs/ablation-vgg16" in lines[0]
+
+
+def test_every_row_is_finetuned_from_its_own_checkpoint(make_cfg, tmp_path):
+    # two tiny "FER2013" networks (synthetic faces here), one per row
+    out = tmp_path / "pretrained"
+    out.mkdir()
+    for row in ("full", "vgg16"):
+        metrics = train(make_cfg([*TINY, f"ablation={row}", "trainer.limit_train_batches=1"], subdir=row))
+        shutil.copy2(metrics["best_ckpt"], out / f"ablation-{row}.ckpt")
+    sweep = tmp_path / "sweep"
+    overrides = [o for o in TINY if "progress_bar" not in o] + ["trainer.limit_train_batches=1"]
+    env = {**os.environ, "FER_LOG_DIR": str(tmp_path / "logs"), "PYTHONPATH": str(REPO)}
+    argv = ["finetune", "--rows", "full,vgg16", "--out", str(out), "--data", "synthetic", "--data-root", ""]
+    argv += ["--seeds", "0", "--folds", "0", "--sweep-dir", str(sweep), "--", *overrides]
+    subprocess.run(
+        [sys.executable, "-m", "experiments.pretrained", *argv],
+        check=True,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+    )
+    used = {}
+    for metrics_file in sweep.glob("*/metrics.json"):
+        m = json.loads(metrics_file.read_text())
+        row = next(o.split("=")[1] for o in m["overrides"] if o.startswith("ablation="))
+        used[row] = (Path(m["init_from"]["path"]).name, m["init_from"]["not_in_file"])
+    assert used == {"full": ("ablation-full.ckpt", []), "vgg16": ("ablation-vgg16.ckpt", [])}
