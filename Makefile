@@ -45,9 +45,10 @@ DATA ?= synthetic
 DATA_ROOT ?=
 QUICK ?= 0
 BUDGET ?= $(if $(filter 1,$(QUICK)),quick,cpu)
-# datasets whose protocol is subject-independent k-fold; folds_of,<data>: every fold (fold 0 at BUDGET=quick)
-KFOLD_DATA := synthetic ckplus ckplus6 jaffe oulu_casia sequences
-folds_of = $(if $(filter $(1),$(KFOLD_DATA)),$(if $(filter quick,$(BUDGET)),0,range(0,$(if $(filter synthetic,$(1)),5,10))))
+# protocol_of,<data>: `kfold <num_folds>`, `fixed` or `auto`, read from conf/data/<data>.yaml (the one place
+# it is stated); folds_of,<data>: every fold of a k-fold protocol (fold 0 at BUDGET=quick), none otherwise
+protocol_of = $(shell $(BIN)/python -m experiments.protocol $(1))
+folds_of = $(if $(filter kfold,$(word 1,$(call protocol_of,$(1)))),$(if $(filter quick,$(BUDGET)),0,range(0,$(word 2,$(call protocol_of,$(1))))))
 # seeds_of,<data>,<folds>: a row is every fold x one seed on k-fold data, three seeds on fixed splits
 seeds_of = $(if $(2),0,$(if $(filter quick,$(BUDGET)),0,0,1,2))
 FOLDS ?= $(call folds_of,$(DATA))

@@ -51,3 +51,17 @@ def test_every_table_runs_over_all_folds_on_kfold_data_and_over_seeds_on_fixed_s
     assert "budget=quick" in quick and "'data.fold=0'" in quick and "--reference 'ablation=vgg16'" in quick
     again = _make_n(table, "DATA=ckplus", "SWEEP_DIR=logs/old", "ARGS=skip_done=true")
     assert "hydra.sweep.dir=logs/old skip_done=true" in again and "fer-report logs/old" in again
+
+
+def test_make_reads_each_datasets_protocol_from_its_config():
+    from experiments.protocol import protocol
+
+    assert [protocol(d) for d in ("ckplus", "synthetic", "fer2013", "folder", "images")] == [
+        "kfold 10",
+        "kfold 5",
+        "fixed",
+        "auto",
+        "kfold 10",
+    ]
+    # a k-fold dataset the Makefile never listed by name still runs over its folds
+    assert "'data.fold=range(0,10)'" in _make_n("ablation-modules", "DATA=images", "DATA_ROOT=/data/imgs")

@@ -148,3 +148,62 @@ def allocator_ratios(default: dict, tuned: dict) -> dict:
 def configured_fast_path(config: dict) -> str:
     """The fast-path row `fer-train` runs without overrides (conf/model: ``channels_last``, fp32)."""
     return "channels_last" if config["channels_last"] else "fp32"
+
+
+# --- the attainable rate: torch.matmul of square matrices, and the training step's share of it ----------
+
+# full model, width 0.25, bf16 autocast ("bf16" fast path), batch 32 (conf/budget/cpu.yaml): its training
+# step's GFLOP/s at least this share of the bf16 matmul rate of the same run
+RATE_TARGET_SHARE = 0.70
+RATE_TARGET = {"model": "full", "width": 0.25, "path": "bf16", "batch": 32}
+
+
+def matmul_gflop(n: int) -> float:
+    """GFLOP of one ``n`` x ``n`` by ``n`` x ``n`` matmul: 2 n^3 (a multiply and an add per term)."""
+    return 2 * n**3 / 1e9
+
+
+def gflop_per_s(gflop: float, seconds: float) -> float:
+    return gflop / seconds
+
+
+def attainable_rate(matmul: dict) -> dict:
+    """The best matmul size per dtype (``matmul``: dtype -> size -> {"gflop_per_s": ...}): dtype ->
+    {"n": size, "gflop_per_s": its rate}, the rate the training step's GFLOP/s are held against."""
+    out = {}
+    for dtype, by_size in matmul.items():
+        n = max(by_size, key=lambda s: by_size[s]["gflop_per_s"])
+        out[dtype] = {"n": int(n), "gflop_per_s": by_size[n]["gflop_per_s"]}
+    return out
+
+
+def share_of_matmul(step: dict, rates: dict) -> float:
+    """A training step's GFLOP/s (``step``: {"dtype", "gflop_per_s"}) as a share of the attainable matmul
+    rate of its dtype (``rates``: dtype -> {"gflop_per_s": ...}, as ``attainable_rate`` gives): the bf16
+    path against the bf16 rate, fp32 against fp32."""
+    return step["gflop_per_s"] / rates[step["dtype"]]["gflop_per_s"]
+
+
+def add_step_rates(steps: list[dict], rates: dict) -> list[dict]:
+    """Training-step rows ({"gflop", "ms_per_step", "dtype", ...}): ``gflop_per_s`` (median step time)
+    and ``share_of_matmul`` on every row."""
+    for step in steps:
+        step["gflop_per_s"] = gflop_per_s(step["gflop"], step["ms_per_step"] / 1000)
+        step["share_of_matmul"] = share_of_matmul(step, rates)
+    return steps
+
+
+def rate_target(steps: list[dict], batch: int) -> dict | None:
+    """The RATE_TARGET row among ``steps`` (timed at ``batch``): its share and whether it is met (None if
+    that row was not measured). ``at_target_batch`` is False when ``batch`` is not the target's."""
+    t = RATE_TARGET
+    for step in steps:
+        if (step["model"], step["width"], step["path"]) == (t["model"], t["width"], t["path"]):
+            share = step["share_of_matmul"]
+            return {
+                "share": share,
+                "met": share >= RATE_TARGET_SHARE,
+                "batch": batch,
+                "at_target_batch": batch == t["batch"],
+            }
+    return None
