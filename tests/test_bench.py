@@ -258,6 +258,91 @@ def test_loader_allocator_and_persistent_worker_ratios():
     }
 
 
+def matmul_row(n: int, gflop_per_s: float) -> dict:
+    gflop = decide.matmul_gflop(n)
+    s = gflop / gflop_per_s
+    return {
+        "gflop": gflop,
+        "s": {"median": s, "min": s, "max": s, "repeats": 3, "kernel_s": 0.0, "page_faults": 0.0},
+        "gflop_per_s": gflop_per_s,
+    }
+
+
+# attainable: fp32 100 GFLOP/s at n=2048, bf16 400 GFLOP/s at n=1024
+MADE_UP_MATMUL = {
+    "fp32": {"1024": matmul_row(1024, 80.0), "2048": matmul_row(2048, 100.0)},
+    "bf16": {"1024": matmul_row(1024, 400.0), "2048": matmul_row(2048, 350.0)},
+}
+
+
+def step_row(model: str, width: float, path: str, gflop: float, ms: float) -> dict:
+    dtype = "bf16" if measure.FAST_PATHS[path]["bf16"] else "fp32"
+    return {"model": model, "width": width, "path": path, "dtype": dtype, "gflop": gflop, **timing(ms)}
+
+
+def made_up_rate(full_bf16_ms: float = 100.0, batch: int = 32) -> dict:
+    """The attainable-rate section: the full model's bf16 step at width 0.25 does 20 GFLOP in
+    ``full_bf16_ms`` (100 ms: 200 GFLOP/s, 50% of the bf16 rate)."""
+    matmul = {dtype: {n: dict(r) for n, r in by_size.items()} for dtype, by_size in MADE_UP_MATMUL.items()}
+    attainable = decide.attainable_rate(matmul)
+    steps = [
+        step_row("full", 0.25, "fp32", 20.0, 250.0),  # 80 GFLOP/s: 80% of fp32
+        step_row("full", 0.25, "channels_last_bf16", 20.0, full_bf16_ms),
+        step_row("vgg16", 0.25, "channels_last_bf16", 10.0, 40.0),  # 250 GFLOP/s: 62.5% of bf16
+        step_row("full", 1.0, "bf16", 320.0, 1000.0),  # 320 GFLOP/s: 80% of bf16
+    ]
+    steps = decide.add_step_rates(steps, attainable)
+    return {
+        "matmul": matmul,
+        "attainable": attainable,
+        "size": 48,
+        "batch": batch,
+        "steps": steps,
+        "target": decide.rate_target(steps, batch),
+    }
+
+
+def test_attainable_rate_and_the_steps_shares_of_it():
+    assert decide.matmul_gflop(1024) == 2 * 1024**3 / 1e9
+    assert decide.gflop_per_s(20.0, 0.25) == 80.0
+    rates = decide.attainable_rate(MADE_UP_MATMUL)
+    assert rates == {"fp32": {"n": 2048, "gflop_per_s": 100.0}, "bf16": {"n": 1024, "gflop_per_s": 400.0}}
+    # each dtype against its own rate: bf16 against bf16, fp32 against fp32
+    assert decide.share_of_matmul({"dtype": "bf16", "gflop_per_s": 200.0}, rates) == 0.5
+    assert decide.share_of_matmul({"dtype": "fp32", "gflop_per_s": 200.0}, rates) == 2.0
+    steps = made_up_rate()["steps"]
+    assert [(s["gflop_per_s"], s["share_of_matmul"]) for s in steps] == [
+        (80.0, 0.8),
+        (200.0, 0.5),
+        (250.0, 0.625),
+        (320.0, 0.8),
+    ]
+    assert decide.rate_target(steps, 32) == {"share": 0.5, "met": False, "batch": 32, "at_target_batch": True}
+    assert decide.rate_target(made_up_rate(62.5)["steps"], 32)["met"] is True  # 320 GFLOP/s: 80%
+    at_limit = [dict(steps[1], share_of_matmul=decide.RATE_TARGET_SHARE)]
+    assert decide.rate_target(at_limit, 8) == {
+        "share": decide.RATE_TARGET_SHARE,
+        "met": True,  # exactly at the target is enough
+        "batch": 8,
+        "at_target_batch": False,
+    }
+    assert decide.rate_target([s for s in steps if s["width"] != 0.25], 32) is None
+
+
+def test_count_flops_matches_the_hand_count():
+    linear = measure.torch.nn.Linear(64, 32)
+    x = measure.torch.rand(8, 64, requires_grad=True)
+    forward = 2 * 8 * 64 * 32
+    assert measure.count_flops(lambda: linear(x)) == forward
+    # backward: the gradients of the input and of the weight, one matmul each (the bias's is a sum)
+    assert measure.count_flops(lambda: linear(x).sum().backward()) == 3 * forward
+    # one training step as the bench times it: the batch needs no gradient, AdamW counts nothing
+    net = measure.torch.nn.Sequential(measure.torch.nn.Flatten(), measure.torch.nn.Linear(64, 7))
+    for opts in measure.FAST_PATHS.values():
+        step = measure.train_step_fn(net, 8, 8, **opts)
+        assert measure.count_flops(step) == 2 * (2 * 8 * 64 * 7)
+
+
 # --- the Markdown, for given numbers --------------------------------------------------------------------
 
 
@@ -340,6 +425,7 @@ def made_up_results(quick: bool = False, ort: bool = True, channels_last: bool =
         },
         "train_step": {"48": step, "ratio_full_vs_vgg16": {"48": step["full"]["ratio_vs_vgg16"]}},
         "fast_paths": fast,
+        "rate": made_up_rate(),
         "data": {**decide.loader_vs_train(6400.0, 64, 320.0), "workers": 0},
         "inference": inference,
         "int8": int8,
@@ -407,6 +493,50 @@ def test_markdown_fast_path_table_shows_the_decision():
 
     header, rows = table(md, "## Allocator")
     assert len(header) == 5 and rows == [["48x48", "450 -> 300", "150 -> 120", "1.50x", "3.00 -> 2.50"]]
+
+
+RATE_HEADING = "## Attainable rate (matmul) and the train step's share of it"
+
+
+def test_markdown_rate_table_and_target():
+    results = made_up_results()
+    md = render.markdown(results)
+    header, rows = table(md, RATE_HEADING)
+    assert header == ["what", "GFLOP", "ms/step", "GFLOP/s", "share of the matmul rate"]
+    g1, g2 = decide.matmul_gflop(1024), decide.matmul_gflop(2048)
+    assert rows == [
+        ["matmul fp32, 1024x1024", f"{g1:.2f}", f"{1000 * g1 / 80:.1f}", "80", "80.0%"],
+        ["matmul fp32, 2048x2048 (attainable)", f"{g2:.2f}", f"{1000 * g2 / 100:.1f}", "100", "100.0%"],
+        ["matmul bf16, 1024x1024 (attainable)", f"{g1:.2f}", f"{1000 * g1 / 400:.1f}", "400", "100.0%"],
+        ["matmul bf16, 2048x2048", f"{g2:.2f}", f"{1000 * g2 / 350:.1f}", "350", "87.5%"],
+        ["full, width 0.25, fp32", "20.00", "250.0", "80", "80.0%"],
+        ["full, width 0.25, channels_last + bf16", "20.00", "100.0", "200", "50.0%"],
+        ["vgg16, width 0.25, channels_last + bf16", "10.00", "40.0", "250", "62.5%"],
+        ["full, width 1, bf16 autocast", "320.00", "1,000.0", "320", "80.0%"],
+    ]
+    assert "fp32 100 GFLOP/s at n=2048, bf16 400 GFLOP/s at n=1024" in md
+    missed = "Full model, width 0.25, channels_last + bf16, batch 32: 50.0% of the bf16 matmul rate (target >= 70%: MISSED)."
+    assert missed in md.splitlines()
+    # the section sits between the allocator table and the data pipeline
+    assert md.index("## Allocator") < md.index(RATE_HEADING) < md.index("## Data pipeline")
+
+    results["rate"] = made_up_rate(full_bf16_ms=62.5)
+    met = (
+        "Full model, width 0.25, channels_last + bf16, batch 32: 80.0% of the bf16 matmul rate (target >= 70%: met)."
+    )
+    assert met in render.markdown(results).splitlines()
+    results["rate"] = made_up_rate(full_bf16_ms=62.5, batch=8)
+    assert (
+        "Full model, width 0.25, channels_last + bf16, batch 8 (the target is at batch 32): 80.0% of the bf16 "
+        "matmul rate (target >= 70%: met)." in render.markdown(results)
+    )
+    results["rate"]["target"] = None
+    assert (
+        "Full model, width 0.25, channels_last + bf16, batch 32: not measured (target >= 70% of the bf16 matmul rate)."
+        in render.markdown(results)
+    )
+    del results["rate"]  # a bench.json from before the section
+    assert RATE_HEADING not in render.markdown(results)
 
 
 def test_markdown_data_inference_int8_and_video():
@@ -561,6 +691,32 @@ def test_quick_run_ratios_are_quotients_of_its_timings(quick):
     assert i["ratio_export_vs_eager"] == i[i["best_export"]]["ratio_vs_eager"]
 
 
+def test_quick_run_rate_rows_are_shares_of_its_matmul_rate(quick):
+    results, md = quick
+    rate = results["rate"]
+    assert {dtype: list(by_size) for dtype, by_size in rate["matmul"].items()} == {
+        "fp32": ["512", "1024"],
+        "bf16": ["512", "1024"],
+    }
+    assert rate["attainable"] == decide.attainable_rate(rate["matmul"])
+    assert (rate["size"], rate["batch"]) == (48, 8)
+    steps = rate["steps"]
+    assert [(s["model"], s["width"], s["path"]) for s in steps] == [
+        (model, 0.25, path) for model in ("full", "vgg16") for path in measure.FAST_PATHS
+    ]
+    for s in steps:
+        assert s["gflop"] > 0
+        assert s["gflop_per_s"] == pytest.approx(s["gflop"] / (s["ms_per_step"] / 1000))
+        assert s["share_of_matmul"] == pytest.approx(
+            s["gflop_per_s"] / rate["attainable"][s["dtype"]]["gflop_per_s"]
+        )
+        # the FLOP count depends on the shapes, not on the memory format or the autocast dtype
+        assert s["gflop"] == pytest.approx(next(r["gflop"] for r in steps if r["model"] == s["model"]))
+    assert rate["target"] == decide.rate_target(steps, 8) and rate["target"]["at_target_batch"] is False
+    _, rows = table(md, RATE_HEADING)
+    assert len(rows) == 4 + len(steps)
+
+
 def test_quick_run_inference_is_eager_as_configured_and_matches_it(quick):
     results, _ = quick
     i = results["inference"]
@@ -583,7 +739,8 @@ def test_quick_run_has_batch64_rows_for_eager_onnx_and_int8(quick):
     assert [r[0] for r in rows] == ["eager (NCHW)", "eager (channels_last)", "TorchScript", "ONNX Runtime"]
     assert all(r[2] != "-" for r in rows)  # a batch-64 figure on every row
     _, rows = table(md, "## int8 ONNX Runtime vs fp32 eager")
-    assert len(rows) == 5 and all(r[2] != "-" for r in rows)
+    # fp32 eager, int8, int8 / fp32, fp32 ONNX Runtime, int8 / fp32 ONNX Runtime, alternative, its ratio
+    assert len(rows) == 7 and all(r[2] != "-" for r in rows)
     # the headline row is quantised as conf/export.yaml says, the other activation type beside it
     assert q["activations"] == config.configured_int8()["activations"]
     assert {q["activations"], q["alternative"]["activations"]} == {"uint8", "int8"}

@@ -22,6 +22,11 @@ from .measure_inference import bench_inference, bench_int8, bench_video
 
 QUICK = dict(width=0.125, batch=8, sizes="48", repeats=1, compile_sizes="none", subjects=4, lbp_faces=64)
 FULL = dict(width=0.25, batch=64, sizes="48,96", repeats=5, compile_sizes="48", subjects=40, lbp_faces=1024)
+# the attainable-rate section: matmul sizes, and the widths and batch of its training steps (at the first
+# of --sizes); batch 32 is the target's (conf/budget/cpu.yaml)
+QUICK.update(matmul_sizes="512,1024", rate_widths="0.25", rate_batch=8)
+FULL.update(matmul_sizes="1024,2048,4096", rate_widths="0.25,0.5,1.0", rate_batch=32)
+RATE_KEYS = ("matmul_sizes", "rate_widths", "rate_batch")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,17 +51,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: up to 2; --quick: 1)"
     )
+    parser.add_argument(
+        "--matmul-sizes",
+        default=None,
+        help="square matmul sizes of the attainable rate (default 1024,2048,4096)",
+    )
+    parser.add_argument(
+        "--rate-widths", default=None, help="widths of the FLOP-counted training steps (default 0.25,0.5,1.0)"
+    )
+    parser.add_argument("--rate-batch", type=int, default=None, help="their batch (default 32)")
     parser.add_argument("--out", default="logs/bench")
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="toy sizes (width 0.125, batch 8, 48x48, 1 repeat, 1 thread, no torch.compile) to check the "
-        "script in seconds; explicit options still apply",
+        help="toy sizes (width 0.125, batch 8, 48x48, 1 repeat, 1 thread, no torch.compile; matmul 512 and "
+        "1024, FLOP-counted steps at width 0.25 only) to check the script in seconds; explicit options "
+        "still apply",
     )
     args = parser.parse_args(argv)
     defaults = dict(QUICK if args.quick else FULL)
     defaults["threads"] = 1 if args.quick else min(2, torch.get_num_threads())
-    for key in ("width", "batch", "sizes", "repeats", "compile_sizes", "threads"):
+    for key in ("width", "batch", "sizes", "repeats", "compile_sizes", "threads", *RATE_KEYS):
         if getattr(args, key) is None:
             setattr(args, key, defaults[key])
     args.subjects, args.lbp_faces = defaults["subjects"], defaults["lbp_faces"]
@@ -127,6 +142,14 @@ def run(args: argparse.Namespace) -> dict:
     fast["allocator"] = measure.bench_allocator(sizes, args.batch, args.width, args.threads, args.repeats)
     results["fast_paths"] = fast
     done("fast paths")
+    results["rate"] = measure.bench_rate(
+        [int(n) for n in args.matmul_sizes.split(",")],
+        [float(w) for w in args.rate_widths.split(",")],
+        sizes[0],
+        args.rate_batch,
+        args.repeats,
+    )
+    done("attainable rate")
     results["data"] = measure.bench_data(
         synthetic.images,
         synthetic.labels,

@@ -1,7 +1,8 @@
 """Timing the training side: the LBP layer against scikit-image, the training step of every ablation, the
-fast paths (channels_last, bf16 autocast, torch.compile, malloc thresholds), the data loader, and peak
-memory. Each figure is the median of ``repeats`` timed calls after a warm-up, with min and max; the
-ratios between figures come from decide.py."""
+fast paths (channels_last, bf16 autocast, torch.compile, malloc thresholds), the attainable rate (matmul)
+and the training step's FLOP against it, the data loader, and peak memory. Each figure is the median of
+``repeats`` timed calls after a warm-up, with min and max; the ratios between figures come from
+decide.py."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import torch
 from skimage.feature import local_binary_pattern as sk_lbp
+from torch.utils.flop_counter import FlopCounterMode
 
 from fer_attention.data.augment import build_augmentation
 from fer_attention.data.dataset import FaceArrayDataset
@@ -35,6 +37,7 @@ FAST_PATHS = {
     "channels_last_bf16": dict(channels_last=True, bf16=True),
 }
 MS_KEYS = ("ms_per_step", "ms_min", "ms_max", "kernel_ms_per_step", "page_faults_per_step")
+MATMUL_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 COMPILE_SKIPPED = (
     "not timed at this size (--compile-sizes): compiling takes about a minute per size on 2 cores"
 )
@@ -199,6 +202,73 @@ def bench_fast_paths(
         out["train_step"][str(size)] = decide.add_fast_path_speedups(row)
     out["defaults"] = decide.fast_path_defaults(out["train_step"])
     return out
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """FLOP of one call of ``fn`` (``torch.utils.flop_counter.FlopCounterMode``: the matmuls and
+    convolutions of the forward and, where ``fn`` calls it, the backward; elementwise ops, reductions and
+    the optimizer's update count nothing)."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def bench_matmul(sizes: list[int], repeats: int) -> dict:
+    """``torch.matmul`` of two random ``n`` x ``n`` matrices per dtype (MATMUL_DTYPES) and size, with the
+    torch threads as set: dtype -> size -> GFLOP (2 n^3), seconds, GFLOP/s of the median."""
+    out: dict = {}
+    for name, dtype in MATMUL_DTYPES.items():
+        out[name] = {}
+        for n in sizes:
+            a, b = torch.rand(n, n).to(dtype), torch.rand(n, n).to(dtype)
+            t = timeit(lambda a=a, b=b: torch.matmul(a, b), repeats, warmup=1)
+            gflop = decide.matmul_gflop(n)
+            out[name][str(n)] = {
+                "gflop": gflop,
+                "s": t,
+                "gflop_per_s": decide.gflop_per_s(gflop, t["median"]),
+            }
+    return out
+
+
+def bench_rate(
+    matmul_sizes: list[int],
+    widths: list[float],
+    size: int,
+    batch: int,
+    repeats: int,
+    models: Iterable[str] = ("full", "vgg16"),
+) -> dict:
+    """The attainable rate (the best ``bench_matmul`` size per dtype) and, for the full model and vgg16 at
+    each width under each fast path of FAST_PATHS (the training step of ``bench_fast_paths``), the step's
+    FLOP (``count_flops`` of one step, forward + backward; that step is also the warm-up), its time,
+    GFLOP/s and share of the matmul rate of its dtype (bf16 autocast against bf16, else fp32)."""
+    matmul = bench_matmul(matmul_sizes, max(3, repeats))
+    attainable = decide.attainable_rate(matmul)
+    steps = []
+    for width in widths:
+        for model in models:
+            for path, opts in FAST_PATHS.items():
+                step = train_step_fn(build(model, size, width), batch, size, **opts)
+                gflop = count_flops(step) / 1e9
+                steps.append(
+                    {
+                        "model": model,
+                        "width": width,
+                        "path": path,
+                        "dtype": "bf16" if opts["bf16"] else "fp32",
+                        "gflop": gflop,
+                        **ms(timeit(step, repeats, warmup=1)),
+                    }
+                )
+    return {
+        "matmul": matmul,
+        "attainable": attainable,
+        "size": size,
+        "batch": batch,
+        "steps": decide.add_step_rates(steps, attainable),
+        "target": decide.rate_target(steps, batch),
+    }
 
 
 def _allocator_child(

@@ -15,10 +15,21 @@ from .decide import (
     LBP_MAX_SHARE,
     LBP_MIN_SPEEDUP,
     LOADER_VS_TRAIN_MIN,
+    RATE_TARGET,
+    RATE_TARGET_SHARE,
     VIDEO_TARGET_FPS,
     configured_fast_path,
+    share_of_matmul,
     verdict,
 )
+
+# the fast paths of the attainable-rate table (the memory format and the dtype of each)
+RATE_PATH_LABELS = {
+    "fp32": "fp32",
+    "channels_last": "channels_last fp32",
+    "bf16": "bf16 autocast",
+    "channels_last_bf16": "channels_last + bf16",
+}
 
 
 def write(results: dict, out: str | Path) -> str:
@@ -91,6 +102,8 @@ def markdown(results: dict) -> str:
         )
     lines += markdown_fast_paths(results["fast_paths"], m["batch"])
     lines += markdown_allocator(results["fast_paths"]["allocator"], m["batch"])
+    if "rate" in results:  # a bench.json from before the section renders without it
+        lines += markdown_rate(results["rate"], m["threads"])
     d = results["data"]
     lines += [
         "",
@@ -196,6 +209,59 @@ def markdown_int8_video(results: dict, eager_label: str) -> list[str]:
         f"{v['frames_with_face']} of {v['frames']} frames, {v['tracks']} track(s).",
     ]
     return lines
+
+
+def step_label(step: dict) -> str:
+    return f"{step['model']}, width {step['width']:g}, {RATE_PATH_LABELS[step['path']]}"
+
+
+def rate_target_line(rate: dict) -> str:
+    """The RATE_TARGET row's share of the bf16 matmul rate, met or MISSED."""
+    t, got = RATE_TARGET, rate.get("target")
+    what = f"{t['model'].capitalize()} model, width {t['width']:g}, {RATE_PATH_LABELS[t['path']]}"
+    target = f"target >= {100 * RATE_TARGET_SHARE:.0f}%"
+    if got is None:
+        return f"{what}, batch {t['batch']}: not measured ({target} of the bf16 matmul rate)."
+    batch = f"batch {got['batch']}"
+    if not got["at_target_batch"]:
+        batch += f" (the target is at batch {t['batch']})"
+    return (
+        f"{what}, {batch}: {100 * got['share']:.1f}% of the bf16 matmul rate "
+        f"({target}: {verdict(got['met'])})."
+    )
+
+
+def markdown_rate(rate: dict, threads: int) -> list[str]:
+    best = rate["attainable"]
+    lines = [
+        "",
+        "## Attainable rate (matmul) and the train step's share of it",
+        "",
+        f"`torch.matmul` of two square matrices with {threads} threads, per dtype; the best size is the "
+        f"attainable rate (fp32 {best['fp32']['gflop_per_s']:,.0f} GFLOP/s at n={best['fp32']['n']}, bf16 "
+        f"{best['bf16']['gflop_per_s']:,.0f} GFLOP/s at n={best['bf16']['n']}). Training steps as in the fast-path "
+        f"tables (AdamW) at {rate['size']}x{rate['size']}, batch {rate['batch']}; GFLOP of one step counted by "
+        "`torch.utils.flop_counter.FlopCounterMode` (matmuls and convolutions, forward + backward; elementwise "
+        "ops and the optimizer count nothing). Share: the step's GFLOP/s over the matmul rate of its dtype "
+        "(bf16 autocast against bf16, fp32 against fp32).",
+        "",
+        "| what | GFLOP | ms/step | GFLOP/s | share of the matmul rate |",
+        "|---|---|---|---|---|",
+    ]
+    for dtype, by_size in rate["matmul"].items():
+        for n, r in by_size.items():
+            what = f"matmul {dtype}, {n}x{n}" + (" (attainable)" if int(n) == best[dtype]["n"] else "")
+            share = share_of_matmul({"dtype": dtype, "gflop_per_s": r["gflop_per_s"]}, best)
+            lines.append(
+                f"| {what} | {r['gflop']:,.2f} | {1000 * r['s']['median']:,.1f} | {r['gflop_per_s']:,.0f} | "
+                f"{100 * share:.1f}% |"
+            )
+    for step in rate["steps"]:
+        lines.append(
+            f"| {step_label(step)} | {step['gflop']:,.2f} | {step['ms_per_step']:,.1f} | "
+            f"{step['gflop_per_s']:,.0f} | {100 * step['share_of_matmul']:.1f}% |"
+        )
+    return [*lines, "", rate_target_line(rate)]
 
 
 def markdown_allocator(a: dict, batch: int) -> list[str]:
