@@ -10,6 +10,7 @@ import json
 import sys
 
 from fer_attention.reporting.aggregate import ReportError, report
+from fer_attention.reporting.along import along_report
 from fer_attention.reporting.cross import cross_report
 from fer_attention.reporting.dashboard import DashboardUnavailable, log_report
 from fer_attention.reporting.results import publish, write_readme
@@ -47,6 +48,13 @@ def main(argv: list[str] | None = None) -> int:
         "existing README is kept): a folder that `fer-report OUT/jobs --out OUT` re-aggregates",
     )
     parser.add_argument(
+        "--along",
+        default=None,
+        metavar="KEY",
+        help="compare the rows with the reference separately at each value of a config key (e.g. "
+        "model.net.backbone.width): along.md, along.csv and along.png in OUT",
+    )
+    parser.add_argument(
         "--wandb",
         action="store_true",
         help="also log the table, folds, plots and command to W&B as a run of job type 'report' in the "
@@ -67,6 +75,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--publish takes one sweep dir (add more with --append, one at a time)")
     seeds = [s.strip() for s in args.seeds.split(",")] if args.seeds else None
     try:
+        if args.along:
+            result = along_report(
+                args.multirun_dir, args.along, args.out or "logs/reports/along", args.reference
+            )
+            print(result["table"])
+            print(f"written to {result['out_dir']}/ (along.md, along.csv, along.png)")
+            return 0
         if args.cross:
             result = cross_report(
                 args.multirun_dir[0], args.out or "logs/reports/cross", publish=args.publish

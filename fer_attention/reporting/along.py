@@ -1,0 +1,188 @@
+"""`fer-report DIRS --along model.net.backbone.width`: one paired comparison per value of a config key
+(the network width, say) instead of one table: at each value, each row against the reference row on the
+jobs of that value with the same fold and seed, and a figure of Δ with its 95% interval against the
+value, beside each row's accuracy and minutes per job. The value is read from each job's own
+``.hydra/config.yaml``, so jobs that took it from a budget rather than an override count too."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from matplotlib.figure import Figure
+
+from fer_attention.reporting.aggregate import (
+    COMPARED,
+    Job,
+    ReportError,
+    compare_rows,
+    find_jobs,
+    group_jobs,
+    pick_reference,
+)
+from fer_attention.reporting.plots import save_figure
+from fer_attention.reporting.stats import format_p
+
+
+def config_value(job: Job, key: str) -> str | None:
+    """``key`` (dotted) in the job's composed config, as text; None when the job has no such value."""
+    file = job.path / ".hydra" / "config.yaml"
+    node: Any = yaml.safe_load(file.read_text()) if file.is_file() else None
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return None if node is None else str(node)
+
+
+def _sort_key(value: str) -> tuple[int, float | str]:
+    try:
+        return 0, float(value)
+    except ValueError:
+        return 1, value
+
+
+def along_report(
+    multirun_dirs: list[str | Path], key: str, out_dir: str | Path, reference: str | None = None
+) -> dict[str, Any]:
+    """Compare the rows with the reference row separately at each value of ``key``.
+
+    Args:
+        multirun_dirs: sweep directories whose jobs are pooled.
+        key: a dotted config key, e.g. ``model.net.backbone.width``.
+        out_dir: where ``along.md``, ``along.csv`` and ``along.png`` go.
+        reference: the reference row (as for :func:`fer_attention.reporting.aggregate.report`).
+
+    Returns:
+        ``{"key", "out_dir", "table" (markdown), "points" (one dict per value and row)}``.
+
+    Raises:
+        ReportError: no job has ``key`` in its config, or a value has fewer than two rows.
+    """
+    jobs = [j for j in find_jobs([Path(d) for d in multirun_dirs]) if j.metrics is not None]
+    by_value: dict[str, list[Job]] = {}
+    for job in jobs:
+        value = config_value(job, key)
+        if value is not None:
+            job.overrides = {k: v for k, v in job.overrides.items() if k != key}
+            by_value.setdefault(value, []).append(job)
+    if not by_value:
+        raise ReportError(f"--along {key}: no finished job has that key in its .hydra/config.yaml")
+    points = []
+    for value in sorted(by_value, key=_sort_key):
+        _, rows = group_jobs(by_value[value])
+        if len(rows) < 2:
+            raise ReportError(f"--along {key}: at {key}={value} there is one row only ({rows[0].label})")
+        ref = pick_reference(rows, reference)
+        compare_rows(rows, ref)
+        for row in rows:
+            accs = 100 * row.values(COMPARED)
+            minutes = [j.metrics.get("seconds") for j in row.jobs if j.metrics.get("seconds")]
+            c = row.comparison
+            points.append(
+                {
+                    key: value,
+                    "row": row.label,
+                    "reference": ref.label,
+                    "jobs": len(accs),
+                    "test/acc mean": float(accs.mean()),
+                    "test/acc std": float(accs.std(ddof=1)) if len(accs) > 1 else None,
+                    "minutes per job": float(np.mean(minutes)) / 60 if minutes else None,
+                    "pairs": c.pairs if c else None,
+                    "mean_diff": c.mean_diff if c else None,
+                    "ci_low": c.ci_low if c else None,
+                    "ci_high": c.ci_high if c else None,
+                    "p_corrected": c.p_corrected if c else None,
+                    "seeds": c.repeats if c else None,
+                }
+            )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "along.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(points[0]))
+        writer.writeheader()
+        writer.writerows(
+            [{k: round(v, 4) if isinstance(v, float) else v for k, v in p.items()} for p in points]
+        )
+    table = _markdown(points, key)
+    (out / "along.md").write_text(table)
+    _plot(points, key, out / "along.png")
+    return {"key": key, "out_dir": str(out), "table": table, "points": points}
+
+
+def _markdown(points: list[dict[str, Any]], key: str) -> str:
+    lines = [
+        f"### Paired comparisons along {key}",
+        "",
+        f"| {key} | row | test acc (%) | min / job | Δ vs reference [95% CI] | p (corrected t) | pairs (seeds) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for p in points:
+        acc = f"{p['test/acc mean']:.2f}" + (
+            f" ± {p['test/acc std']:.2f}" if p["test/acc std"] is not None else ""
+        )
+        if p["mean_diff"] is None:
+            diff, pval, pairs = "reference", "", ""
+        else:
+            diff = f"{p['mean_diff']:+.2f}"
+            if p["ci_low"] is not None:
+                diff += f" [{p['ci_low']:+.2f}, {p['ci_high']:+.2f}]"
+            pval, pairs = format_p(p["p_corrected"]), f"{p['pairs']} ({p['seeds']})"
+        minutes = "" if p["minutes per job"] is None else f"{p['minutes per job']:.2f}"
+        lines.append(f"| {p[key]} | {p['row']} | {acc} | {minutes} | {diff} | {pval} | {pairs} |")
+    lines += [
+        "",
+        "At each value, every row is paired with the reference row on jobs of that value with the same fold "
+        "and seed (corrected k-fold t-test, as in the tables).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _plot(points: list[dict[str, Any]], key: str, path: Path) -> Path:
+    fig = Figure(figsize=(12.0, 3.8))
+    ax_diff, ax_acc, ax_min = fig.subplots(1, 3)
+    rows = sorted({p["row"] for p in points})
+    for k, row in enumerate(rows):
+        mine = [p for p in points if p["row"] == row]
+        x = [float(p[key]) for p in mine]
+        ax_acc.errorbar(
+            x,
+            [p["test/acc mean"] for p in mine],
+            [p["test/acc std"] or 0 for p in mine],
+            fmt="-o",
+            capsize=3,
+            color=f"C{k}",
+            label=row,
+        )
+        ax_min.plot(x, [p["minutes per job"] or np.nan for p in mine], "-o", color=f"C{k}", label=row)
+        compared = [p for p in mine if p["mean_diff"] is not None]
+        if compared:
+            cx = [float(p[key]) for p in compared]
+            diff = np.array([p["mean_diff"] for p in compared])
+            low = np.array([p["ci_low"] if p["ci_low"] is not None else p["mean_diff"] for p in compared])
+            high = np.array([p["ci_high"] if p["ci_high"] is not None else p["mean_diff"] for p in compared])
+            ax_diff.errorbar(
+                cx,
+                diff,
+                [diff - low, high - diff],
+                fmt="-o",
+                capsize=3,
+                color=f"C{k}",
+                label=f"{row} - {compared[0]['reference']}",
+            )
+    ax_diff.axhline(0.0, color="grey", lw=1)
+    for ax, ylabel in (
+        (ax_diff, "Δ test accuracy (points), 95% CI"),
+        (ax_acc, "test accuracy (%), mean ± sd"),
+        (ax_min, "minutes per job"),
+    ):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel(key)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, path)

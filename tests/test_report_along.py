@@ -1,0 +1,67 @@
+"""`fer-report --along KEY`: paired comparisons at each value of a config key (a width curve), the value
+read from each job's composed config."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import yaml
+
+from fer_attention.cli.report import main as report_main
+from fer_attention.reporting.aggregate import ReportError
+from fer_attention.reporting.along import along_report
+from fer_attention.reporting.stats import paired_comparison
+
+from .test_report import TEST, TRAIN, fake_sweep
+
+WIDE = {"full": [0.92, 0.95, 0.90, 0.93, 0.94], "vgg16": [0.90, 0.91, 0.91, 0.90, 0.92]}
+NARROW = {"full": [0.80, 0.84, 0.78, 0.83, 0.82], "vgg16": [0.84, 0.86, 0.83, 0.85, 0.86]}
+
+
+def _set_width(root, width, override: bool):
+    for cfg in root.rglob(".hydra/config.yaml"):
+        cfg.write_text(
+            yaml.safe_dump({"task_name": "demo", "model": {"net": {"backbone": {"width": width}}}})
+        )
+        if override:
+            ov = cfg.parent / "overrides.yaml"
+            ov.write_text(
+                yaml.safe_dump([*yaml.safe_load(ov.read_text()), f"model.net.backbone.width={width}"])
+            )
+
+
+def test_each_width_is_paired_within_itself_and_read_from_the_config(tmp_path, capsys):
+    fake_sweep(tmp_path / "narrow", NARROW)
+    _set_width(tmp_path / "narrow", 0.125, override=True)
+    fake_sweep(tmp_path / "wide", WIDE)
+    _set_width(tmp_path / "wide", 0.25, override=False)  # the budget's width: no override
+    out = along_report([tmp_path / "narrow", tmp_path / "wide"], "model.net.backbone.width", tmp_path / "r")
+    got = {(p["model.net.backbone.width"], p["row"]): p for p in out["points"]}
+    for width, rows in (("0.125", NARROW), ("0.25", WIDE)):
+        expected = paired_comparison(np.array(rows["vgg16"]), np.array(rows["full"]), TEST / TRAIN)
+        point = got[(width, "ablation=vgg16")]
+        assert point["mean_diff"] == pytest.approx(expected.mean_diff)
+        assert (point["ci_low"], point["ci_high"]) == pytest.approx((expected.ci_low, expected.ci_high))
+        assert point["pairs"] == 5 and got[(width, "ablation=full")]["mean_diff"] is None
+    # the sign changes between the widths: vgg16 ahead when narrow, behind when wide
+    assert got[("0.125", "ablation=vgg16")]["mean_diff"] > 0 > got[("0.25", "ablation=vgg16")]["mean_diff"]
+    with open(tmp_path / "r" / "along.csv") as f:
+        assert len(list(csv.DictReader(f))) == 4
+    assert (tmp_path / "r" / "along.png").stat().st_size > 10_000
+    assert "| 0.125 | ablation=vgg16 |" in out["table"]
+    assert (
+        report_main([str(tmp_path / "narrow"), "--along", "model.net.nope", "--out", str(tmp_path / "x")])
+        == 1
+    )
+    assert capsys.readouterr().err.strip() == (
+        "error: --along model.net.nope: no finished job has that key in its .hydra/config.yaml"
+    )
+
+
+def test_a_value_with_one_row_is_one_line(tmp_path):
+    fake_sweep(tmp_path / "s", {"full": [0.9, 0.8]})
+    _set_width(tmp_path / "s", 0.5, override=False)
+    with pytest.raises(ReportError, match=r"at model.net.backbone.width=0.5 there is one row only"):
+        along_report([tmp_path / "s"], "model.net.backbone.width", tmp_path / "r")
