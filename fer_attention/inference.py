@@ -45,6 +45,7 @@ from fer_attention.data.preprocess import (
 )
 from fer_attention.data.preprocess import detect_faces as preprocess_detect_faces
 from fer_attention.errors import CheckpointError, ConfigError
+from fer_attention.models.tta import check_tta, ten_crop_logits
 from fer_attention.onnx_io import ONNX_HINT, OnnxRuntimeNet, ort_session, read_onnx_metadata
 from fer_attention.training.checkpoint import read_checkpoint
 from fer_attention.video import predict_video
@@ -165,6 +166,9 @@ class FERPredictor:
         data_config: the checkpoint's ``data_config`` (how its training faces were prepared).
         device: where the network runs (``"cpu"``, ``"cuda"``, ...).
         checkpoint: the file it was loaded from, shown in ``repr``.
+        test_time_augmentation: ``None``, or ``"tencrop"``: each face's probabilities are the softmax of
+            the mean logits over ten 90% crops and their mirrors (10x the compute; the attention mask is
+            the plain face's).
 
     The arguments are kept as attributes of the same names (``device`` as a ``torch.device``); a model
     from :func:`load_onnx` also has ``onnx_metadata``.
@@ -178,7 +182,9 @@ class FERPredictor:
         data_config: dict[str, Any] | None = None,
         device: str | torch.device = "cpu",
         checkpoint: str | None = None,
+        test_time_augmentation: str | None = None,
     ) -> None:
+        self.test_time_augmentation = check_tta(test_time_augmentation)
         self.device = torch.device(device)
         self.net = net.to(self.device).eval()
         self.class_names = list(class_names)
@@ -288,6 +294,10 @@ class FERPredictor:
                     if lbp_layer is not None:
                         lbps.append(lbp_layer(x)[:, 0].float().cpu().numpy())
                 else:
+                    logits = None
+                if self.test_time_augmentation == "tencrop":
+                    logits = ten_crop_logits(self.net, x)
+                elif logits is None:
                     logits = self.net(x)
                 probs.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
         n = len(self.class_names)

@@ -26,6 +26,7 @@ from fer_attention.data.preprocess import parse_detect
 from fer_attention.data.sources.base import is_image, natural_key
 from fer_attention.errors import ConfigError
 from fer_attention.inference import load_model
+from fer_attention.models.tta import check_tta
 from fer_attention.reporting.annotate import BOX_KEYS, draw_faces
 from fer_attention.video import VIDEO_KEYS, is_video, predict_video
 
@@ -165,8 +166,14 @@ def predict_files(cfg: DictConfig) -> dict[str, Any]:
 
     out = output_path(cfg)
     detect = parse_detect(cfg.get("detect", "auto"))
+    tta = cfg.get("test_time_augmentation")
+    try:
+        check_tta(tta)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     files, root = collect_inputs(str(cfg.input))
     model = load_model(str(cfg.ckpt_path), device=str(cfg.get("device", "cpu")))
+    model.test_time_augmentation = tta
     classes = model.class_names
     batch_size = max(1, int(cfg.get("batch_size", 64)))
     annotate, attention = bool(cfg.get("save_annotated")), bool(cfg.get("save_attention"))

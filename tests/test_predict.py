@@ -392,3 +392,30 @@ def test_fer_predict_command(ckpt, image_dir, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "4 faces in 4 of 6 files (2 failed)" in done.stdout
     assert len(out.read_text().splitlines()) == 6
+
+
+def test_ten_crop_prediction_is_the_mean_over_crops_and_a_bad_mode_is_one_line(ckpt, tmp_path):
+    import torch
+
+    from fer_attention.inference import FERPredictor
+    from fer_attention.models.tta import ten_crop_logits
+
+    class LeftColumn(torch.nn.Module):
+        """Logits from the leftmost column: the mirrored crops see another column than the face."""
+
+        def forward(self, x, return_mask=False):
+            v = x[:, 0, :, 0].mean(1)
+            logits = torch.stack([v**2, torch.full_like(v, 0.25)], dim=1)
+            return (logits, None) if return_mask else logits
+
+    ramp = np.tile(np.linspace(0, 255, 48).astype(np.uint8), (48, 1))[None]  # dark left, bright right
+    plain = FERPredictor(LeftColumn(), ["a", "b"], 48).predict_faces(ramp)["probs"]
+    ten = FERPredictor(LeftColumn(), ["a", "b"], 48, test_time_augmentation="tencrop").predict_faces(ramp)[
+        "probs"
+    ]
+    x = torch.from_numpy(ramp).unsqueeze(1).float() / 255.0
+    np.testing.assert_allclose(ten, torch.softmax(ten_crop_logits(LeftColumn(), x), 1).numpy(), atol=1e-6)
+    assert plain.argmax(1).tolist() == [1] and ten.argmax(1).tolist() == [0]
+    cfg = predict_cfg(tmp_path, [f"ckpt_path={ckpt}", f"input={tmp_path}", "test_time_augmentation=fivecrop"])
+    with pytest.raises(ConfigError, match=r"^test_time_augmentation='fivecrop' is not one of null, tencrop$"):
+        predict_files(cfg)

@@ -198,7 +198,7 @@ def test_ten_crop_test_time_augmentation(make_cfg, monkeypatch):
     import torch
     from torchvision.transforms.functional import hflip
 
-    from fer_attention.training.module import ten_crop_logits
+    from fer_attention.models.tta import ten_crop_logits
 
     class LeftColumn(torch.nn.Module):
         """Logits from the face's leftmost column: every crop and mirror sees a different column."""

@@ -8,32 +8,19 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch import nn
 from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
 from fer_attention.models import count_parameters
+from fer_attention.models.tta import check_tta, ten_crop_logits
 from fer_attention.training.optim import configure_optimization
 from fer_attention.training.transfer import check_transfer_options
 
 log = logging.getLogger(__name__)
 
 STAGES = ("train", "val", "test")
-TTA_MODES = (None, "tencrop")
-TENCROP_FRACTION = 0.9
-
-
-def ten_crop_logits(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Mean logits over the ten crops (corners, centre, and their mirror images) of 90% of the face,
-    each resized back to the input size."""
-    from torchvision.transforms.functional import ten_crop
-
-    size = (max(1, round(x.shape[-2] * TENCROP_FRACTION)), max(1, round(x.shape[-1] * TENCROP_FRACTION)))
-    crops = torch.cat(ten_crop(x, list(size)), dim=0)
-    crops = F.interpolate(crops, size=x.shape[-2:], mode="bilinear", align_corners=False)
-    return net(crops).view(10, x.shape[0], -1).mean(dim=0)
 
 
 COMPILE_PREFIX = "_orig_mod."
@@ -95,10 +82,7 @@ class FERModule(pl.LightningModule):
         backbone_lr_scale: float | None = None,
     ) -> None:
         super().__init__()
-        if test_time_augmentation not in TTA_MODES:
-            raise ValueError(
-                f"model.test_time_augmentation='{test_time_augmentation}' is not one of null, tencrop"
-            )
+        check_tta(test_time_augmentation, "model.test_time_augmentation")
         check_transfer_options(freeze_backbone_epochs, backbone_lr_scale)
         self._backbone_frozen = False
         self.save_hyperparameters(logger=False)

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from fer_attention.callbacks.epoch_seed import EpochSeed
 from fer_attention.config import validate_config
 from fer_attention.errors import ConfigError
+from fer_attention.models.tta import check_tta
 from fer_attention.reporting.files import METRICS_FILE
 from fer_attention.runtime import resolve_precision, set_threads, tune_malloc
 from fer_attention.training.builders import (
@@ -29,7 +30,7 @@ from fer_attention.training.builders import (
 )
 from fer_attention.training.checkpoint import find_resume_dir, read_checkpoint, resolve_resume_path
 from fer_attention.training.lifecycle import run_lifecycle, write_status
-from fer_attention.training.module import TTA_MODES, FERModule
+from fer_attention.training.module import FERModule
 from fer_attention.training.transfer import apply_init_from
 
 log = logging.getLogger(__name__)
@@ -327,8 +328,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if split not in EVAL_SPLITS:
         raise ValueError(f"split='{split}' is not one of {', '.join(EVAL_SPLITS)}")
     tta = cfg.get("test_time_augmentation")
-    if tta not in TTA_MODES:
-        raise ConfigError(f"test_time_augmentation={tta!r} is not one of null, tencrop")
+    try:
+        check_tta(tta)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     mapping = _class_mapping(hparams, data_cfg)
     model_size = (hparams.get("net") or {}).get("image_size")
     if model_size and data_cfg.get("image_size") != model_size:
