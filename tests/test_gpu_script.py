@@ -10,6 +10,8 @@ import tarfile
 import time
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "experiments" / "gpu.sh"
 # the script's own settings: the tests set the ones they mean, none comes from the calling shell
@@ -66,6 +68,7 @@ def test_dry_run_prints_the_gpu_commands_and_writes_nothing(tmp_path):
     assert f"--out {out}/bench --width 1.0" in done.stdout
 
 
+@pytest.mark.slow  # about a minute of bench and training on 2 cores: `make test-all` runs it
 def test_tiny_run_writes_every_output_on_a_cpu_without_nvidia_smi(tmp_path):
     out = tmp_path / "gpu"
     start = time.perf_counter()
