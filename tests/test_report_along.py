@@ -51,6 +51,12 @@ def test_each_width_is_paired_within_itself_and_read_from_the_config(tmp_path, c
         assert len(list(csv.DictReader(f))) == 4
     assert (tmp_path / "r" / "along.png").stat().st_size > 10_000
     assert "| 0.125 | ablation=vgg16 |" in out["table"]
+    # --rows keeps the two rows of a width curve out of a wider table
+    fake_sweep(tmp_path / "more", {"no_lbp": [0.9] * 5})
+    _set_width(tmp_path / "more", 0.25, override=False)
+    dirs = [tmp_path / "narrow", tmp_path / "wide", tmp_path / "more"]
+    kept = along_report(dirs, "model.net.backbone.width", tmp_path / "r2", rows=["full", "vgg16"])
+    assert {p["row"] for p in kept["points"]} == {"ablation=full", "ablation=vgg16"}
     assert (
         report_main([str(tmp_path / "narrow"), "--along", "model.net.nope", "--out", str(tmp_path / "x")])
         == 1
@@ -63,5 +69,5 @@ def test_each_width_is_paired_within_itself_and_read_from_the_config(tmp_path, c
 def test_a_value_with_one_row_is_one_line(tmp_path):
     fake_sweep(tmp_path / "s", {"full": [0.9, 0.8]})
     _set_width(tmp_path / "s", 0.5, override=False)
-    with pytest.raises(ReportError, match=r"at model.net.backbone.width=0.5 there is one row only"):
+    with pytest.raises(ReportError, match=r"at model.net.backbone.width=0.5 there are fewer than two rows"):
         along_report([tmp_path / "s"], "model.net.backbone.width", tmp_path / "r")

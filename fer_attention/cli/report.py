@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         "model.net.backbone.width): along.md, along.csv and along.png in OUT",
     )
     parser.add_argument(
+        "--rows", default=None, help="with --along: only these rows, comma-separated (e.g. full,vgg16)"
+    )
+    parser.add_argument(
         "--wandb",
         action="store_true",
         help="also log the table, folds, plots and command to W&B as a run of job type 'report' in the "

@@ -46,7 +46,11 @@ def _sort_key(value: str) -> tuple[int, float | str]:
 
 
 def along_report(
-    multirun_dirs: list[str | Path], key: str, out_dir: str | Path, reference: str | None = None
+    multirun_dirs: list[str | Path],
+    key: str,
+    out_dir: str | Path,
+    reference: str | None = None,
+    rows: list[str] | None = None,
 ) -> dict[str, Any]:
     """Compare the rows with the reference row separately at each value of ``key``.
 
@@ -55,6 +59,7 @@ def along_report(
         key: a dotted config key, e.g. ``model.net.backbone.width``.
         out_dir: where ``along.md``, ``along.csv`` and ``along.png`` go.
         reference: the reference row (as for :func:`fer_attention.reporting.aggregate.report`).
+        rows: keep only these rows (labels such as ``ablation=full`` or values such as ``full``).
 
     Returns:
         ``{"key", "out_dir", "table" (markdown), "points" (one dict per value and row)}``.
@@ -73,12 +78,17 @@ def along_report(
         raise ReportError(f"--along {key}: no finished job has that key in its .hydra/config.yaml")
     points = []
     for value in sorted(by_value, key=_sort_key):
-        _, rows = group_jobs(by_value[value])
-        if len(rows) < 2:
-            raise ReportError(f"--along {key}: at {key}={value} there is one row only ({rows[0].label})")
-        ref = pick_reference(rows, reference)
-        compare_rows(rows, ref)
-        for row in rows:
+        _, groups = group_jobs(by_value[value])
+        if rows:
+            groups = [g for g in groups if g.label in rows or ", ".join(v for _, v in g.key) in rows]
+        if len(groups) < 2:
+            raise ReportError(
+                f"--along {key}: at {key}={value} there are fewer than two rows "
+                f"({', '.join(g.label for g in groups) or 'none'})"
+            )
+        ref = pick_reference(groups, reference)
+        compare_rows(groups, ref)
+        for row in groups:
             accs = 100 * row.values(COMPARED)
             minutes = [j.metrics.get("seconds") for j in row.jobs if j.metrics.get("seconds")]
             c = row.comparison
