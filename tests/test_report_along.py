@@ -71,3 +71,20 @@ def test_a_value_with_one_row_is_one_line(tmp_path):
     _set_width(tmp_path / "s", 0.5, override=False)
     with pytest.raises(ReportError, match=r"at model.net.backbone.width=0.5 there are fewer than two rows"):
         along_report([tmp_path / "s"], "model.net.backbone.width", tmp_path / "r")
+
+
+def test_the_command_line_keeps_the_rows_asked_for(tmp_path):
+    fake_sweep(tmp_path / "s", {**WIDE, "no_lbp": [0.9] * 5})
+    _set_width(tmp_path / "s", 0.25, override=False)
+    argv = [
+        str(tmp_path / "s"),
+        "--along",
+        "model.net.backbone.width",
+        "--rows",
+        "full,vgg16",
+        "--out",
+        str(tmp_path / "r"),
+    ]
+    assert report_main(argv) == 0
+    with open(tmp_path / "r" / "along.csv") as f:
+        assert {r["row"] for r in csv.DictReader(f)} == {"ablation=full", "ablation=vgg16"}

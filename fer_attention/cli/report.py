@@ -79,9 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [s.strip() for s in args.seeds.split(",")] if args.seeds else None
     try:
         if args.along:
-            result = along_report(
-                args.multirun_dir, args.along, args.out or "logs/reports/along", args.reference
-            )
+            rows = [r.strip() for r in args.rows.split(",")] if args.rows else None
+            out = args.out or "logs/reports/along"
+            result = along_report(args.multirun_dir, args.along, out, args.reference, rows)
             print(result["table"])
             print(f"written to {result['out_dir']}/ (along.md, along.csv, along.png)")
             return 0

@@ -190,6 +190,9 @@ def _plot(points: list[dict[str, Any]], key: str, path: Path) -> Path:
         (ax_min, "minutes per job"),
     ):
         ax.set_xscale("log", base=2)
+        values = sorted({float(p[key]) for p in points})
+        ax.set_xticks(values, [f"{v:g}" for v in values])
+        ax.minorticks_off()
         ax.set_xlabel(key)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
