@@ -521,9 +521,7 @@ def test_markdown_rate_table_and_target():
     assert md.index("## Allocator") < md.index(RATE_HEADING) < md.index("## Data pipeline")
 
     results["rate"] = made_up_rate(full_bf16_ms=62.5)
-    met = (
-        "Full model, width 0.25, channels_last + bf16, batch 32: 80.0% of the bf16 matmul rate (target >= 70%: met)."
-    )
+    met = "Full model, width 0.25, channels_last + bf16, batch 32: 80.0% of the bf16 matmul rate (target >= 70%: met)."
     assert met in render.markdown(results).splitlines()
     results["rate"] = made_up_rate(full_bf16_ms=62.5, batch=8)
     assert (

@@ -171,7 +171,7 @@ def _fit_and_test(cfg: DictConfig, run, resume_ckpt: Path | None) -> dict[str, A
     fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     best_ckpt, last_ckpt = _checkpoint_paths(trainer)
 
-    metrics: dict[str, Any] = {"val/acc_best": fit_metrics.get("val/acc_best")}
+    metrics: dict[str, Any] = {"val/acc_best": fit_metrics.get("val/acc_best", _monitored_best(trainer))}
     if cfg.get("test", True):
         if best_ckpt is None:
             log.warning("no best-on-validation checkpoint (checkpointing off?): testing the final weights")
@@ -202,6 +202,15 @@ def _fit_and_test(cfg: DictConfig, run, resume_ckpt: Path | None) -> dict[str, A
     if trainer.is_global_zero:
         _log_pictures(loggers, run_dir)
     return metrics
+
+
+def _monitored_best(trainer: pl.Trainer) -> float | None:
+    """The best validation score the checkpoint callback holds: a run resumed after its last epoch (killed
+    while testing) fits nothing, so no val/acc_best is logged, but the restored callback still knows it."""
+    for cb in trainer.checkpoint_callbacks:
+        if cb.monitor == "val/acc" and cb.best_model_score is not None:
+            return float(cb.best_model_score)
+    return None
 
 
 def _threads() -> int:
