@@ -61,7 +61,8 @@ CORES := $(shell nproc 2>/dev/null || echo 1)
 JOBS ?= 1
 # JOBS > 1: Hydra's joblib launcher, n processes of cores / n threads (jobs x threads = cores); a JOBS
 # above the cores is clamped to the cores, with one line
-JOBS_USED = $(if $(shell [ $(JOBS) -gt $(CORES) ] && echo over),$(CORES),$(JOBS))
+JOBS_OVER := $(shell [ $(JOBS) -gt $(CORES) ] && echo over)
+JOBS_USED = $(if $(JOBS_OVER),$(CORES),$(JOBS))
 JOBS_ARGS = $(if $(filter-out 1,$(JOBS_USED)),hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS_USED) \
 	threads=$(shell echo $$(( $(CORES) / $(JOBS_USED) ))))
 BUDGET_ARGS := $(if $(filter paper,$(BUDGET)),experiment=paper,budget=$(BUDGET))
@@ -73,7 +74,7 @@ SWEEP_NAME = $(DATA)_$(BUDGET)
 SWEEP_DIR ?=
 sweep_dir = $(or $(SWEEP_DIR),logs/$(1)/multiruns/$(NOW)_$(SWEEP_NAME))
 # run_sweep,<table>: the sweep into logs/<table>/multiruns/<time>_<data>_<budget>, then its report
-run_sweep = $(if $(filter over,$(shell [ $(JOBS) -gt $(CORES) ] && echo over)),echo "JOBS=$(JOBS) is more than this machine's $(CORES) cores: running $(CORES) jobs side by side";) \
+run_sweep = $(if $(JOBS_OVER),echo "JOBS=$(JOBS) is more than this machine's $(CORES) cores: running $(CORES) jobs side by side";) \
 	$(BIN)/fer-train sweep=$(1) data=$(DATA) $(if $(DATA_ROOT),data.root=$(DATA_ROOT)) $(RUN_ARGS) \
 	seed=$(SEEDS) $(if $(FOLDS),'data.fold=$(FOLDS)') hydra.sweep.dir=$(call sweep_dir,$(1)) $(ARGS); \
 	$(BIN)/fer-report $(call sweep_dir,$(1)) --out logs/reports/$(1)_$(SWEEP_NAME) \

@@ -166,11 +166,7 @@ def predict_files(cfg: DictConfig) -> dict[str, Any]:
 
     out = output_path(cfg)
     detect = parse_detect(cfg.get("detect", "auto"))
-    tta = cfg.get("test_time_augmentation")
-    try:
-        check_tta(tta)
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
+    tta = check_tta(cfg.get("test_time_augmentation"))
     files, root = collect_inputs(str(cfg.input))
     model = load_model(str(cfg.ckpt_path), device=str(cfg.get("device", "cpu")))
     model.test_time_augmentation = tta

@@ -8,15 +8,17 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from fer_attention.errors import ConfigError
+
 TTA_MODES = (None, "tencrop")
 # each of the ten crops covers this fraction of the face's height and width
 TENCROP_FRACTION = 0.9
 
 
 def check_tta(mode: str | None, key: str = "test_time_augmentation") -> str | None:
-    """``mode`` if it is one of :data:`TTA_MODES`, else ValueError (one line naming ``key``)."""
+    """``mode`` if it is one of :data:`TTA_MODES`, else :class:`ConfigError` (one line naming ``key``)."""
     if mode not in TTA_MODES:
-        raise ValueError(f"{key}={mode!r} is not one of null, tencrop")
+        raise ConfigError(f"{key}={mode!r} is not one of null, tencrop")
     return mode
 
 

@@ -336,11 +336,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     split = cfg.get("split", "test")
     if split not in EVAL_SPLITS:
         raise ValueError(f"split='{split}' is not one of {', '.join(EVAL_SPLITS)}")
-    tta = cfg.get("test_time_augmentation")
-    try:
-        check_tta(tta)
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
+    tta = check_tta(cfg.get("test_time_augmentation"))
     mapping = _class_mapping(hparams, data_cfg)
     model_size = (hparams.get("net") or {}).get("image_size")
     if model_size and data_cfg.get("image_size") != model_size:
