@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from fer_attention.tracking import finish_wandb, wandb_credentials_available
+from fer_attention.tracking import wandb_credentials_available
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,6 @@ def log_report(result: dict[str, Any], sweep_dir: str | Path, command: str | Non
     mode = "online" if wandb_credentials_available() else "offline"
     if mode == "offline":
         log.info("W&B: no credentials found, logging the report offline (upload later with `wandb sync`)")
-    finish_wandb()  # a run left open by this process must not receive the report
     columns, rows = _read_csv(out / "table.csv")
     fold_columns, fold_rows = _read_csv(out / "folds.csv")
     run = wandb.init(
@@ -95,6 +94,7 @@ def log_report(result: dict[str, Any], sweep_dir: str | Path, command: str | Non
         dir=str(out),
         mode=mode,
         config={"command": command, "reference": result.get("reference"), "table": result["name"]},
+        reinit="finish_previous",
     )
     try:
         logged: dict[str, Any] = {
