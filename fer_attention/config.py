@@ -1,9 +1,11 @@
-"""Where the Hydra configs live, and config validation that runs before any data is loaded."""
+"""Where the Hydra configs live, their schemas and resolvers, and the validation that runs before any data
+is loaded."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping, Sequence
+import dataclasses
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,19 +81,73 @@ def check_added_keys(config_name: str, overrides: Sequence[str], command: str) -
             )
 
 
+def count_classes(class_names: Sequence[str] | None) -> int | None:
+    """``${fer.num_classes:${data.class_names}}``: the number of class names, the one place it is counted
+    (``None`` while the names are unset, which :func:`validate_config` reports)."""
+    return None if class_names is None else len(class_names)
+
+
 def register_resolvers() -> None:
-    """OmegaConf resolvers the configs use: ``${fer.short_dirname:...}``, ``${fer.job_dirname:...}``."""
+    """OmegaConf resolvers the configs use: ``${fer.short_dirname:...}``, ``${fer.job_dirname:...}``,
+    ``${fer.num_classes:...}``."""
     from omegaconf import OmegaConf
 
     OmegaConf.register_new_resolver("fer.short_dirname", short_dirname, replace=True)
     OmegaConf.register_new_resolver("fer.job_dirname", job_dirname, replace=True)
+    OmegaConf.register_new_resolver("fer.num_classes", count_classes, replace=True)
 
 
 register_resolvers()
 
 
-# model.init_from placeholder of recipes that fine-tune (experiment=transfer): the run stops until it is set
-INIT_REQUIRED = "required"
+@dataclass
+class DataOptions:
+    """The schema of the ``data`` config group: the keys every dataset config has (conf/data/shared/loader.yaml
+    and each dataset's own), the arguments of :class:`~fer_attention.data.datamodule.FaceDataModule`.
+    ``source`` is the dataset's own (its ``_target_`` and settings); the class count is not a key: it is
+    the number of ``class_names``."""
+
+    _target_: str
+    name: str
+    root: str | None
+    source: dict[str, Any]
+    class_names: list[str] | None
+    image_size: int
+    protocol: str
+    num_folds: int
+    fold: int
+    split_seed: int
+    batch_size: int
+    eval_batch_size: int | None
+    num_workers: int
+    pin_memory: bool | None
+    persistent_workers: bool
+    cache_dir: str | None
+    face_crop: str
+    on_bad_file: str
+    sampler: str | None
+    progress: bool
+    augment: Any
+
+
+# the ConfigStore group that holds the schemas; a config group's YAML takes one in its defaults list
+SCHEMA_GROUP = "schema"
+
+
+def register_schemas() -> None:
+    """Store the schemas in Hydra's ConfigStore as ``schema/<name>``: ``schema/data`` (conf/data/shared/
+    loader.yaml takes it) and the network's (conf/model/fer_attention.yaml takes ``schema/net`` for
+    ``model.net`` and types the ``lbp``, ``ablation`` and ``dilation`` groups with the others)."""
+    from hydra.core.config_store import ConfigStore
+
+    from fer_attention.models.options import SCHEMAS
+
+    store = ConfigStore.instance()
+    for name, schema in {**SCHEMAS, "data": DataOptions}.items():
+        store.store(group=SCHEMA_GROUP, name=name, node=schema)
+
+
+register_schemas()
 
 
 def config_dir() -> str:
@@ -124,137 +180,121 @@ def _select(cfg, key: str, default=None):
     return OmegaConf.select(cfg, key, default=default)
 
 
-def _checked(check: Callable[..., Any], keys: Mapping[str, str], *args: Any) -> Any:
-    """``check(*args)``, a rule of the module it guards; its one-line ValueError becomes a ConfigError in
-    which each parameter name in ``keys`` is replaced by its full config key (``arch`` ->
-    ``model.net.backbone.arch``)."""
-    try:
-        return check(*args)
-    except ValueError as err:
-        message = str(err)
-        if keys:
-            names = "|".join(re.escape(name) for name in sorted(keys, key=len, reverse=True))
-            # a whole word only: not part of a longer name, a dotted key, a quoted value or a path
-            pattern = rf"(?<![\w.'\"/-])({names})(?![\w'\"/-])"
-            message = re.sub(pattern, lambda m: keys[m.group(1)], message)
-        raise ConfigError(message) from None
+def _unknown_schema_keys(node, path: str = "") -> Iterator[tuple[str, Any, str, list[str]]]:
+    """``(key, value, parent key, the parent's keys)`` of every key that a node typed by a schema does not
+    have. Hydra's ``+key=value`` adds keys past a schema on purpose; nothing here reads such a key."""
+    from omegaconf import OmegaConf
+
+    kind = OmegaConf.get_type(node)
+    fields = [f.name for f in dataclasses.fields(kind)] if dataclasses.is_dataclass(kind) else None
+    for name in node:
+        key = f"{path}{name}"
+        if fields is not None and name not in fields:
+            shown = node[name] if not OmegaConf.is_interpolation(node, name) else "${...}"
+            yield key, shown, path.rstrip("."), fields
+        elif not (path == "" and name == "hydra") and not OmegaConf.is_interpolation(node, name):
+            child = None if OmegaConf.is_missing(node, name) else node[name]
+            if OmegaConf.is_dict(child):
+                yield from _unknown_schema_keys(child, f"{key}.")
+
+
+def check_schema_keys(cfg) -> None:
+    """Raise :class:`ConfigError` (one line) for a key added (``+model.net.attention.fuse=add``) under a
+    node that a schema types: its schema has no such key, so nothing would read it."""
+    for key, value, parent, fields in _unknown_schema_keys(cfg):
+        raise ConfigError(
+            f"{key}={value}: {parent} has no key '{key.rsplit('.', 1)[-1]}' (its keys: {', '.join(fields)})"
+        )
+
+
+def source_key(cfg, key: str) -> str:
+    """The key a user sets for ``key``: ``key`` itself or, where a node on its path is a plain interpolation
+    of another key (``model.net.lbp: ${lbp}``), the key it takes its value from (``lbp.method`` for
+    ``model.net.lbp.method``)."""
+    from omegaconf import OmegaConf
+
+    parts = key.split(".")
+    for depth in range(len(parts)):
+        parent = cfg if depth == 0 else OmegaConf.select(cfg, ".".join(parts[:depth]))
+        name = parts[depth]
+        if not OmegaConf.is_dict(parent) or name not in parent:
+            return key
+        if OmegaConf.is_interpolation(parent, name):
+            raw = str(OmegaConf.to_container(parent, resolve=False)[name])
+            inner = raw[2:-1]
+            plain = raw.startswith("${") and raw.endswith("}") and not any(c in inner for c in "${}:")
+            if plain and not inner.startswith("."):
+                return source_key(cfg, ".".join([inner, *parts[depth + 1 :]]))
+            return key
+    return key
 
 
 def validate_config(cfg) -> None:
-    """Check the values a run depends on before any data is loaded or any model is built.
+    """Check the values a run depends on before any data is loaded or any model is built: what the schemas
+    cannot say (a value against another, a file that must exist), each rule from the module it guards.
 
     Raises :class:`ConfigError` with one line naming the key, the bad value and what is allowed.
     """
-    # function-local: the data package imports numpy and scikit-learn, which fer-report's config use does not need
-    from fer_attention.data.records import check_classes
-    from fer_attention.data.splits import check_folds
-
-    data_classes = _select(cfg, "data.class_names")
-    num_classes = _select(cfg, "data.num_classes")
-    if data_classes is not None and num_classes is not None:
-        _checked(check_classes, {}, data_classes, num_classes)
-    num_folds, fold = _select(cfg, "data.num_folds"), _select(cfg, "data.fold")
-    if _select(cfg, "data.protocol") == "kfold" and num_folds is not None and fold is not None:
-        _checked(check_folds, {}, num_folds, fold)
-    root = _select(cfg, "data.root")
-    if root is not None and not Path(str(root)).exists():
-        raise ConfigError(f"data.root={root} does not exist")
-    image_size = _select(cfg, "data.image_size")
-    if image_size is not None and (not isinstance(image_size, int) or image_size < 8):
-        raise ConfigError(f"data.image_size={image_size!r} must be an integer >= 8")
-
+    check_schema_keys(cfg)
+    _check_data(cfg, needs_classes=_select(cfg, "model.net") is not None)
     ckpt_path = _select(cfg, "ckpt_path")
     if ckpt_path not in (None, "") and _select(cfg, "resume"):
         raise ConfigError(f"resume=true and ckpt_path={ckpt_path}: give one of them")
     if ckpt_path not in (None, "", "last") and not Path(str(ckpt_path)).is_file():
         raise ConfigError(f"ckpt_path={ckpt_path} does not exist")
-    _check_transfer(cfg)
-    _checked(
-        check_malloc,
-        {name: f"malloc.{name}" for name in ("mmap_threshold_mb", "trim_threshold_mb")},
-        _select(cfg, "malloc.mmap_threshold_mb"),
-        _select(cfg, "malloc.trim_threshold_mb"),
-    )
+    try:
+        check_malloc(_select(cfg, "malloc.mmap_threshold_mb"), _select(cfg, "malloc.trim_threshold_mb"))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     if _select(cfg, "trainer.sync_batchnorm") and _select(cfg, "trainer.accelerator") == "cpu":
         raise ConfigError(
             "trainer.sync_batchnorm=true needs GPUs; set it to false with trainer.accelerator=cpu"
         )
+    if _select(cfg, "model.net") is not None:
+        _check_net(cfg)
 
-    net = _select(cfg, "model.net")
-    if net is None:
+
+def _check_data(cfg, needs_classes: bool) -> None:
+    """The data's class names (required when a network is trained on them; fer-data lists what a folder
+    has without them), its folds, root and image size."""
+    # function-local: the data package imports numpy and scikit-learn, which fer-report's config use does not need
+    from fer_attention.data.records import check_classes
+    from fer_attention.data.splits import check_folds
+
+    if _select(cfg, "data") is None:
         return
-    _check_net(cfg, num_classes, image_size)
-    if _select(cfg, "model.init_from") not in (None, ""):
-        from fer_attention.training.transfer import check_init_from
-
-        # after the network checks: builds the network (on the meta device) to compare shapes
-        check_init_from(cfg)
-
-
-def _check_transfer(cfg) -> None:
-    """``model.init_from`` (given when an experiment requires it), ``model.freeze_backbone_epochs`` and
-    ``model.backbone_lr_scale``."""
-    from omegaconf import OmegaConf
-
-    model = _select(cfg, "model")
-    if model is None or not OmegaConf.is_config(model):
-        return
-    # experiment=transfer sets the placeholder `required` (a `???` would not replace the model group's null)
-    if OmegaConf.is_missing(model, "init_from") or _select(cfg, "model.init_from") == INIT_REQUIRED:
-        raise ConfigError(
-            "model.init_from is required by this experiment: pass model.init_from=<checkpoint file> "
-            "(fer-train's checkpoints/*.ckpt or fer-pretrain's pretext.ckpt), or model.init_from=null for scratch"
-        )
-    from fer_attention.training.transfer import check_transfer_options  # imports torch: local, as below
-
     try:
-        check_transfer_options(
-            _select(cfg, "model.freeze_backbone_epochs", 0) or 0, _select(cfg, "model.backbone_lr_scale")
-        )
+        if needs_classes or _select(cfg, "data.class_names") is not None:
+            check_classes(_select(cfg, "data.class_names"), dataset=_select(cfg, "data.name"))
+        num_folds, fold = _select(cfg, "data.num_folds"), _select(cfg, "data.fold")
+        if _select(cfg, "data.protocol") == "kfold" and num_folds is not None and fold is not None:
+            check_folds(num_folds, fold)
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    init_from = _select(cfg, "model.init_from")
-    if init_from not in (None, "") and not Path(str(init_from)).is_file():
-        raise ConfigError(f"model.init_from={init_from}: no such file")
+    root = _select(cfg, "data.root")
+    if root is not None and not Path(str(root)).exists():
+        raise ConfigError(f"data.root={root} does not exist")
+    image_size = _select(cfg, "data.image_size")
+    if image_size is not None and image_size < 8:
+        raise ConfigError(f"data.image_size={image_size!r} must be an integer >= 8")
 
 
-def _check_net(cfg, num_classes, image_size) -> None:
-    """The network's rules, each from the module it guards, with the full config keys in the message."""
-    # function-local: these modules import torch, which config.py does not (fer-report imports it)
-    from fer_attention.lbp import check_args as check_lbp_args
-    from fer_attention.models.attention import check_fusion, check_mode
-    from fer_attention.models.classifier import check_classifier
-    from fer_attention.models.reconstruction import check_feature_size, check_rates
-    from fer_attention.models.vgg import check_backbone
+def _check_net(cfg) -> None:
+    """The network's rules (:func:`fer_attention.models.fer_attention_net.check_net`), each error naming the
+    key that sets the option, and the class count against the class names."""
+    from omegaconf import OmegaConf
 
-    net_classes = _select(cfg, "model.net.num_classes")
-    if num_classes is not None and net_classes is not None and net_classes != num_classes:
+    # function-local: the network imports torch, which config.py does not (fer-report imports it)
+    from fer_attention.models.fer_attention_net import check_net
+
+    net = OmegaConf.to_container(cfg.model.net, resolve=True)
+    names = _select(cfg, "model.class_names")
+    if names is not None and net["num_classes"] != len(names):
         raise ConfigError(
-            f"model.net.num_classes={net_classes} does not match data.num_classes={num_classes}"
+            f"model.net.num_classes={net['num_classes']} but model.class_names has {len(names)} names: "
+            "model.net.num_classes counts them, leave it unset"
         )
-    method = _select(cfg, "model.net.lbp.method")
-    if _select(cfg, "model.net.modules.lbp") and method is not None:
-        try:
-            check_lbp_args(method, _select(cfg, "model.net.lbp.P"), _select(cfg, "model.net.lbp.R"))
-        except ValueError as err:
-            # the LBP layer names its arguments lbp.method, lbp.P and lbp.R: the keys of the lbp group
-            message = str(err)
-            raise ConfigError(
-                f"{message} (lbp=none for no LBP)" if "lbp.method" in message else message
-            ) from None
-    for name, check in (("fusion", check_fusion), ("mode", check_mode)):
-        key = f"model.net.attention.{name}"
-        _checked(check, {name: key}, _select(cfg, key))
-    classifier = {name: f"model.net.classifier.{name}" for name in ("pool", "dropout")}
-    _checked(check_classifier, classifier, *(_select(cfg, key) for key in classifier.values()))
-    backbone = {name: f"model.net.backbone.{name}" for name in ("arch", "last_stage", "width", "weights")}
-    last_stage = _select(cfg, "model.net.backbone.last_stage")
-    _checked(check_backbone, backbone, *(_select(cfg, key) for key in backbone.values()))
-    size = _select(cfg, "model.net.image_size") or image_size
-    if size is None:
-        return
-    sizes = {"image_size": "data.image_size", "last_stage": backbone["last_stage"]}
-    fsize = _checked(check_feature_size, sizes, size, last_stage)
-    if _select(cfg, "model.net.modules.reconstruction"):
-        rates = list(_select(cfg, "model.net.reconstruction.rates") or [])
-        _checked(check_rates, {"rates": "dilation.rates", **sizes}, rates, fsize)
+    try:
+        check_net(net, lambda option: source_key(cfg, f"model.net.{option}"))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None

@@ -7,7 +7,7 @@ and exit 1, without a traceback. This module is their one home: import them from
 
 from __future__ import annotations
 
-__all__ = ["CheckpointError", "ConfigError", "DataError"]
+__all__ = ["CheckpointError", "ConfigError", "DataError", "ReportError"]
 
 
 class ConfigError(ValueError):
@@ -21,3 +21,8 @@ class CheckpointError(ValueError):
 class DataError(ValueError):
     """A dataset cannot be read as configured: a missing path, an unrecognised layout, a corrupt image, a
     bad CSV row, an unknown label. The message is one line naming the file (or path) and the reason."""
+
+
+class ReportError(ValueError):
+    """A report cannot be made as asked (no such row, seed, key or run); the message is one line naming
+    what exists."""

@@ -9,17 +9,15 @@
         print(face.box, face.label, face.probabilities)
 
 ``detect`` (every ``predict`` call and `fer-predict`): ``"auto"`` (the default) takes an image no larger than
-``AUTO_CROP_FACTOR`` times the model's input size (96 pixels on the longer side for a 48x48 model) as a face
-crop, and looks for faces in a larger one; ``True`` always looks for faces; ``False`` takes every image as
-a face crop. Each result says whether a detector found the face (``detected``).
+twice the model's input size as a face crop and looks for faces in a larger one (:mod:`fer_attention.faces`);
+each result (a :class:`~fer_attention.prediction.FacePrediction`) says whether a detector found the face
+(``detected``).
 
 Videos: ``model.predict_video("clip.mp4", stride=2)`` (see :mod:`fer_attention.video`). An exported
 ``.onnx`` file (`fer-export format=onnx`, fp32 or int8) loads with the same ``load_model``.
 
-Faces are prepared exactly as for training (:mod:`fer_attention.data.preprocess`): 8-bit grayscale
-(ITU-R 601-2 luma for colour), the square around the face (or the centred square of a face crop),
-resized to the checkpoint's ``data_config.image_size`` (area interpolation when shrinking, bilinear when
-enlarging), scaled to [0, 1].
+Faces are prepared exactly as for training (:mod:`fer_attention.faces`), resized to the checkpoint's
+``data_config.image_size`` and scaled to [0, 1].
 """
 
 from __future__ import annotations
@@ -27,131 +25,24 @@ from __future__ import annotations
 import importlib.util
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
-from fer_attention.data.preprocess import (
-    center_square,
-    crop_square,
-    parse_detect,
-    read_gray,
-    resize,
-    to_gray8,
-)
-from fer_attention.data.preprocess import detect_faces as preprocess_detect_faces
+from fer_attention.data.preprocess import parse_detect
 from fer_attention.errors import CheckpointError, ConfigError
+from fer_attention.faces import ImageLike, face_inputs, is_face_crop, to_gray
 from fer_attention.models.tta import check_tta, ten_crop_logits
 from fer_attention.onnx_io import ONNX_HINT, OnnxRuntimeNet, ort_session, read_onnx_metadata
+from fer_attention.prediction import Box, FacePrediction, image_predictions
 from fer_attention.training.checkpoint import read_checkpoint
 from fer_attention.video import predict_video
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "FacePrediction",
-    "FERPredictor",
-    "detect_faces",
-    "load_model",
-    "load_onnx",
-    "parse_detect",
-    "to_gray",
-]
-
-# smallest face relative to the shorter image side: photos may hold several small faces
-MIN_FACE_FRACTION = 0.1
-# detect="auto": an image whose longer side is at most this many times the model's input size is a face crop
-AUTO_CROP_FACTOR = 2.0
-
-ImageLike = np.ndarray | Image.Image | str | Path
-
-
-@dataclass
-class FacePrediction:
-    """One face: where it is, what the network says, and (when asked) where it looked.
-
-    ``box`` is ``(x, y, w, h)`` in the input image's pixels, or None when the image itself was taken as
-    the face (``detect=False``, or a small image with ``detect="auto"``); ``detected`` says whether a face
-    detector found the face (True exactly when ``box`` is set). ``face`` is the network's input ``[H, W]`` in [0, 1]; ``mask`` (the
-    attention mask) and ``lbp`` (the normalised LBP map) are ``[H, W]`` in [0, 1] with
-    ``return_attention=True`` (None when the network has no attention / LBP).
-    """
-
-    label: str
-    probabilities: dict[str, float]
-    box: tuple[int, int, int, int] | None = None
-    face_index: int = 0
-    detected: bool = False
-    face: np.ndarray | None = field(default=None, repr=False)
-    mask: np.ndarray | None = field(default=None, repr=False)
-    lbp: np.ndarray | None = field(default=None, repr=False)
-
-    @property
-    def confidence(self) -> float:
-        """The probability of ``label`` (the highest of ``probabilities``)."""
-        return self.probabilities[self.label]
-
-
-def to_gray(image: ImageLike) -> np.ndarray:
-    """Any supported input as a uint8 grayscale array ``[H, W]``, converted as the training data is.
-
-    Args:
-        image: a file path, a PIL image or an array ``[H, W]``, ``[H, W, 1]``, ``[H, W, 3]`` (RGB) or
-            ``[H, W, 4]`` (RGBA); uint8, uint16 (scaled by 1/257), bool or float (in [0, 1], else taken
-            as 0-255).
-
-    Returns:
-        A uint8 array ``[H, W]``.
-
-    Raises:
-        ValueError: any other type or shape, an empty array, or a file that cannot be decoded.
-    """
-    if isinstance(image, str | Path):
-        return read_gray(image)
-    if isinstance(image, Image.Image):
-        gray = to_gray8(image)
-    elif isinstance(image, np.ndarray):
-        arr = image
-        if arr.ndim == 3 and arr.shape[2] == 1:
-            arr = arr[:, :, 0]
-        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)) or arr.size == 0:
-            raise ValueError(f"image array must be [H, W], [H, W, 3] or [H, W, 4]; got shape {image.shape}")
-        if arr.dtype == np.uint16:
-            arr = np.clip(np.rint(arr / 257.0), 0, 255).astype(np.uint8)
-        elif arr.dtype == np.bool_:
-            arr = arr.astype(np.uint8) * 255
-        elif np.issubdtype(arr.dtype, np.floating):
-            arr = np.nan_to_num(arr.astype(np.float64))
-            if arr.max() <= 1.0:
-                arr = arr * 255.0
-            arr = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
-        elif arr.dtype != np.uint8:
-            arr = np.clip(arr, 0, 255).astype(np.uint8)
-        if arr.ndim == 2:
-            return np.ascontiguousarray(arr)
-        gray = to_gray8(Image.fromarray(np.ascontiguousarray(arr), "RGB" if arr.shape[2] == 3 else "RGBA"))
-    else:
-        raise ValueError(f"cannot read an image from a {type(image).__name__}")
-    if gray.ndim != 2 or gray.size == 0:
-        raise ValueError(f"unexpected image shape {gray.shape}")
-    return gray
-
-
-def detect_faces(gray: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """Every frontal face in a uint8 gray image, left to right (faces down to ``MIN_FACE_FRACTION`` of the
-    shorter side; see :func:`fer_attention.data.preprocess.detect_faces`).
-
-    Args:
-        gray: a uint8 gray image ``[H, W]``, e.g. from :func:`to_gray`.
-
-    Returns:
-        One ``(x, y, w, h)`` box per face, in pixels; empty when there is none.
-    """
-    return preprocess_detect_faces(gray, MIN_FACE_FRACTION)
+__all__ = ["FERPredictor", "load_model", "load_onnx"]
 
 
 class FERPredictor:
@@ -207,13 +98,14 @@ class FERPredictor:
             shape: the image's shape, ``(H, W, ...)``.
 
         Returns:
-            True when the longer side is at most ``AUTO_CROP_FACTOR`` (2) times ``image_size``.
+            True when the longer side is at most ``AUTO_CROP_FACTOR`` (2) times ``image_size``
+            (:func:`fer_attention.faces.is_face_crop`).
         """
-        return max(shape[:2]) <= AUTO_CROP_FACTOR * self.image_size
+        return is_face_crop(shape, self.image_size)
 
     def faces(
         self, image: ImageLike, detect: bool | str = "auto"
-    ) -> tuple[list[np.ndarray], list[tuple[int, int, int, int] | None]]:
+    ) -> tuple[list[np.ndarray], list[Box | None]]:
         """The network inputs of one image and their boxes, prepared as the training faces were.
 
         Args:
@@ -236,7 +128,7 @@ class FERPredictor:
 
     def faces_of_gray(
         self, gray: np.ndarray, detect: bool | str = "auto"
-    ) -> tuple[list[np.ndarray], list[tuple[int, int, int, int] | None]]:
+    ) -> tuple[list[np.ndarray], list[Box | None]]:
         """:meth:`faces` of a uint8 gray image ``[H, W]``.
 
         Args:
@@ -246,14 +138,7 @@ class FERPredictor:
         Returns:
             ``(faces, boxes)`` as :meth:`faces` returns them.
         """
-        if detect is False or (detect == "auto" and self.is_face_crop(gray.shape)):
-            return [resize(center_square(gray), self.image_size)], [None]
-        boxes = detect_faces(gray)
-        crops = [
-            resize(crop_square(gray, x + w / 2, y + h / 2, max(w, h)), self.image_size)
-            for x, y, w, h in boxes
-        ]
-        return crops, list(boxes)
+        return face_inputs(gray, self.image_size, detect)
 
     # -- inference -----------------------------------------------------------------------------------
 
@@ -328,8 +213,8 @@ class FERPredictor:
             batch_size: faces per forward pass.
 
         Returns:
-            For one image, a list of :class:`FacePrediction` (one per face, left to right); for a list or
-            tuple, one such list per image, in order.
+            For one image, a list of :class:`~fer_attention.prediction.FacePrediction` (one per face, left
+            to right; ``file`` set for a path); for a list or tuple, one such list per image, in order.
 
         Raises:
             ValueError: an image cannot be read (the message names it), or ``detect`` is invalid.
@@ -337,37 +222,40 @@ class FERPredictor:
         detect = parse_detect(detect)
         single = not isinstance(images, list | tuple)
         items = [images] if single else list(images)
-        crops: list[np.ndarray] = []
-        owners: list[tuple[int, int, tuple | None]] = []  # (image index, face index, box)
+        prepared = []
         for i, item in enumerate(items):
             try:
-                faces, boxes = self.faces(item, detect=detect)
+                prepared.append(self.faces(item, detect=detect))
             except ValueError as err:
                 name = str(item) if isinstance(item, str | Path) else f"image {i}"
                 raise ValueError(f"{name}: {err}") from None
-            crops.extend(faces)
-            owners.extend((i, j, box) for j, box in enumerate(boxes))
-        results: list[list[FacePrediction]] = [[] for _ in items]
-        if crops:
-            out = self.predict_faces(
-                np.stack(crops), return_attention=return_attention, batch_size=batch_size
-            )
-            for k, (i, j, box) in enumerate(owners):
-                results[i].append(self._result(out, k, j, box, crops[k] if return_attention else None))
+        files = [str(item) if isinstance(item, str | Path) else None for item in items]
+        results = self.predict_prepared(prepared, return_attention, batch_size, files)
         return results[0] if single else results
 
-    def _result(self, out: dict, k: int, face_index: int, box, face: np.ndarray | None) -> FacePrediction:
-        p = out["probs"][k]
-        return FacePrediction(
-            label=self.class_names[int(np.argmax(p))],
-            probabilities={c: float(v) for c, v in zip(self.class_names, p, strict=True)},
-            box=None if box is None else tuple(int(v) for v in box),
-            face_index=face_index,
-            detected=box is not None,
-            face=None if face is None else face.astype(np.float32) / 255.0,
-            mask=None if out["mask"] is None else out["mask"][k],
-            lbp=None if out["lbp"] is None else out["lbp"][k],
-        )
+    def predict_prepared(
+        self,
+        prepared: Sequence[tuple[Sequence[np.ndarray], Sequence[Box | None]]],
+        return_attention: bool = False,
+        batch_size: int = 64,
+        files: Sequence[str | None] | None = None,
+    ) -> list[list[FacePrediction]]:
+        """:meth:`predict` of images already prepared by :meth:`faces`, all faces in the same batches.
+
+        Args:
+            prepared: one ``(faces, boxes)`` per image, as :meth:`faces` returns them.
+            return_attention: also fill each result's ``face``, ``mask`` and ``lbp``.
+            batch_size: faces per forward pass.
+            files: each image's file, kept as its results' ``file`` (default None).
+
+        Returns:
+            One list of :class:`FacePrediction` per image (empty for an image without faces), in order.
+        """
+        crops = [face for faces, _ in prepared for face in faces]
+        if not crops:
+            return [[] for _ in prepared]
+        out = self.predict_faces(np.stack(crops), return_attention=return_attention, batch_size=batch_size)
+        return image_predictions(out, self.class_names, prepared, files, keep_faces=return_attention)
 
     def predict_video(
         self,
@@ -387,21 +275,16 @@ class FERPredictor:
         with an error row naming the frame. See :func:`fer_attention.video.predict_video`.
 
         Args:
-            path: the video file (anything OpenCV's FFmpeg reads).
-            stride: label every ``stride``-th frame (1: every frame).
-            detect: as in :meth:`predict`, decided once per video from its frame size.
-            batch_size: faces per forward pass.
-            annotated: also write a copy with boxes, tracks and labels drawn there (mp4v for .mp4,
-                MJPG otherwise).
+            path, stride, detect, batch_size, annotated, progress: as in
+                :func:`~fer_attention.video.predict_video` (``detect`` is decided once per video from its
+                frame size; ``annotated`` is a copy with boxes, tracks and labels drawn).
             timeline: also write a PNG of each track's probabilities over time there.
-            progress: called with ``(frames read, frame count or None)`` after each frame.
             **tracking: ``iou`` (default 0.3) and ``max_missed`` (default 5) of
                 :class:`fer_attention.video.IoUTracker`, or ``decimals`` (default 6) of the probabilities.
 
         Returns:
-            One dict per face per labelled frame, as `fer-predict` writes them: ``file``, ``frame``,
-            ``time_s``, ``track``, ``face``, ``x``, ``y``, ``w``, ``h``, ``detected``, ``label``, one
-            probability per class name, ``error``.
+            One dict per face per labelled frame, as `fer-predict` writes them
+            (:meth:`FacePrediction.to_row <fer_attention.prediction.FacePrediction.to_row>` with ``video``).
 
         Raises:
             ValueError: ``detect`` is invalid.
@@ -409,18 +292,7 @@ class FERPredictor:
         # function-local: matplotlib only when a timeline is asked for
         from fer_attention.reporting.timeline import plot_timeline
 
-        rows = list(
-            predict_video(
-                self,
-                path,
-                stride=stride,
-                detect=detect,
-                batch_size=batch_size,
-                annotated=annotated,
-                progress=progress,
-                **tracking,
-            )
-        )
+        rows = list(predict_video(self, path, stride, detect, batch_size, annotated, progress, **tracking))
         if timeline is not None:
             plot_timeline(rows, self.class_names, timeline, title=Path(path).name)
         return rows

@@ -10,7 +10,8 @@ scikit-image calls it ``default``, which is accepted as an alias, so that checkp
 its centre in exact arithmetic can round to either side of it: on images with many equal values a few
 codes (about 0.1-0.5 % of the pixels) differ from scikit-image's, and ``var`` differs by rounding.
 
-``basic`` is the classic 3x3 LBP without interpolation; see :func:`local_binary_pattern`.
+``basic`` is the classic 3x3 LBP without interpolation; see :func:`local_binary_pattern`. The bilinear
+sampling of the neighbours is :mod:`fer_attention.lbp_sampler`.
 
 Large batches are processed a chunk of images at a time so that temporaries stay in cache. Under
 ``torch.jit.trace`` (or ONNX export) the whole batch is one chunk; a trace is specific to the image size
@@ -21,13 +22,13 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from fer_attention.lbp_sampler import Sampler, cached_sampler
 
 __all__ = ["ALIASES", "METHODS", "LBPLayer", "canonical_method", "local_binary_pattern", "num_codes"]
 
@@ -49,23 +50,24 @@ def canonical_method(method: str) -> str:
     return ALIASES.get(method, method) if isinstance(method, str) else method
 
 
-def check_args(method: str, P: int, R: float) -> None:
-    """Raise ValueError with one line naming ``lbp.method``, ``lbp.P`` or ``lbp.R`` and what is allowed."""
+def check_args(method: str, P: int, R: float, key: str = "lbp") -> None:
+    """Raise ValueError with one line naming ``<key>.method``, ``<key>.P`` or ``<key>.R`` (``lbp.method``
+    ...: the keys of the ``lbp`` config group) and what is allowed."""
     method = canonical_method(method)
     if method not in METHODS:
-        raise ValueError(f"lbp.method={method!r} is not one of {', '.join(METHODS)}")
+        raise ValueError(f"{key}.method={method!r} is not one of {', '.join(METHODS)}")
     if isinstance(P, bool) or not isinstance(P, int | np.integer) or P < 1:
-        raise ValueError(f"lbp.P={P!r} must be an integer >= 1")
+        raise ValueError(f"{key}.P={P!r} must be an integer >= 1")
     if method in ("circle", "ror") and P > _MAX_CODE_P:
         raise ValueError(
-            f"lbp.P={P!r} must be <= {_MAX_CODE_P} for method {method!r} (codes are 32-bit integers)"
+            f"{key}.P={P!r} must be <= {_MAX_CODE_P} for method {method!r} (codes are 32-bit integers)"
         )
     if (
         isinstance(R, bool)
         or not isinstance(R, int | float | np.integer | np.floating)
         or not 0 < R < math.inf
     ):
-        raise ValueError(f"lbp.R={R!r} must be a number > 0")
+        raise ValueError(f"{key}.R={R!r} must be a number > 0")
 
 
 def num_codes(method: str, P: int) -> int | None:
@@ -79,30 +81,6 @@ def num_codes(method: str, P: int) -> int | None:
         "nri_uniform": P * (P - 1) + 3,
         "var": None,
     }[canonical_method(method)]
-
-
-@dataclass(frozen=True)
-class _Neighbour:
-    """Sample point ``(r + dr, c + dc)`` with the integer offsets of its four bilinear taps."""
-
-    dr: float
-    dc: float
-    r0: int  # floor(dr)
-    r1: int  # ceil(dr)
-    c0: int
-    c1: int
-
-
-@functools.lru_cache(maxsize=64)
-def _neighbours(P: int, R: float) -> tuple[_Neighbour, ...]:
-    R = float(np.float32(R))  # scikit-image's Cython signature takes R as a C float
-    angles = 2 * np.pi * np.arange(P, dtype=np.double) / P
-    rp = np.round(-R * np.sin(angles), 5)
-    cp = np.round(R * np.cos(angles), 5)
-    return tuple(
-        _Neighbour(float(r), float(c), math.floor(r), math.ceil(r), math.floor(c), math.ceil(c))
-        for r, c in zip(rp, cp, strict=True)
-    )
 
 
 def _map_patterns(bits: list, method: str, xp=torch):
@@ -166,95 +144,6 @@ def _check_images(images: torch.Tensor, name: str, channels: tuple[int, ...]) ->
         raise ValueError(f"{name} must have a floating-point dtype; got {images.dtype}")
 
 
-@functools.lru_cache(maxsize=16)
-def _fractions(P: int, R: float, H: int, Wp: int) -> tuple[np.ndarray, np.ndarray]:
-    """Bilinear fractions ``(x + offset) - floor(x + offset)`` in float64, exactly as scikit-image computes
-    them (they vary in the last bits with x): ``[P, H]`` for rows and ``[P, Wp]`` for columns."""
-    nbrs = _neighbours(P, R)
-    rows, cols = np.arange(H, dtype=np.float64), np.arange(Wp, dtype=np.float64)
-    dr = np.stack([(rows + n.dr) - (rows + n.r0) for n in nbrs])
-    dc = np.stack([(cols + n.dc) - (cols + n.c0) for n in nbrs])
-    return dr, dc
-
-
-class _Sampler:
-    """Bilinear samples of all neighbours on a zero-padded, row-flattened batch of images.
-
-    Each image is padded by ``pad`` on every side (plus one extra bottom row) and flattened, so a
-    neighbour is a contiguous slice of ``H * Wp`` values per image. Outputs are therefore computed on an
-    ``H x Wp`` grid and the ``Wp - W`` extra columns are cropped at the end.
-    """
-
-    def __init__(self, P: int, R: float, H: int, W: int, dtype: torch.dtype, device: torch.device):
-        self.neighbours = nbrs = _neighbours(P, R)
-        self.pad = max(max(abs(n.r0), abs(n.r1), abs(n.c0), abs(n.c1)) for n in nbrs)
-        self.H, self.W, self.Wp = H, W, W + 2 * self.pad
-        dr, dc = (torch.from_numpy(f).to(dtype).to(device) for f in _fractions(P, R, H, self.Wp))
-        # Weights (1 - dr, dr) of the top/bottom taps and (1 - dc, dc) of the left/right taps of each
-        # neighbour, laid out over the flattened H x Wp grid: [P, H * Wp] each.
-        size = (len(nbrs), H, self.Wp)
-        dr, dc = (
-            dr[:, :, None].expand(size).reshape(len(nbrs), -1),
-            dc[:, None, :].expand(size).reshape(len(nbrs), -1),
-        )
-        self.row_w = list(zip(1 - dr, dr, strict=True))
-        self.col_w = list(zip(1 - dc, dc, strict=True))
-        # How many neighbours use each row interpolation (row, left column, column fraction).
-        keys = [(r, n.c0, n.dc) for n in nbrs if n.c0 != n.c1 for r in sorted({n.r0, n.r1})]
-        self.row_uses = {key: keys.count(key) for key in keys}
-
-    def padded(self, img: torch.Tensor) -> torch.Tensor:
-        """[n, H, W] -> [n, (H + 2 pad + 1) * Wp], zeros outside the image."""
-        p = self.pad
-        return F.pad(img, (p, p, p, p + 1)).flatten(1)
-
-    def tap(self, flat: torch.Tensor, r: int, c: int) -> torch.Tensor:
-        start = (self.pad + r) * self.Wp + self.pad + c
-        return flat[:, start : start + self.H * self.Wp]
-
-    def samples(self, flat: torch.Tensor) -> Iterator[tuple[torch.Tensor, bool]]:
-        """Yield ``(neighbour i, owned)`` for i = 0..P-1; only owned tensors may be modified in place.
-
-        Neighbour i is computed as scikit-image does: ``(1-dr)*top + dr*bottom`` with the row
-        interpolations ``top``, ``bottom = (1-dc)*left + dc*right``. A zero fraction makes the matching
-        taps coincide and the formula return the tap exactly, so only interpolating taps are evaluated.
-        Row interpolations used by several neighbours are computed once.
-        """
-        rows: dict[tuple, torch.Tensor] = {}
-        uses = dict(self.row_uses)
-
-        def row(i: int, r: int) -> tuple[torch.Tensor, bool]:
-            n = self.neighbours[i]
-            key = (r, n.c0, n.dc)
-            if key not in rows:
-                wc0, wc1 = self.col_w[i]
-                rows[key] = (self.tap(flat, r, n.c0) * wc0).add_(self.tap(flat, r, n.c1) * wc1)
-            uses[key] -= 1
-            return (rows.pop(key), True) if uses[key] == 0 else (rows[key], False)
-
-        for i, n in enumerate(self.neighbours):
-            wr0, wr1 = self.row_w[i]
-            if n.c0 == n.c1:
-                if n.r0 == n.r1:
-                    yield self.tap(flat, n.r0, n.c0), False
-                else:
-                    yield (self.tap(flat, n.r0, n.c0) * wr0).add_(self.tap(flat, n.r1, n.c0) * wr1), True
-                continue
-            top, owned = row(i, n.r0)
-            if n.r0 == n.r1:
-                yield top, owned
-                continue
-            top = top.mul_(wr0) if owned else top * wr0
-            bottom, owned = row(i, n.r1)
-            yield top.add_(bottom.mul_(wr1) if owned else bottom * wr1), True
-
-    def crop(self, codes: torch.Tensor) -> torch.Tensor:
-        return codes.view(-1, self.H, self.Wp)[:, :, : self.W]
-
-
-_sampler = functools.lru_cache(maxsize=16)(_Sampler)
-
-
 def _basic_chunk(img: torch.Tensor) -> torch.Tensor:
     H, W = img.shape[-2:]
     Wp = W + 2
@@ -267,7 +156,7 @@ def _basic_chunk(img: torch.Tensor) -> torch.Tensor:
     return code.view(-1, H, Wp)[:, :, :W]
 
 
-def _lbp_chunk(img: torch.Tensor, method: str, sampler: _Sampler, lut: torch.Tensor | None) -> torch.Tensor:
+def _lbp_chunk(img: torch.Tensor, method: str, sampler: Sampler, lut: torch.Tensor | None) -> torch.Tensor:
     """Codes of a [n, H, W] chunk, in the compute dtype except for the int64 codes of the P > 16 mappings."""
     flat = sampler.padded(img)
     centre = sampler.tap(flat, 0, 0)
@@ -319,7 +208,7 @@ def _lbp(images: torch.Tensor, method: str, P: int, R: float, lut: torch.Tensor 
     if method == "basic":
         codes = _basic_chunk
     else:
-        sampler = _sampler(P, R, H, W, work.dtype, work.device)
+        sampler = cached_sampler(P, R, H, W, work.dtype, work.device)
         if lut is not None:
             lut = lut.to(device=work.device, dtype=work.dtype)
 

@@ -11,11 +11,11 @@ no input could be processed at all. ``ckpt`` is a checkpoint or an `fer-export` 
 
 from __future__ import annotations
 
-import csv
 import glob
-import json
 import logging
 import os
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,12 @@ from omegaconf import DictConfig
 from fer_attention.data.preprocess import parse_detect
 from fer_attention.data.sources.base import is_image, natural_key
 from fer_attention.errors import ConfigError
-from fer_attention.inference import load_model
+from fer_attention.inference import FERPredictor, load_model
 from fer_attention.models.tta import check_tta
-from fer_attention.reporting.annotate import BOX_KEYS, draw_faces
-from fer_attention.video import VIDEO_KEYS, is_video, predict_video
+from fer_attention.prediction import Box, FacePrediction
+from fer_attention.prediction_outputs import PredictionOutputs
+from fer_attention.video import video_predictions
+from fer_attention.video_io import is_video, opens_as_video
 
 log = logging.getLogger("fer_attention.predict")
 
@@ -77,73 +79,184 @@ def output_path(cfg: DictConfig) -> Path:
     return out
 
 
-def row_fields(class_names: list[str], video: bool = False) -> list[str]:
-    """The columns of the rows, in order.
+@dataclass(frozen=True)
+class PredictOptions:
+    """What a `fer-predict` run does with each file (from conf/predict.yaml)."""
 
-    Args:
-        class_names: the model's classes, one probability column each.
-        video: add ``frame``, ``time_s`` and ``track`` after ``file``.
+    detect: bool | str
+    batch_size: int
+    annotate: bool
+    attention: bool
+    stride: int
+    iou: float
+    max_missed: int
+    timeline: bool
 
-    Returns:
-        ``file``, [``frame``, ``time_s``, ``track``,] ``face``, ``x``, ``y``, ``w``, ``h``,
-        ``detected``, ``label``, one column per class, ``error``.
-    """
-    lead = ["file", *VIDEO_KEYS] if video else ["file"]
-    return [*lead, "face", *BOX_KEYS, "detected", "label", *class_names, "error"]
+    @classmethod
+    def from_cfg(cls, cfg: DictConfig, detect: bool | str) -> PredictOptions:
+        """The options of the composed ``predict`` config, ``detect`` already parsed.
 
-
-class RowWriter:
-    """Rows as JSON lines or CSV with a fixed header."""
-
-    def __init__(self, path: Path, class_names: list[str], video: bool = False) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.fields = row_fields(class_names, video)
-        self.csv = path.suffix.lower() == ".csv"
-        self.file = open(path, "w", newline="" if self.csv else None)  # noqa: SIM115 - closed in close()
-        if self.csv:
-            self.writer = csv.DictWriter(self.file, fieldnames=self.fields)
-            self.writer.writeheader()
-
-    def write(self, row: dict[str, Any]) -> None:
-        row = {k: row.get(k) for k in self.fields}
-        if self.csv:
-            self.writer.writerow({k: "" if v is None else v for k, v in row.items()})
-        else:
-            self.file.write(json.dumps(row) + "\n")
-
-    def close(self) -> None:
-        self.file.close()
+        Raises:
+            ConfigError: ``video.stride`` < 1.
+        """
+        video_cfg = dict(cfg.get("video") or {})
+        stride = int(video_cfg.get("stride", 1))
+        if stride < 1:
+            raise ConfigError(f"video.stride={stride} must be an integer >= 1")
+        return cls(
+            detect=detect,
+            batch_size=max(1, int(cfg.get("batch_size", 64))),
+            annotate=bool(cfg.get("save_annotated")),
+            attention=bool(cfg.get("save_attention")),
+            stride=stride,
+            iou=float(video_cfg.get("iou", 0.3)),
+            max_missed=int(video_cfg.get("max_missed", 5)),
+            timeline=bool(video_cfg.get("timeline", True)),
+        )
 
 
-def _name(path: Path, root: Path) -> str:
-    try:
-        rel = path.resolve().relative_to(root.resolve())
-    except ValueError:
-        rel = Path(path.name)
-    return "__".join(rel.with_suffix("").parts)
+class ImageBatcher:
+    """The faces of several images, held until about ``batch_size`` of them are waiting, then run through
+    the network together (:meth:`FERPredictor.predict_prepared`)."""
 
+    def __init__(self, model: FERPredictor, batch_size: int, return_attention: bool) -> None:
+        self.model = model
+        self.batch_size = batch_size
+        self.return_attention = return_attention
+        self.pending: list[tuple[Path, list[np.ndarray], list[Box | None]]] = []
 
-def draw_annotated(path: Path, faces: list[dict[str, Any]], out: Path) -> None:
-    """A copy of the image with each face's box and label (with its probability) drawn."""
-    from PIL import Image
+    def add(self, path: Path, faces: list[np.ndarray], boxes: list[Box | None]) -> None:
+        """Hold one image's faces (from :meth:`FERPredictor.faces`)."""
+        self.pending.append((path, faces, boxes))
 
-    with Image.open(path) as im:
-        rgb = np.array(im.convert("RGB"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(draw_faces(rgb, faces)).save(out)
+    @property
+    def full(self) -> bool:
+        """Whether at least ``batch_size`` faces are waiting."""
+        return sum(len(faces) for _, faces, _ in self.pending) >= self.batch_size
+
+    def run(self) -> list[tuple[Path, list[FacePrediction]]]:
+        """Predict every waiting face and empty the batch: ``(path, its faces' predictions)`` per image."""
+        if not self.pending:
+            return []
+        paths = [path for path, _, _ in self.pending]
+        results = self.model.predict_prepared(
+            [(faces, boxes) for _, faces, boxes in self.pending],
+            return_attention=self.return_attention,
+            batch_size=self.batch_size,
+            files=[str(path) for path in paths],
+        )
+        self.pending = []
+        return list(zip(paths, results, strict=True))
 
 
 def _may_be_video(path: Path) -> bool:
     return is_video(path) or not is_image(path)
 
 
+def _show_frames(progress: Any, task: Any, done: int, total: int | None) -> None:
+    progress.update(task, completed=done, total=total, visible=True)
+
+
+def predict_video_file(
+    model: FERPredictor,
+    path: Path,
+    options: PredictOptions,
+    outputs: PredictionOutputs,
+    progress: Any,
+    task: Any,
+) -> None:
+    """Label one video and write its rows, its frames counted on the progress bar's ``task``."""
+    progress.update(task, completed=0, total=None, visible=True, description=path.name)
+    predictions = video_predictions(
+        model,
+        path,
+        stride=options.stride,
+        detect=options.detect,
+        batch_size=options.batch_size,
+        annotated=outputs.picture("annotated", path, ".mp4") if options.annotate else None,
+        progress=partial(_show_frames, progress, task),
+        iou=options.iou,
+        max_missed=options.max_missed,
+    )
+    outputs.video(path, predictions)
+    progress.update(task, visible=False)
+
+
+def write_images(batcher: ImageBatcher, outputs: PredictionOutputs) -> None:
+    """Run the images waiting in ``batcher`` and write their rows."""
+    for path, predictions in batcher.run():
+        outputs.image(path, predictions)
+
+
+def predict_file(
+    path: Path,
+    model: FERPredictor,
+    options: PredictOptions,
+    batcher: ImageBatcher,
+    outputs: PredictionOutputs,
+    progress: Any,
+    frames_task: Any,
+) -> None:
+    """One input file: a video is labelled at once (after the images before it, so that rows stay in input
+    order); an image's faces wait in ``batcher``; a file without a face gets an error row."""
+    if is_video(path):
+        write_images(batcher, outputs)
+        predict_video_file(model, path, options, outputs, progress, frames_task)
+        return
+    try:
+        faces, boxes = model.faces(path, detect=options.detect)
+    except ValueError as err:
+        if _may_be_video(path) and opens_as_video(path):
+            write_images(batcher, outputs)
+            predict_video_file(model, path, options, outputs, progress, frames_task)
+        else:
+            outputs.failure(path, str(err))
+        return
+    if not faces:
+        outputs.failure(path, "no face found", detected=False)
+        return
+    batcher.add(path, faces, boxes)
+    if batcher.full:
+        write_images(batcher, outputs)
+
+
+def predict_all(
+    files: list[Path], root: Path, out: Path, model: FERPredictor, options: PredictOptions, show: bool
+) -> dict[str, Any]:
+    """Every input file in order, its rows written to ``out`` and its pictures beside it, with a progress
+    bar of files and one of the current video's frames.
+
+    Returns:
+        :func:`predict_files`'s result.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    video = any(_may_be_video(p) for p in files)
+    outputs = PredictionOutputs(
+        out, root, model.class_names, video, len(files), options.attention, options.annotate, options.timeline
+    )
+    batcher = ImageBatcher(model, options.batch_size, options.attention)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    try:
+        with Progress(*columns, disable=not show, transient=True) as progress:
+            files_task = progress.add_task("predict", total=len(files))
+            frames_task = progress.add_task("frames", total=None, visible=False)
+            for path in files:
+                predict_file(path, model, options, batcher, outputs, progress, frames_task)
+                progress.advance(files_task)
+            write_images(batcher, outputs)
+    finally:
+        outputs.close()
+    return {**outputs.stats, "output": str(out)}
+
+
 def predict_files(cfg: DictConfig) -> dict[str, Any]:
     """The `fer-predict` task: label every face of the input files and write one row per face.
 
-    Rows go to ``output`` (columns :func:`row_fields`, the video columns when any input may be a video);
-    a file that cannot be read or has no face gives one row with ``error`` set and the run goes on.
-    Pictures (``save_annotated``, ``save_attention``, ``video.timeline``) go to ``annotated/``,
-    ``attention/`` and ``timelines/`` beside ``output``.
+    Rows go to ``output`` (columns :func:`~fer_attention.prediction.row_fields`, the video columns when any
+    input may be a video); a file that cannot be read or has no face gives one row with ``error`` set and
+    the run goes on. Pictures (``save_annotated``, ``save_attention``, ``video.timeline``) go to
+    ``annotated/``, ``attention/`` and ``timelines/`` beside ``output``.
 
     Args:
         cfg: the composed ``predict`` config (conf/predict.yaml): ``ckpt_path``, ``input``, ``output``,
@@ -162,138 +275,14 @@ def predict_files(cfg: DictConfig) -> dict[str, Any]:
         ValueError: ``detect`` is invalid, or no input could be processed (exit 1); the rows are written
             all the same.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     out = output_path(cfg)
     detect = parse_detect(cfg.get("detect", "auto"))
     tta = check_tta(cfg.get("test_time_augmentation"))
     files, root = collect_inputs(str(cfg.input))
     model = load_model(str(cfg.ckpt_path), device=str(cfg.get("device", "cpu")))
     model.test_time_augmentation = tta
-    classes = model.class_names
-    batch_size = max(1, int(cfg.get("batch_size", 64)))
-    annotate, attention = bool(cfg.get("save_annotated")), bool(cfg.get("save_attention"))
-    video_cfg = dict(cfg.get("video") or {})
-    stride = int(video_cfg.get("stride", 1))
-    if stride < 1:
-        raise ConfigError(f"video.stride={stride} must be an integer >= 1")
-    writer = RowWriter(out, classes, video=any(_may_be_video(p) for p in files))
-    stats = {"files": len(files), "files_ok": 0, "files_failed": 0, "faces": 0}
-    pending: list[tuple[Path, list[np.ndarray], list]] = []
-
-    def flush() -> None:
-        if not pending:
-            return
-        crops = np.stack([c for _, faces, _ in pending for c in faces])
-        res = model.predict_faces(crops, return_attention=attention, batch_size=batch_size)
-        k = 0
-        for path, faces, boxes in pending:
-            rows = []
-            for j, box in enumerate(boxes):
-                p = res["probs"][k]
-                row = {
-                    "file": str(path),
-                    "face": j,
-                    "detected": box is not None,
-                    "label": classes[int(np.argmax(p))],
-                    "error": None,
-                }
-                row.update(dict(zip(BOX_KEYS, box if box is not None else (None,) * 4, strict=True)))
-                row.update({c: round(float(v), 6) for c, v in zip(classes, p, strict=True)})
-                writer.write(row)
-                rows.append(row)
-                if attention:
-                    _save_attention(
-                        res,
-                        k,
-                        faces[j],
-                        classes,
-                        out.parent / "attention" / f"{_name(path, root)}_face{j}.png",
-                    )
-                k += 1
-            if annotate:
-                try:
-                    draw_annotated(path, rows, out.parent / "annotated" / f"{_name(path, root)}.png")
-                except Exception as err:  # noqa: BLE001 - a picture must not stop the run
-                    log.warning("%s: cannot write the annotated copy (%s)", path, err)
-            stats["files_ok"] += 1
-            stats["faces"] += len(boxes)
-        pending.clear()
-
-    def fail(path: Path, reason: str, detected: bool | None = None) -> None:
-        log.warning("%s: %s", path, reason)
-        writer.write({"file": str(path), "detected": detected, "error": reason})
-        stats["files_failed"] += 1
-
-    def video(path: Path, progress, task) -> None:
-        from fer_attention.reporting.timeline import plot_timeline
-
-        name = _name(path, root)
-
-        def advance(done: int, total: int | None) -> None:
-            progress.update(task, completed=done, total=total, visible=True)
-
-        progress.update(task, completed=0, total=None, visible=True, description=path.name)
-        rows = []
-        for row in predict_video(
-            model,
-            path,
-            stride=stride,
-            detect=detect,
-            batch_size=batch_size,
-            annotated=out.parent / "annotated" / f"{name}.mp4" if annotate else None,
-            progress=advance,
-            iou=float(video_cfg.get("iou", 0.3)),
-            max_missed=int(video_cfg.get("max_missed", 5)),
-        ):
-            writer.write(row)
-            if row["error"] is None:
-                rows.append(row)
-            else:
-                log.warning("%s: %s", path, row["error"])
-        progress.update(task, visible=False)
-        if rows:
-            stats["files_ok"] += 1
-            stats["faces"] += len(rows)
-            if video_cfg.get("timeline", True):
-                try:
-                    plot_timeline(rows, classes, out.parent / "timelines" / f"{name}.png", title=path.name)
-                except Exception as err:  # noqa: BLE001 - a picture must not stop the run
-                    log.warning("%s: cannot draw the timeline (%s)", path, err)
-        else:
-            stats["files_failed"] += 1
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    try:
-        with Progress(*columns, disable=not cfg.get("progress", True), transient=True) as progress:
-            task = progress.add_task("predict", total=len(files))
-            frames = progress.add_task("frames", total=None, visible=False)
-            for path in files:
-                if is_video(path):
-                    flush()  # rows stay in input order
-                    video(path, progress, frames)
-                    progress.advance(task)
-                    continue
-                try:
-                    faces, boxes = model.faces(path, detect=detect)
-                except ValueError as err:
-                    if _may_be_video(path) and _opens_as_video(path):
-                        flush()
-                        video(path, progress, frames)
-                    else:
-                        fail(path, str(err))
-                else:
-                    if not faces:
-                        fail(path, "no face found", detected=False)
-                    else:
-                        pending.append((path, faces, boxes))
-                        if sum(len(f) for _, f, _ in pending) >= batch_size:
-                            flush()
-                progress.advance(task)
-            flush()
-    finally:
-        writer.close()
-    stats["output"] = str(out)
+    options = PredictOptions.from_cfg(cfg, detect)
+    stats = predict_all(files, root, out, model, options, show=bool(cfg.get("progress", True)))
     log.info(
         "%d faces in %d of %d files (%d failed) -> %s",
         stats["faces"],
@@ -307,25 +296,3 @@ def predict_files(cfg: DictConfig) -> dict[str, Any]:
             f"no input could be processed ({stats['files_failed']} files failed, reasons in {out})"
         )
     return stats
-
-
-def _opens_as_video(path: Path) -> bool:
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    try:
-        return bool(cap.isOpened()) and cap.grab()
-    finally:
-        cap.release()
-
-
-def _save_attention(res: dict, k: int, face: np.ndarray, classes: list[str], path: Path) -> None:
-    from fer_attention.reporting.attention import plot_attention_grid
-
-    maps = {
-        "faces": face[None].astype(np.float32) / 255.0,
-        "lbp": None if res["lbp"] is None else res["lbp"][k : k + 1],
-        "mask": None if res["mask"] is None else res["mask"][k : k + 1],
-        "probs": res["probs"][k : k + 1],
-    }
-    plot_attention_grid(maps, classes, None, path)

@@ -15,12 +15,12 @@ _M_MMAP_THRESHOLD = -3
 _MAX_MB = 4096
 
 
-def check_malloc(mmap_threshold_mb: int | None, trim_threshold_mb: int | None) -> None:
-    """Raise ValueError with one line naming ``mmap_threshold_mb`` or ``trim_threshold_mb`` unless each
-    is ``None`` or an integer number of MB in 1..4096."""
+def check_malloc(mmap_threshold_mb: int | None, trim_threshold_mb: int | None, key: str = "malloc") -> None:
+    """Raise ValueError with one line naming ``<key>.mmap_threshold_mb`` or ``<key>.trim_threshold_mb`` (the
+    config keys) unless each is ``None`` or an integer number of MB in 1..4096."""
     for name, value in (("mmap_threshold_mb", mmap_threshold_mb), ("trim_threshold_mb", trim_threshold_mb)):
         if value is not None and (not isinstance(value, int) or not 0 < value <= _MAX_MB):
-            raise ValueError(f"{name}={value!r} must be an integer in 1..{_MAX_MB} (MB) or null")
+            raise ValueError(f"{key}.{name}={value!r} must be an integer in 1..{_MAX_MB} (MB) or null")
 
 
 def tune_malloc(mmap_threshold_mb: int | None, trim_threshold_mb: int | None) -> bool:

@@ -7,12 +7,14 @@
     model = load_model("checkpoints/epoch_021.ckpt")
     rows = model.predict_video("clip.mp4", stride=2, timeline="clip.png")  # one dict per face per frame
 
-Frames are decoded with OpenCV's ``VideoCapture`` (any file the opencv wheel's FFmpeg reads; no ffmpeg
-binary needed), converted to 8-bit gray with ITU-R 601-2 luma (OpenCV's fixed-point ``BGR2GRAY``, within one
+Frames are decoded with OpenCV's ``VideoCapture`` (:mod:`fer_attention.video_io`: any file the opencv
+wheel's FFmpeg reads; no ffmpeg binary needed), converted to 8-bit gray with ITU-R 601-2 luma (OpenCV's fixed-point ``BGR2GRAY``, within one
 grey level of PIL's ``L``) and prepared as still images are (:meth:`FERPredictor.faces`, the same
 ``detect`` modes: with ``auto`` a video whose frames are no larger than about twice the model's input size
 is taken as a video of one face crop). Skipped frames are only grabbed, not decoded to pixels. Faces of
-several frames run through the network together in batches.
+several frames run through the network together in batches. Each face is a
+:class:`~fer_attention.prediction.FacePrediction` (:func:`video_predictions`), its row that
+:meth:`~fer_attention.prediction.FacePrediction.to_row` (:func:`predict_video`).
 
 Tracking (:class:`IoUTracker`): each face of a labelled frame joins the track whose last box overlaps it
 most (intersection over union at least ``iou``, greedily, best overlaps first); a face that joins none
@@ -22,10 +24,8 @@ from 0 in order of appearance. Face crops (no boxes) are all track 0.
 
 from __future__ import annotations
 
-import logging
-import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,45 +33,14 @@ import cv2
 import numpy as np
 
 from fer_attention.data.preprocess import parse_detect
-from fer_attention.reporting.annotate import draw_faces
+from fer_attention.prediction import Box, FacePrediction
+from fer_attention.video_io import AnnotatedCopy, FrameReader, open_video
 
-log = logging.getLogger(__name__)
-
-VIDEO_EXTENSIONS = frozenset(
-    {
-        ".mp4",
-        ".m4v",
-        ".mov",
-        ".avi",
-        ".mkv",
-        ".webm",
-        ".mpg",
-        ".mpeg",
-        ".wmv",
-        ".flv",
-        ".3gp",
-        ".ogv",
-        ".mts",
-        ".m2ts",
-        ".ts",
-        ".mjpeg",
-    }
-)
-VIDEO_KEYS = ("frame", "time_s", "track")
-BOX_KEYS = ("x", "y", "w", "h")
 # frames whose decoded count falls short of the container's frame count by more than this (and 1%) are
 # reported as a truncated video (container counts are estimates for some formats)
 FRAME_COUNT_SLACK = 2
 # frames held before running the network: faces of several frames go through it as one batch
 MAX_PENDING_FRAMES = 64
-DEFAULT_FPS = 25.0
-
-
-def is_video(path: Path | str) -> bool:
-    """Whether ``path``'s name has a video extension (:data:`VIDEO_EXTENSIONS`, any case) and is not
-    hidden (no leading ``.``); the file itself is not opened."""
-    name = os.path.basename(str(path))
-    return not name.startswith(".") and os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS
 
 
 def box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
@@ -139,56 +108,178 @@ class IoUTracker:
         return [int(i) for i in ids]
 
 
-def error_row(
-    path: Path | str,
-    reason: str,
-    class_names: list[str],
-    frame: int | None = None,
-    detected: bool | None = None,
-) -> dict[str, Any]:
-    """A row with every key of a face row, ``error`` set and no prediction."""
-    row: dict[str, Any] = {"file": str(path), "frame": frame, "time_s": None, "track": None, "face": None}
-    row.update(dict.fromkeys(BOX_KEYS))
-    row.update({"detected": detected, "label": None, **dict.fromkeys(class_names), "error": reason})
-    return row
+@dataclass
+class PendingFrame:
+    """A frame read and waiting for the network: its faces and, for the annotated copy, its pixels."""
+
+    index: int
+    time_s: float
+    labelled: bool
+    crops: list[np.ndarray] = field(default_factory=list)
+    boxes: list[Box | None] = field(default_factory=list)
+    tracks: list[int] = field(default_factory=list)
+    image: np.ndarray | None = None
 
 
-def open_video(path: Path) -> tuple[Any, float | None, int | None]:
-    """``(capture, fps, frame count)``; ValueError with the reason when the file cannot be opened."""
-    try:
-        size = path.stat().st_size
-    except OSError as err:
-        raise ValueError(f"cannot read video {path.name} ({err.strerror or err})") from None
-    if size == 0:
-        raise ValueError(f"cannot read video {path.name} (empty file, 0 bytes)")
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        cap.release()
-        raise ValueError(
-            f"cannot open video {path.name} (not a format OpenCV can read, or truncated before its index)"
+class FrameFaces:
+    """The faces of each labelled frame and their track ids. With ``detect="auto"`` the first labelled
+    frame's size decides for the whole video whether frames are face crops (all track 0).
+
+    Args:
+        model: the :class:`~fer_attention.inference.FERPredictor`.
+        detect: ``"auto"``, True or False, already parsed.
+        tracker: follows the detected faces across frames.
+    """
+
+    def __init__(self, model, detect: bool | str, tracker: IoUTracker) -> None:
+        self.model = model
+        self.detect = detect
+        self.tracker = tracker
+        self.crop_mode: bool | None = None
+        self.labelled = 0  # labelled frames seen
+
+    def find(self, frame: PendingFrame, image: np.ndarray) -> None:
+        """Fill ``frame``'s crops, boxes and tracks from its pixels (BGR or gray)."""
+        self.labelled += 1
+        gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        if self.crop_mode is None:
+            self.crop_mode = self.detect is False or (
+                self.detect == "auto" and self.model.is_face_crop(gray.shape)
+            )
+        frame.crops, frame.boxes = self.model.faces_of_gray(gray, not self.crop_mode)
+        frame.tracks = [0] * len(frame.boxes) if self.crop_mode else self.tracker.update(list(frame.boxes))
+
+
+def frame_batches(
+    reader: FrameReader,
+    copy: AnnotatedCopy,
+    finder: FrameFaces,
+    batch_size: int,
+    progress: Callable[[int, int | None], None] | None,
+    total: int | None,
+) -> Iterator[list[PendingFrame]]:
+    """The frames read, with the faces of the labelled ones, in batches of about ``batch_size`` faces (at
+    most ``MAX_PENDING_FRAMES`` frames), calling ``progress(frames read, total)`` after each frame."""
+    pending: list[PendingFrame] = []
+    for index, time_s, labelled, image in reader.frames(copy):
+        if image is not None:
+            copy.start(image)
+        frame = PendingFrame(index, time_s, labelled, image=image if copy.is_open else None)
+        if labelled:
+            finder.find(frame, image)
+        pending.append(frame)
+        if progress is not None:
+            progress(index + 1, total)
+        if sum(len(f.crops) for f in pending) >= batch_size or len(pending) >= MAX_PENDING_FRAMES:
+            yield pending
+            pending = []
+    if pending:
+        yield pending
+
+
+def label_frames(
+    model, frames: list[PendingFrame], batch_size: int, file: str
+) -> list[list[FacePrediction] | None]:
+    """The predictions of each frame's faces, all frames' faces run through the network together.
+
+    Returns:
+        Per frame, its faces' :class:`~fer_attention.prediction.FacePrediction` (left to right), or None for
+        a frame that is not labelled.
+    """
+    crops = [c for f in frames for c in f.crops]
+    probs = model.predict_faces(np.stack(crops), batch_size=batch_size)["probs"] if crops else None
+    labelled: list[list[FacePrediction] | None] = []
+    k = 0
+    for f in frames:
+        if not f.labelled:
+            labelled.append(None)
+            continue
+        faces = []
+        for j, (box, track) in enumerate(zip(f.boxes, f.tracks, strict=True)):
+            faces.append(
+                FacePrediction.of_probabilities(
+                    probs[k],
+                    model.class_names,
+                    box,
+                    face_index=j,
+                    file=file,
+                    frame=f.index,
+                    time_s=f.time_s,
+                    track=track,
+                )
+            )
+            k += 1
+        labelled.append(faces)
+    return labelled
+
+
+def closing_failure(
+    path: Path, reader: FrameReader, total: int | None, faces: int, labelled: int
+) -> FacePrediction | None:
+    """The error row that ends a video's rows: decoding broke off or stopped short of the frame count,
+    no frame decoded, or no face found in ``labelled`` frames; None when ``faces`` were found in a whole
+    video."""
+    failure, decoded = reader.failure, reader.decoded
+    if failure is None and total is not None and total - decoded > max(FRAME_COUNT_SLACK, 0.01 * total):
+        failure = f"decoding stopped at frame {decoded} of {total} (truncated or corrupt video)"
+    if failure is not None:
+        detail = (
+            "; the frames before it keep their rows"
+            if faces
+            else f"; no face in the {labelled} labelled frames before it"
         )
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
-    return (
-        cap,
-        float(fps) if fps and 0 < fps < 1000 else None,
-        int(count) if count and 0 < count < 1e9 else None,
-    )
+        return FacePrediction.failure(str(path), f"{path.name}: {failure}{detail}", frame=decoded)
+    if decoded == 0:
+        return FacePrediction.failure(str(path), f"{path.name}: no frame could be decoded")
+    if faces == 0:
+        return FacePrediction.failure(
+            str(path), f"no face found in {labelled} labelled frames", detected=False
+        )
+    return None
 
 
-def open_writer(path: Path, fps: float, size: tuple[int, int]) -> tuple[Any, Path]:
-    """A ``cv2.VideoWriter`` (mp4v for .mp4, MJPG otherwise; MJPG .avi when mp4v cannot be written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fourcc = "mp4v" if path.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
-    if not writer.isOpened() and fourcc != "MJPG":
-        writer.release()
-        path = path.with_suffix(".avi")
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
-    if not writer.isOpened():
-        writer.release()
-        raise ValueError(f"cannot write the annotated video {path}")
-    return writer, path
+def video_predictions(
+    model,
+    path: str | Path,
+    stride: int = 1,
+    detect: bool | str = "auto",
+    batch_size: int = 64,
+    annotated: str | Path | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+    iou: float = 0.3,
+    max_missed: int = 5,
+) -> Iterator[FacePrediction]:
+    """:func:`predict_video` as :class:`~fer_attention.prediction.FacePrediction` (rows: their
+    ``to_row(model.class_names, video=True)``); the arguments are :func:`predict_video`'s."""
+    path = Path(path)
+    detect = parse_detect(detect)
+    try:
+        cap, fps, total = open_video(path)
+    except ValueError as err:
+        yield FacePrediction.failure(str(path), str(err))
+        return
+    reader = FrameReader(cap, fps, max(1, int(stride)))
+    copy = AnnotatedCopy(annotated, path, fps)
+    finder = FrameFaces(model, detect, IoUTracker(iou, max_missed))
+    batch_size = max(1, int(batch_size))
+    faces = 0
+    try:
+        for frames in frame_batches(reader, copy, finder, batch_size, progress, total):
+            for frame, predictions in zip(
+                frames, label_frames(model, frames, batch_size, str(path)), strict=True
+            ):
+                if predictions is not None:
+                    faces += len(predictions)
+                    yield from predictions
+                    copy.write(frame.image, [p.to_row(model.class_names, video=True) for p in predictions])
+                else:
+                    copy.write(frame.image, None)
+    finally:
+        cap.release()
+        copy.close()
+    end = closing_failure(path, reader, total, faces, finder.labelled)
+    if end is not None:
+        yield end
 
 
 def predict_video(
@@ -229,125 +320,14 @@ def predict_video(
         One dict per face per labelled frame: ``file``, ``frame`` (0-based index in the video),
         ``time_s`` (frame / fps), ``track``, ``face`` (index within the frame, left to right), the box
         ``x``, ``y``, ``w``, ``h`` (None for face crops), ``detected``, ``label``, one probability per
-        class, ``error`` (None); error rows have the same keys.
+        class, ``error`` (None); error rows have the same keys (:meth:`FacePrediction.to_row
+        <fer_attention.prediction.FacePrediction.to_row>` with ``video=True``).
 
     Raises:
         ValueError: ``detect`` is invalid (on the first iteration).
     """
-    path = Path(path)
-    stride = max(1, int(stride))
-    batch_size = max(1, int(batch_size))
-    detect = parse_detect(detect)
-    classes = model.class_names
-    try:
-        cap, fps, total = open_video(path)
-    except ValueError as err:
-        yield error_row(path, str(err), classes)
-        return
-    tracker = IoUTracker(iou, max_missed)
-    writer = None
-    pending: list[dict[str, Any]] = []
-    drawn: list[dict[str, Any]] = []  # rows of the latest labelled frame, for the annotated copy
-    counts = {"faces": 0, "labelled": 0}
-    crop_mode: bool | None = None
-
-    def flush() -> Iterator[dict[str, Any]]:
-        nonlocal drawn
-        crops = [c for e in pending for c in e["crops"]]
-        probs = model.predict_faces(np.stack(crops), batch_size=batch_size)["probs"] if crops else None
-        k = 0
-        for e in pending:
-            if e["labelled"]:
-                rows = []
-                for j, (box, track) in enumerate(zip(e["boxes"], e["tracks"], strict=True)):
-                    p = probs[k]
-                    k += 1
-                    row = {
-                        "file": str(path),
-                        "frame": e["index"],
-                        "time_s": round(e["time"], 4),
-                        "track": track,
-                        "face": j,
-                        **dict(zip(BOX_KEYS, box if box is not None else (None,) * 4, strict=True)),
-                        "detected": box is not None,
-                        "label": classes[int(np.argmax(p))],
-                        **{c: round(float(v), decimals) for c, v in zip(classes, p, strict=True)},
-                        "error": None,
-                    }
-                    rows.append(row)
-                    yield row
-                counts["faces"] += len(rows)
-                drawn = rows
-            if writer is not None and e["frame"] is not None:
-                writer.write(draw_faces(e["frame"], drawn))
-        pending.clear()
-
-    index = 0
-    failure: str | None = None
-    try:
-        while True:
-            labelled = index % stride == 0
-            try:
-                if labelled or writer is not None:
-                    ok, frame = cap.read()
-                else:
-                    ok, frame = cap.grab(), None
-            except cv2.error as err:
-                failure = f"decoding failed at frame {index} ({str(err).strip().splitlines()[-1][:120]})"
-                break
-            if not ok:
-                break
-            if annotated is not None and writer is None and frame is not None:
-                try:
-                    writer, written = open_writer(
-                        Path(annotated), fps or DEFAULT_FPS, (frame.shape[1], frame.shape[0])
-                    )
-                    log.info("%s: annotated copy -> %s", path, written)
-                except ValueError as err:
-                    log.warning("%s: %s", path, err)
-                    annotated = None
-            time_s = index / fps if fps else cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-            entry: dict[str, Any] = {
-                "index": index,
-                "time": time_s,
-                "labelled": labelled,
-                "crops": [],
-                "boxes": [],
-                "tracks": [],
-                "frame": frame if writer is not None else None,
-            }
-            if labelled:
-                counts["labelled"] += 1
-                gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-                if crop_mode is None:
-                    crop_mode = detect is False or (detect == "auto" and model.is_face_crop(gray.shape))
-                crops, boxes = model.faces_of_gray(gray, False if crop_mode else True)
-                entry["crops"], entry["boxes"] = crops, boxes
-                entry["tracks"] = [0] * len(boxes) if crop_mode else tracker.update(list(boxes))
-            pending.append(entry)
-            index += 1
-            if progress is not None:
-                progress(index, total)
-            if sum(len(e["crops"]) for e in pending) >= batch_size or len(pending) >= MAX_PENDING_FRAMES:
-                yield from flush()
-        yield from flush()
-    finally:
-        cap.release()
-        if writer is not None:
-            writer.release()
-    decoded = index
-    if failure is None and total is not None and total - decoded > max(FRAME_COUNT_SLACK, 0.01 * total):
-        failure = f"decoding stopped at frame {decoded} of {total} (truncated or corrupt video)"
-    if failure is not None:
-        detail = (
-            "; the frames before it keep their rows"
-            if counts["faces"]
-            else f"; no face in the {counts['labelled']} labelled frames before it"
-        )
-        yield error_row(path, f"{path.name}: {failure}{detail}", classes, frame=decoded)
-    elif decoded == 0:
-        yield error_row(path, f"{path.name}: no frame could be decoded", classes)
-    elif counts["faces"] == 0:
-        yield error_row(
-            path, f"no face found in {counts['labelled']} labelled frames", classes, detected=False
-        )
+    predictions = video_predictions(
+        model, path, stride, detect, batch_size, annotated, progress, iou, max_missed
+    )
+    for prediction in predictions:
+        yield prediction.to_row(model.class_names, video=True, decimals=decimals)

@@ -18,10 +18,7 @@ from .conftest import TINY
 REPO = Path(__file__).resolve().parents[1]
 
 CASES = [
-    (
-        ["lbp.method=foo"],
-        r"lbp.method='foo' is not one of basic, circle, ror, uniform, nri_uniform, var \(lbp=none for no LBP\)",
-    ),
+    (["lbp.method=foo"], r"^lbp.method='foo' is not one of basic, circle, ror, uniform, nri_uniform, var$"),
     (["lbp.P=0"], r"lbp.P=0"),
     (["lbp.R=0"], r"lbp.R=0"),
     (["lbp.method=default", "lbp.P=40"], r"lbp.P=40 must be <= 31 for method 'circle'"),  # the old name
@@ -36,8 +33,17 @@ CASES = [
     ),
     (["data.fold=5"], r"data.fold=5 must be in 0..2 \(data.num_folds=3\)"),
     (["data.num_folds=1", "data.fold=0"], r"data.num_folds=1 must be at least 2"),
-    (["model.net.num_classes=6"], r"model.net.num_classes=6 does not match data.num_classes=7"),
-    (["data.num_classes=6"], r"data.num_classes=6 but data.class_names has 7 names"),
+    (["model.net.num_classes=6"], r"model.net.num_classes=6 but model.class_names has 7 names"),
+    (
+        ["lbp=none", "ablation.lbp=true"],
+        r"^ablation.lbp=true needs LBP options but lbp=null: choose a variant \(lbp=circle, ...\) or switch "
+        r"the stream off with ablation.lbp=false$",
+    ),
+    (
+        ["+model.net.attention.fuse=add"],
+        r"^model.net.attention.fuse=add: model.net.attention has no key 'fuse' \(its keys: fusion, mode, "
+        r"mask_channels\)$",
+    ),
     (["model.net.attention.fusion=mul"], r"model.net.attention.fusion='mul' is not one of concat, add"),
     (["model.net.attention.mode=soft"], r"model.net.attention.mode='soft' is not one of residual, plain"),
     (["model.net.classifier.pool=max"], r"model.net.classifier.pool='max' is not one of avg, flatten"),
@@ -48,7 +54,7 @@ CASES = [
     (["model.net.backbone.weights=/no/vgg.pth"], r"model.net.backbone.weights=/no/vgg.pth does not exist"),
     (["model.net.backbone.arch=resnet"], r"model.net.backbone.arch='resnet' is not one of vgg16, vgg16_bn"),
     (["model.net.backbone.last_stage=7"], r"model.net.backbone.last_stage=7 must be in 1..5"),
-    (["model.net.backbone.width=0"], r"model.net.backbone.width=0 must be a number > 0"),
+    (["model.net.backbone.width=0"], r"model.net.backbone.width=0.0 must be a number > 0"),
     (
         ["model.net.backbone.weights=imagenet"],
         r"model.net.backbone.weights='imagenet' needs model.net.backbone.width=1.0, got 0.125",
@@ -87,6 +93,90 @@ def test_command_line_prints_one_error_line_and_exits_1(tmp_path):
     assert "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert errors == ["error: data.fold=9 must be in 0..4 (data.num_folds=5)"]
+
+
+def test_a_folder_dataset_needs_only_its_class_names(make_cfg, tmp_path, monkeypatch):
+    """data=folder takes the class names alone: without them, one line asks for them before any data."""
+    from fer_attention.training import task
+
+    monkeypatch.setattr(task, "build_datamodule", lambda *_a, **_k: pytest.fail("data was loaded"))
+    overrides = ["data=folder", f"data.root={tmp_path}", "model.net.backbone.width=0.125"]
+    with pytest.raises(ConfigError) as err:
+        train(make_cfg(overrides))
+    assert str(err.value) == (
+        "data.class_names must be set for dataset 'folder' (e.g. 'data.class_names=[angry,happy,sad]')"
+    )
+    cfg = make_cfg([*overrides, "data.class_names=[angry,happy,sad]"], subdir="named")
+    assert cfg.model.net.num_classes == 3 and "num_classes" not in cfg.data
+
+
+def run_fer_train(monkeypatch, capsys, tmp_path, overrides: list[str]) -> tuple[int, list[str]]:
+    """``fer-train <overrides>`` in this process, as the command line runs it: (exit code, stderr lines)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from fer_attention.cli import train as cli
+
+    monkeypatch.setattr(sys, "argv", ["fer-train", *overrides, f"paths.log_dir={tmp_path}"])
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    GlobalHydra.instance().clear()
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main()
+    finally:
+        GlobalHydra.instance().clear()
+    return exit_info.value.code, capsys.readouterr().err.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "line"),
+    [
+        (
+            ["model.net.attention.fuse=add"],
+            "Could not override 'model.net.attention.fuse': Key 'fuse' not in 'AttentionOptions'; its keys: "
+            "fusion, mode, mask_channels",
+        ),
+        (
+            ["model.net.backbone.width=wide"],
+            "Error merging override model.net.backbone.width=wide: Value 'wide' of type 'str' could not be "
+            "converted to Float",
+        ),
+        (
+            ["data.num_classes=3"],
+            "Could not override 'data.num_classes': Key 'num_classes' not in 'DataOptions'",
+        ),
+        (["lbp=none", "lbp.method=circle"], "Could not override 'lbp.method': Key 'method' is not in struct"),
+        (
+            ["lbp.P=eight"],
+            "Error merging override lbp.P=eight: Value 'eight' of type 'str' could not be converted",
+        ),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else "",
+)
+def test_an_unknown_key_or_a_wrong_type_fails_at_composition_in_one_line(
+    monkeypatch, capsys, tmp_path, overrides, line
+):
+    """The schemas reject these when Hydra composes the config, before anything runs: one ``error:`` line
+    naming the full key, no traceback, exit 1."""
+    code, stderr = run_fer_train(monkeypatch, capsys, tmp_path, [*overrides, "data.fold=9"])
+    assert code == 1
+    errors = [text for text in stderr if text.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {line}"), stderr
+    assert not any("Traceback" in text or "HYDRA_FULL_ERROR" in text for text in stderr), stderr
+
+
+def test_a_key_added_past_a_schema_stops_the_command_before_its_task(make_cfg, capsys):
+    """Hydra's ``+key=value`` adds a key even where a schema has none; the command stops on it in one line
+    before its task runs."""
+    from fer_attention.cli.common import run_task
+
+    cfg = make_cfg([*TINY, "+model.net.attention.fuse=add"])
+    with pytest.raises(SystemExit) as exit_info:
+        run_task(lambda _cfg: pytest.fail("the task ran"), cfg)
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "error: model.net.attention.fuse=add: model.net.attention has no key 'fuse' (its keys: fusion, mode, "
+        "mask_channels)"
+    ]
 
 
 def test_imagenet_weights_offline_is_one_clear_line(monkeypatch):

@@ -10,6 +10,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from fer_attention.config import config_dir, validate_config
+from fer_attention.errors import ConfigError
 from fer_attention.training.builders import build_callbacks, build_datamodule, build_loggers, build_model
 
 from .conftest import TINY
@@ -57,7 +58,9 @@ def test_model_side_options_compose_and_build(make_cfg, group, option):
     model = build_model(cfg.model, cfg.data)
     size = cfg.data.image_size
     out = model(torch.rand(2, 1, size, size))
-    assert out.shape == (2, cfg.data.num_classes)
+    assert out.shape == (2, len(cfg.data.class_names)) and cfg.model.net.num_classes == len(
+        cfg.data.class_names
+    )
 
 
 @pytest.mark.parametrize("group", ["trainer", "logger", "callbacks", "debug", "data"])
@@ -68,6 +71,10 @@ def test_run_side_options_compose_and_instantiate(make_cfg, group):
             overrides.append("trainer.accelerator=cpu")
             overrides.append("trainer.precision=32-true")
         cfg = make_cfg(overrides, subdir=f"{group}-{option}")
+        if group == "data" and cfg.data.class_names is None:  # data=folder, sequences: the user names them
+            with pytest.raises(ConfigError, match=rf"^data.class_names must be set for dataset '{option}'"):
+                validate_config(cfg)
+            cfg = make_cfg([*overrides, "data.class_names=[a,b]"], subdir=f"{group}-{option}-named")
         validate_config(cfg)
         if group == "trainer" and option not in ("gpu", "ddp"):
             trainer = instantiate(cfg.trainer, logger=False, enable_progress_bar=False)

@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from fer_attention.classes import SYNONYMS, canonical, map_classes, same_class_set
-from fer_attention.errors import ConfigError
-from fer_attention.reporting.aggregate import ReportError
+from fer_attention.errors import ConfigError, ReportError
 from fer_attention.reporting.cross import cross_report
 from fer_attention.training.task import evaluate, train
 
@@ -79,7 +78,6 @@ def test_cross_dataset_metrics_over_shared_classes(make_cfg, tiny_ckpt, tmp_path
         "data=folder",
         f"data.root={root}",
         "data.class_names=[anger,happiness,contempt]",
-        "data.num_classes=3",
         "data.image_size=64",  # the model's 48 is used (and logged)
         "data.progress=false",
         "split=all",
@@ -134,7 +132,6 @@ def test_no_class_in_common_is_one_line_with_both_sets(make_cfg, tiny_ckpt, tmp_
             "data=folder",
             f"data.root={tmp_path}",
             "data.class_names=[thinking,bored]",
-            "data.num_classes=2",
             "split=all",
         ],
         "eval",

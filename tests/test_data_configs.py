@@ -72,11 +72,11 @@ FIXTURES = {
             fx.make_class_folders(r / s, {"happy": n, "sad": n})
             for s, n in (("train", 8), ("val", 2), ("test", 2))
         ],
-        ["data.class_names=[happy,sad]", "data.num_classes=2"],
+        ["data.class_names=[happy,sad]"],
     ),
     "sequences": (
         lambda r: fx.make_sequences(r, subjects=tuple(f"s{i}" for i in range(6))),
-        ["data.class_names=[happy,sad,neutral]", "data.num_classes=3", "data.num_folds=3"],
+        ["data.class_names=[happy,sad,neutral]", "data.num_folds=3"],
     ),
     "images": (lambda r: fx.make_class_folders(r, {"a": 6, "b": 6}), []),
 }
@@ -109,4 +109,41 @@ def test_data_config_instantiates_against_its_layout(make_cfg, tmp_path, name):
     size = cfg.data.image_size
     assert images.shape[1:] == (1, size, size) and images.dtype == torch.float32
     assert 0.0 <= float(images.min()) and float(images.max()) <= 1.0
-    assert int(labels.max()) < cfg.data.num_classes and int(labels.min()) >= 0
+    assert int(labels.max()) < len(cfg.data.class_names) and int(labels.min()) >= 0
+
+
+def test_the_data_schema_is_the_datamodules_arguments():
+    """One list of the data keys: the schema every data config takes is FaceDataModule's arguments, less
+    ``num_classes``, which only data configs recorded by older checkpoints have."""
+    import dataclasses
+    import inspect
+
+    from fer_attention.config import DataOptions
+    from fer_attention.data.datamodule import FaceDataModule
+
+    arguments = [n for n in inspect.signature(FaceDataModule.__init__).parameters if n != "self"]
+    fields = [f.name for f in dataclasses.fields(DataOptions)]
+    assert sorted(["_target_", *arguments]) == sorted([*fields, "num_classes"])
+
+
+@pytest.mark.parametrize("name", DATA_CONFIGS)
+def test_the_class_count_is_the_number_of_class_names(make_cfg, name):
+    """No data config states the class count; the network's is counted from the class names."""
+    from omegaconf import OmegaConf
+
+    writer, overrides = FIXTURES[name]
+    assert "num_classes" not in OmegaConf.load(Path(config_dir()) / "data" / f"{name}.yaml")
+    cfg = make_cfg([f"data={name}", *(o for o in overrides if o.startswith("data.class_names"))])
+    assert "num_classes" not in cfg.data
+    assert cfg.model.net.num_classes == len(cfg.data.class_names)
+
+
+def test_a_data_config_recorded_with_its_class_count_still_builds(make_cfg):
+    """Checkpoints written before the count was derived record ``num_classes`` in their data config."""
+    from omegaconf import OmegaConf
+
+    cfg = make_cfg(["data=synthetic", *FIXTURES["synthetic"][1]])
+    recorded = {**OmegaConf.to_container(cfg.data, resolve=True), "num_classes": 7}
+    assert build_datamodule(dict(recorded)).num_classes == 7
+    with pytest.raises(ValueError, match=r"^data.num_classes=6 but data.class_names has 7 names$"):
+        build_datamodule({**recorded, "num_classes": 6})

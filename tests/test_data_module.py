@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from fer_attention.cli.data import _rewrite_argv
 from fer_attention.config import config_dir, validate_config
 from fer_attention.data.summary import run_data_command as run
+from fer_attention.errors import ConfigError
 from fer_attention.training.builders import build_datamodule
 
 try:  # tests/ as a package or as a plain folder on sys.path
@@ -33,11 +34,15 @@ def test_data_config_composes(make_cfg, name):
     assert cfg.data.cache_dir == cfg.paths.cache_dir
     assert cfg.data.on_bad_file == "error" and cfg.data.sampler is None and cfg.data.face_crop == "auto"
     if cfg.data.class_names is not None:
-        assert len(cfg.data.class_names) == cfg.data.num_classes
+        assert len(cfg.data.class_names) == cfg.model.net.num_classes
         from hydra.utils import instantiate
 
         source = instantiate(cfg.data.source)
         assert source.class_names_for(cfg.data.class_names) == tuple(cfg.data.class_names)
+    else:  # data=folder, sequences: fer-train stops, before any data, until the user names the classes
+        with pytest.raises(ConfigError, match=rf"^data.class_names must be set for dataset '{name}'"):
+            validate_config(cfg)
+        return
     validate_config(cfg)
 
 
@@ -70,10 +75,10 @@ def subject_fixtures(tmp_path):
             fx.make_oulu(tmp_path / "oulu", subjects=("P001", "P002", "P003", "P004", "P005"), frames=3),
             ["data.face_crop=none"],
         ),
-        "sequences": (seq, ["data.class_names=[happy,sad]", "data.num_classes=2"]),
+        "sequences": (seq, ["data.class_names=[happy,sad]"]),
         "folder": (
             folder,
-            ["data.class_names=[happy,sad]", "data.num_classes=2", "data.source.subject_regex='^(S\\d+)_'"],
+            ["data.class_names=[happy,sad]", "data.source.subject_regex='^(S\\d+)_'"],
         ),
     }
 
@@ -127,12 +132,10 @@ def test_fixed_split_datasets_through_the_datamodule(make_cfg, tmp_path):
 def test_protocol_auto_and_missing_class_names(make_cfg, tmp_path):
     for split, n in (("train", 4), ("val", 2), ("test", 2)):
         fx.make_class_folders(tmp_path / "split" / split, {"a": n, "b": n})
-    dm = dm_for(make_cfg, "folder", tmp_path / "split", "data.class_names=[a,b]", "data.num_classes=2")
+    dm = dm_for(make_cfg, "folder", tmp_path / "split", "data.class_names=[a,b]")
     dm.setup()
     assert dm.resolved_protocol() == "fixed" and len(dm.split_indices["val"]) == 4
-    with pytest.raises(
-        ValueError, match=r"data\.class_names and data\.num_classes must be set for dataset 'folder'"
-    ):
+    with pytest.raises(ValueError, match=r"data\.class_names must be set for dataset 'folder'"):
         dm_for(make_cfg, "folder", tmp_path / "split")
 
 
@@ -144,7 +147,6 @@ def test_weighted_sampler_and_class_weights(make_cfg, tmp_path):
         fx.save(root / "rare" / f"S{s}_0.png", fx.flat(200))
     extra = [
         "data.class_names=[common,rare]",
-        "data.num_classes=2",
         "data.source.subject_regex='^(S\\d+)_'",
         "data.num_folds=3",
     ]
@@ -251,7 +253,7 @@ def test_summary_fixed_and_discovered_classes(make_cfg, tmp_path):
         )
     )
     assert found["discovered_classes"] == ["Happy", "sad"]
-    assert found["hint"] == "data.class_names=[Happy,sad] data.num_classes=2"
+    assert found["hint"] == "data.class_names=[Happy,sad]"
 
 
 def test_fer_data_command_line(tmp_path):

@@ -56,7 +56,8 @@ def test_other_processes_write_no_status_or_metrics(tmp_path, wandb_ends, monkey
 
 
 def test_train_eval_and_pretrain_fail_into_status_json(make_cfg, wandb_ends, monkeypatch):
-    from fer_attention.training import pretext, task
+    from fer_attention.training import task
+    from fer_attention.training.pretext import task as pretext
 
     trained = task.train(make_cfg([*TINY, "trainer.limit_train_batches=1"], subdir="ok"))
     assert status(trained["run_dir"])["state"] == "finished" and wandb_ends == [1]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import functools
+import inspect
 import itertools
 from pathlib import Path
 
@@ -13,7 +16,7 @@ from omegaconf import OmegaConf
 from fer_attention.config import config_dir, net_config, validate_config
 from fer_attention.errors import ConfigError
 from fer_attention.models import FERAttentionNet, count_parameters
-from fer_attention.models.fer_attention_net import BackboneOptions, LBPOptions
+from fer_attention.models.options import BackboneOptions, LBPOptions, NetOptions
 
 CONF = Path(config_dir())
 LBPS = sorted(p.stem for p in (CONF / "lbp").glob("*.yaml"))
@@ -26,20 +29,19 @@ def group(name: str, option: str) -> dict:
 
 
 @functools.cache
+def _composed_net(*overrides: str) -> dict:
+    """fer-train's model.net with the YAML's defaults and ``overrides``, at 1/16 width."""
+    return net_config([*overrides, "model.net.backbone.width=0.0625"])
+
+
 def _base_net() -> dict:
-    """fer-train's model.net with the YAML's defaults, at 1/16 width."""
-    return net_config(["model.net.backbone.width=0.0625"])
+    return copy.deepcopy(_composed_net())
 
 
 def tiny_net(image_size=48, lbp="circle", ablation="full", dilation="d123", **changes) -> FERAttentionNet:
     """The configured network with the groups lbp, ablation and dilation as named, and ``changes`` to
     the option groups (``backbone={"shared": True}``) merged into the configured ones."""
-    cfg = {
-        **_base_net(),
-        "image_size": image_size,
-        "lbp": group("lbp", lbp),
-        "modules": group("ablation", ablation),
-    }
+    cfg = {**copy.deepcopy(_composed_net(f"lbp={lbp}", f"ablation={ablation}")), "image_size": image_size}
     cfg["reconstruction"] = {**cfg["reconstruction"], "rates": group("dilation", dilation)["rates"]}
     for name, values in changes.items():
         cfg[name] = {**cfg[name], **values}
@@ -125,7 +127,7 @@ def test_pretrained_weights_from_a_state_dict_file(tmp_path):
     )
     with pytest.raises(ValueError, match=r"weights=\S*missing.pth does not exist"):
         tiny_net(backbone={"weights": str(tmp_path / "missing.pth"), "width": 1.0})
-    with pytest.raises(ValueError, match=r"weights='\S*vgg16_bn.pth' needs width=1.0, got 0.0625"):
+    with pytest.raises(ValueError, match=r"weights='\S*vgg16_bn.pth' needs backbone.width=1.0, got 0.0625"):
         tiny_net(backbone={"weights": str(path)})
 
 
@@ -150,6 +152,67 @@ def test_every_option_is_required_and_no_other_is_taken():
     assert list(net.state_dict()) == list(FERAttentionNet.from_config(cfg).state_dict())
 
 
+def test_the_option_schema_is_the_constructors_arguments():
+    """One list of the network's options: the schema of model.net is FERAttentionNet's keyword arguments."""
+    params = inspect.signature(FERAttentionNet.__init__).parameters
+    arguments = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    fields = [f.name for f in dataclasses.fields(NetOptions) if f.name != "_target_"]
+    assert arguments == fields
+    assert set(_base_net()) == {"_target_", *fields}
+
+
+# parameter counts at width 0.0625 of every row of the LBP and module tables, as the networks were built
+# before modules.lbp became the one switch of the LBP stream (lbp=none another name for it)
+SWEEP_ROW_PARAMETERS = {
+    **{f"lbp={name}": 85159 for name in ("basic", "circle", "circle_r2", "uniform", "nri_uniform", "ror")},
+    "lbp=none": 51919,
+    "ablation=full": 85159,
+    "ablation=no_lbp": 51919,
+    "ablation=no_attention": 82743,
+    "ablation=no_reconstruction": 77031,
+    "ablation=vgg16": 41375,
+}
+
+
+def test_the_sweep_rows_build_the_networks_they_built_before():
+    for sweep, group_name in (("ablation_lbp", "lbp"), ("ablation_modules", "ablation")):
+        rows = OmegaConf.load(CONF / "sweep" / f"{sweep}.yaml").hydra.sweeper.params[group_name].split(",")
+        for row in rows:
+            net = FERAttentionNet.from_config(_composed_net(f"{group_name}={row}"))
+            assert count_parameters(net)["total"] == SWEEP_ROW_PARAMETERS[f"{group_name}={row}"], row
+    no_lbp = FERAttentionNet.from_config(_composed_net("ablation=no_lbp"))
+    none = FERAttentionNet.from_config(_composed_net("lbp=none"))
+    assert not none.uses_lbp and not no_lbp.uses_lbp
+    assert {k: v.shape for k, v in none.state_dict().items()} == {
+        k: v.shape for k, v in no_lbp.state_dict().items()
+    }
+
+
+def test_lbp_none_is_a_name_for_the_lbp_switch():
+    """lbp=none switches the stream off through modules.lbp and gives no LBP options (no dummy P and R), in
+    every ablation, whichever order the groups are merged in."""
+    for ablation in ABLATIONS:
+        net = _composed_net("lbp=none", f"ablation={ablation}")
+        assert net["lbp"] is None and net["modules"]["lbp"] is False, ablation
+    assert _composed_net("ablation=no_lbp")["modules"]["lbp"] is False
+    assert _composed_net()["modules"]["lbp"] is True
+
+
+def test_the_lbp_switch_on_without_options_is_one_line():
+    cfg = {**_base_net(), "lbp": None}
+    with pytest.raises(ValueError, match=r"^modules.lbp=true needs LBP options but lbp=null") as info:
+        FERAttentionNet.from_config(cfg)
+    assert "\n" not in str(info.value)
+
+
+def test_checkpoints_recording_lbp_none_as_method_null_still_build():
+    """Checkpoints written before modules.lbp was the one switch record lbp=none as method null (with P
+    and R) beside modules.lbp true: no LBP stream, the network they were trained with."""
+    old = {**_base_net(), "lbp": {"method": None, "P": 8, "R": 1.0}}
+    net = FERAttentionNet.from_config(old)
+    assert not net.uses_lbp and count_parameters(net)["total"] == SWEEP_ROW_PARAMETERS["lbp=none"]
+
+
 def test_checkpoints_naming_the_circular_lbp_default_still_build():
     """Checkpoints written before the rename record lbp.method=default (scikit-image's name)."""
     old = {**_base_net(), "lbp": {"method": "default", "P": 8, "R": 1.0}}
@@ -161,13 +224,13 @@ def test_checkpoints_naming_the_circular_lbp_default_still_build():
     [
         ("lbp.method=foo", r"lbp.method='foo' is not one of basic, circle"),
         ("lbp.P=0", r"lbp.P=0 must be an integer >= 1"),
-        ("lbp.R=0", r"lbp.R=0 must be a number > 0"),
+        ("lbp.R=0", r"lbp.R=0.0 must be a number > 0"),
         ("dilation.rates=[0,1]", r"every rate must be an integer >= 1"),
         ("dilation.rates=[]", r"dilation.rates=\[\] is empty"),
         ("dilation=d248", r"rate 8 needs a feature map larger than 8x8, but the backbone gives 6x6"),
         ("data.image_size=16", r"data.image_size=16 is too small for model.net.backbone.last_stage=4"),
         ("data.fold=5", r"data.fold=5 must be in 0..4"),
-        ("model.net.num_classes=6", r"model.net.num_classes=6 does not match data.num_classes=7"),
+        ("model.net.num_classes=6", r"model.net.num_classes=6 but model.class_names has 7 names"),
     ],
 )
 def test_bad_settings_fail_early_with_one_line(make_cfg, override, message):

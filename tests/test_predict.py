@@ -17,8 +17,10 @@ from PIL import Image
 from fer_attention.cli.common import checkpoint_argument, run_task
 from fer_attention.data.synthetic import render_synthetic_faces
 from fer_attention.errors import CheckpointError, ConfigError
-from fer_attention.inference import FERPredictor, detect_faces, to_gray
+from fer_attention.faces import detect_faces, to_gray
+from fer_attention.inference import FERPredictor
 from fer_attention.predict import predict_files
+from fer_attention.prediction import FacePrediction, row_fields
 from fer_attention.training.task import train
 
 from .conftest import SHARED_DATA, TINY, compose_cfg
@@ -286,15 +288,43 @@ def test_the_checkpoint_is_ckpt_path_and_the_old_spelling_is_gone(config_name, t
         checkpoint_argument(missing)
 
 
-def test_fer_predict_writes_rows_and_error_rows(ckpt, image_dir, tmp_path):
+IMAGE_COLUMNS = ["file", "face", "x", "y", "w", "h", "detected", "label", *CLASSES, "error"]
+VIDEO_COLUMNS = ["file", "frame", "time_s", "track", *IMAGE_COLUMNS[1:]]
+
+
+def test_one_row_type_pins_the_columns_of_image_and_video_rows():
+    probs = np.array([0.1, 0.0, 0.0, 0.6, 0.1, 0.1, 0.1], np.float32)
+    face = FacePrediction.of_probabilities(probs, CLASSES, (1, 2, 30, 40), face_index=2, file="a.png")
+    assert face.label == "happy" and face.detected is True and face.confidence == pytest.approx(0.6)
+    assert row_fields(CLASSES) == IMAGE_COLUMNS and row_fields(CLASSES, video=True) == VIDEO_COLUMNS
+    row = face.to_row(CLASSES)
+    assert list(row) == IMAGE_COLUMNS
+    expected = {"file": "a.png", "face": 2, "x": 1, "y": 2, "w": 30, "h": 40, "detected": True}
+    assert {k: row[k] for k in expected} == expected
+    assert row["label"] == "happy" and row["happy"] == 0.6 and row["error"] is None
+    assert json.loads(json.dumps(row)) == row  # JSON-ready values
+    frame = FacePrediction.of_probabilities(
+        probs, CLASSES, None, file="v.mp4", frame=3, time_s=0.123456, track=1
+    )
+    row = frame.to_row(CLASSES, video=True, decimals=2)
+    assert list(row) == VIDEO_COLUMNS and row["time_s"] == 0.1235 and row["angry"] == 0.1
+    assert row["x"] is None and row["detected"] is False
+    for video, columns in ((False, IMAGE_COLUMNS), (True, VIDEO_COLUMNS)):
+        failed = FacePrediction.failure("b.mp4", "no face found", frame=7, detected=False).to_row(
+            CLASSES, video
+        )
+        assert list(failed) == columns and failed["error"] == "no face found" and failed["detected"] is False
+        assert all(failed[k] is None for k in ("face", "x", "label", *CLASSES))
+    assert failed["frame"] == 7
+
+
+def test_fer_predict_writes_rows_and_error_rows(ckpt, model, image_dir, tmp_path):
     cfg = predict_cfg(tmp_path, [f"ckpt_path={ckpt}", f"input={image_dir}", "detect=false", "progress=false"])
     stats = run_task(predict_files, cfg)
     out = tmp_path / "run" / "predictions.jsonl"  # the default: the run dir
     assert stats["output"] == str(out)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [list(r) for r in rows[:1]] == [
-        ["file", "face", "x", "y", "w", "h", "detected", "label", *CLASSES, "error"]
-    ]
+    assert [list(r) for r in rows] == [IMAGE_COLUMNS] * len(rows)  # error rows too
     by_file = {Path(r["file"]).name: r for r in rows}
     assert set(by_file) == {"face0.png", "face1.png", "face2.png", "colour.jpg", "zero.jpg", "text.jpg"}
     assert stats == {"files": 6, "files_ok": 4, "files_failed": 2, "faces": 4, "output": str(out)}
@@ -306,6 +336,13 @@ def test_fer_predict_writes_rows_and_error_rows(ckpt, image_dir, tmp_path):
     assert by_file["zero.jpg"]["error"] == "empty file (0 bytes)"
     assert by_file["text.jpg"]["error"].startswith("cannot decode image")
     assert by_file["text.jpg"]["label"] is None
+    # the Python API's results are the same rows
+    [face] = model.predict(image_dir / "face1.png", detect=False)
+    row, written = face.to_row(CLASSES), by_file["face1.png"]
+    assert {k: v for k, v in row.items() if k not in CLASSES} == {
+        k: v for k, v in written.items() if k not in CLASSES
+    }
+    assert [row[c] for c in CLASSES] == pytest.approx([written[c] for c in CLASSES], abs=1e-5)
 
 
 def test_fer_predict_csv_glob_detect_and_pictures(ckpt, image_dir, tmp_path):
@@ -327,7 +364,7 @@ def test_fer_predict_csv_glob_detect_and_pictures(ckpt, image_dir, tmp_path):
     assert stats["faces"] == 3
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["file", "face", "x", "y", "w", "h", "detected", "label", *CLASSES, "error"]
+    assert list(rows[0]) == IMAGE_COLUMNS
     assert len(rows) == 3 and all(r["error"] == "" and r["detected"] == "False" for r in rows)
     assert sum(float(rows[0][c]) for c in CLASSES) == pytest.approx(1.0, abs=1e-4)
     assert sorted(p.name for p in (out.parent / "attention").iterdir()) == [

@@ -11,19 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from fer_attention.data.augment import build_augmentation
 from fer_attention.data.records import FaceArrays
 from fer_attention.data.synthetic import render_synthetic_faces
 from fer_attention.errors import DataError
 from fer_attention.training.builders import build_model, to_dict
-from fer_attention.training.pretext import (
-    PretextModule,
-    PretextViews,
-    lbp_histograms,
-    pretrain,
-    select_faces,
-)
+from fer_attention.training.pretext.data import PretextViews, select_faces
+from fer_attention.training.pretext.losses import lbp_histograms
+from fer_attention.training.pretext.module import PretextModule
+from fer_attention.training.pretext.task import pretrain
 from fer_attention.training.transfer import apply_init_from
 
 from . import data_fixtures as fx
@@ -175,7 +173,7 @@ def test_unreadable_folder_is_one_line_naming_it(make_cfg, tmp_path):
 
 
 def test_bad_images_follow_on_bad_file(make_cfg, tmp_path):
-    from fer_attention.training.pretext import _load_faces
+    from fer_attention.training.pretext.task import _load_faces
 
     root = _folder(tmp_path / "mixed", good=3, bad=1)
     cfg = _pretrain_cfg(make_cfg, root, "data.on_bad_file=skip")
@@ -205,8 +203,19 @@ def test_command_line_empty_folder_is_one_error_line(tmp_path):
 
 def test_contrastive_pretext_needs_the_lbp_stream(make_cfg):
     from fer_attention.errors import ConfigError
-    from fer_attention.training.pretext import check_pretext
+    from fer_attention.training.pretext.task import check_pretext
 
     cfg = make_cfg(["pretext=lbp_contrastive", "ablation=no_lbp"], config_name="pretrain")
     with pytest.raises(ConfigError, match=r"needs the LBP stream"):
         check_pretext(cfg)
+
+
+def test_pretrain_callbacks_are_train_callback_files_with_the_pretext_summary(make_cfg):
+    train = make_cfg([], subdir="callbacks-train")
+    pre = make_cfg([], config_name="pretrain", subdir="callbacks-pretrain")
+    assert list(pre.callbacks) == ["last_checkpoint", "lr_monitor", "progress_bar", "epoch_summary"]
+    for name in ("last_checkpoint", "lr_monitor", "progress_bar"):
+        assert OmegaConf.to_container(pre.callbacks[name]) == OmegaConf.to_container(train.callbacks[name])
+    assert pre.callbacks.epoch_summary._target_ == train.callbacks.epoch_summary._target_
+    assert "val/hist_kl_constant" in pre.callbacks.epoch_summary["keys"]
+    assert not make_cfg(["callbacks=none"], config_name="pretrain", subdir="callbacks-none").callbacks

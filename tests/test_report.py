@@ -14,7 +14,9 @@ import yaml
 from scipy import stats
 
 from fer_attention.cli.report import main as report_main
-from fer_attention.reporting.aggregate import Job, ReportError, report, val_curve
+from fer_attention.errors import ReportError
+from fer_attention.reporting.aggregate import report, val_curve
+from fer_attention.reporting.jobs import Job
 from fer_attention.reporting.results import publish
 from fer_attention.reporting.stats import format_p, holm, paired_comparison
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from fer_attention.cli.report import main as report_main
-from fer_attention.reporting.aggregate import ReportError
+from fer_attention.errors import ReportError
 from fer_attention.reporting.along import along_report
 from fer_attention.reporting.stats import paired_comparison
 

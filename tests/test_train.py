@@ -171,7 +171,6 @@ def test_class_weighted_loss_reaches_the_loss_with_inverse_training_counts(make_
             "data=folder",
             f"data.root={root}",
             "data.class_names=[a,b,c]",
-            "data.num_classes=3",
             "data.image_size=48",
             "data.batch_size=6",
             "model.net.backbone.width=0.125",

@@ -16,7 +16,12 @@ from fer_attention.config import validate_config
 from fer_attention.errors import ConfigError
 from fer_attention.training.builders import build_model
 from fer_attention.training.task import train
-from fer_attention.training.transfer import apply_init_from, head_keys, read_init_source
+from fer_attention.training.transfer import (
+    apply_init_from,
+    check_transfer_config,
+    head_keys,
+    read_init_source,
+)
 
 from .conftest import TINY
 
@@ -78,9 +83,10 @@ def test_init_from_loads_exactly_the_matching_tensors(make_cfg, tmp_path):
 def test_class_count_change_reinitialises_only_the_head(make_cfg, tmp_path):
     _, source = net_for(make_cfg, subdir="seven", seed=1)
     path = save_checkpoint(source, tmp_path / "seven.ckpt")
-    three = ["data.class_names=[angry,happy,sad]", "data.num_classes=3"]
+    three = ["data.class_names=[angry,happy,sad]"]
     cfg, target = net_for(make_cfg, three, subdir="three", seed=2)
-    validate_config(cfg)  # no architecture error: only the head differs
+    validate_config(cfg)
+    check_transfer_config(cfg)  # no architecture error: only the head differs
     before = snapshot(target.net)
     summary = apply_init_from(target.net, path, target.class_names)
     assert head_keys(target.net) == HEAD
@@ -147,8 +153,9 @@ def test_bad_init_file_is_one_line_naming_it(make_cfg, tmp_path, content, messag
     elif content == "other":
         torch.save({"fc.weight": torch.zeros(3, 3)}, path)
     cfg = make_cfg([*TINY, f"model.init_from={path}"])
+    validate_config(cfg)  # the config layer does not read the file: transfer does, before any data
     with pytest.raises(ConfigError, match=message) as err:
-        validate_config(cfg)
+        check_transfer_config(cfg)
     assert "\n" not in str(err.value)
 
 
@@ -163,7 +170,7 @@ def test_bad_init_file_is_one_line_naming_it(make_cfg, tmp_path, content, messag
 def test_transfer_option_errors(make_cfg, override, message):
     cfg = make_cfg([*TINY, override])
     with pytest.raises(ConfigError, match=message):
-        validate_config(cfg)
+        check_transfer_config(cfg)
 
 
 def test_command_line_init_from_error_is_one_line(tmp_path):
@@ -254,6 +261,7 @@ def test_transfer_experiments_compose(make_cfg, experiment, tmp_path):
         overrides.append("model.init_from=null")
     cfg = make_cfg(overrides, subdir=experiment)
     validate_config(cfg)
+    check_transfer_config(cfg)
     assert cfg.model.net.backbone.width == 0.25
     # both are budget=cpu unchanged: pretraining is the FER2013 full row, scratch the CK+ full row
     assert (cfg.data.batch_size, cfg.model.optimizer.lr, cfg.trainer.precision) == (32, 0.003, "bf16-mixed")
@@ -266,3 +274,53 @@ def test_transfer_sweep_composes(make_cfg):
     cfg = make_cfg(["sweep=transfer", "experiment=transfer", "model.init_from=null"])
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN" and cfg.task_name == "transfer"
     assert cfg.hydra.sweeper.params["data.fold"] == "range(0,5)"
+
+
+def lightning_checkpoint(model, path: Path, **hparams) -> Path:
+    """A checkpoint file as Lightning writes one for ``model``, its recorded hyperparameters updated."""
+    import lightning
+
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.save(
+        {
+            "epoch": 0,
+            "global_step": 0,
+            "pytorch-lightning_version": lightning.__version__,
+            "state_dict": state,
+            "hyper_parameters": {**dict(model.hparams), **hparams},
+            "loops": {},
+            "callbacks": {},
+            "optimizer_states": [],
+            "lr_schedulers": [],
+        },
+        path,
+    )
+    return path
+
+
+def test_a_checkpoint_recording_the_class_count_in_its_data_config_still_loads(make_cfg, tmp_path):
+    """Checkpoints written before the class count was derived from the class names record
+    ``data.num_classes`` in their data config (and lbp=none as method null): fer-predict, fer-eval and
+    model.init_from still read them."""
+    from fer_attention.inference import load_model
+    from fer_attention.training.task import evaluate
+
+    cfg, model = net_for(make_cfg, ["lbp=none"], subdir="old", seed=1)
+    hparams = dict(model.hparams)
+    data_config = {**hparams["data_config"], "num_classes": 7}
+    net = {
+        **hparams["net"],
+        "lbp": {"method": None, "P": 8, "R": 1.0},
+        "modules": {**hparams["net"]["modules"], "lbp": True},
+    }
+    path = lightning_checkpoint(model, tmp_path / "old.ckpt", data_config=data_config, net=net)
+    assert "num_classes" not in cfg.data and data_config["num_classes"] == 7
+
+    predictor = load_model(path)
+    assert list(predictor.class_names) == list(cfg.data.class_names)
+    ecfg = make_cfg([f"ckpt_path={path}", "trainer.accelerator=cpu"], "eval", "eval")
+    assert 0.0 <= evaluate(ecfg)["test/acc"] <= 1.0
+    tcfg, target = net_for(make_cfg, ["lbp=none", f"model.init_from={path}"], subdir="new", seed=2)
+    check_transfer_config(tcfg)
+    summary = apply_init_from(target.net, path, target.class_names)
+    assert summary["loaded"] == len(target.net.state_dict()) and summary["head"] == "loaded (same classes)"

@@ -16,10 +16,11 @@ from fer_attention.cli.common import run_task
 from fer_attention.data.synthetic import render_synthetic_faces
 from fer_attention.inference import FERPredictor
 from fer_attention.predict import predict_files
-from fer_attention.video import IoUTracker, box_iou, is_video
+from fer_attention.video import IoUTracker, box_iou
+from fer_attention.video_io import is_video
 
 from .conftest import compose_cfg
-from .test_predict import CLASSES, tiny_checkpoint
+from .test_predict import CLASSES, VIDEO_COLUMNS, tiny_checkpoint
 
 FPS = 10.0
 FRAMES = 12
@@ -90,6 +91,7 @@ def test_predict_video_frames_tracks_times_and_timeline(model, clip, tmp_path):
     rows = model.predict_video(clip, stride=2, timeline=timeline)
     faces = face_rows(rows)
     assert len(rows) == len(faces), rows  # no error row
+    assert all(list(r) == VIDEO_COLUMNS for r in rows)
     frames = sorted({r["frame"] for r in faces})
     assert frames == list(range(0, FRAMES, 2))  # every 2nd frame
     for r in faces:
@@ -142,6 +144,7 @@ def test_bad_videos_give_error_rows(model, clip, tmp_path):
     garbage.write_text("not a video\n")
     [row] = model.predict_video(garbage)
     assert row["error"].startswith("cannot open video garbage.mp4") and row["label"] is None
+    assert list(row) == VIDEO_COLUMNS  # error rows have every column
     empty = tmp_path / "empty.avi"
     empty.write_bytes(b"")
     [row] = model.predict_video(empty)
@@ -188,21 +191,7 @@ def test_fer_predict_videos_among_images(ckpt, clip, tmp_path):
     assert stats["files"] == 4 and stats["files_ok"] == 2 and stats["files_failed"] == 2
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == [
-        "file",
-        "frame",
-        "time_s",
-        "track",
-        "face",
-        "x",
-        "y",
-        "w",
-        "h",
-        "detected",
-        "label",
-        *CLASSES,
-        "error",
-    ]
+    assert list(rows[0]) == VIDEO_COLUMNS
     by_name: dict[str, list] = {}
     for r in rows:
         by_name.setdefault(Path(r["file"]).name, []).append(r)
@@ -228,3 +217,4 @@ def test_fer_predict_videos_among_images(ckpt, clip, tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "run2" / "predictions.jsonl").read_text().splitlines()]
     assert len(lines) == stats["faces"] and {r["frame"] for r in lines} == set(range(FRAMES))
     assert isinstance(lines[0]["time_s"], float) and lines[0]["track"] in (0, 1)
+    assert all(list(r) == VIDEO_COLUMNS for r in lines)

@@ -1,18 +1,24 @@
-"""Shared command-line behaviour: user errors become one clear line, not a traceback."""
+"""Shared command-line behaviour: user errors become one clear line, not a traceback, those Hydra finds
+while it composes the config (an unknown key, a value of the wrong type) included."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from fer_attention.config import check_added_keys
+from fer_attention.config import check_added_keys, check_schema_keys
 from fer_attention.errors import CheckpointError, ConfigError
 
 log = logging.getLogger("fer_attention")
@@ -38,6 +44,7 @@ def run_task(task: Callable[[Any], dict], cfg: Any) -> dict | None:
             hydra_cfg = HydraConfig.get()
             command = Path(sys.argv[0]).name or f"fer-{hydra_cfg.job.name}"
             check_added_keys(hydra_cfg.job.config_name, hydra_cfg.overrides.task, command)
+        check_schema_keys(cfg)
         checkpoint_argument(cfg)
         return task(cfg)
     except USER_ERRORS as err:
@@ -52,3 +59,55 @@ def run_task(task: Callable[[Any], dict], cfg: Any) -> dict | None:
         # one broken job must not end the sweep: its status.json says failed, fer-report lists it
         log.exception("job failed; the sweep goes on")
         return None
+
+
+def composition_error(err: BaseException) -> str:
+    """A Hydra composition error in one line: Hydra's own first line and, where OmegaConf raised it, what
+    OmegaConf said about which full key (and, for a key a schema lacks, the keys it has)."""
+    text = str(err).split("Config search path:")[0]  # a missing option: the options, not where Hydra looked
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    cause = err.__cause__
+    if not isinstance(cause, OmegaConfBaseException):
+        return " ".join(lines) or type(err).__name__
+    said = [line.strip() for line in str(getattr(cause, "msg", None) or cause).splitlines() if line.strip()]
+    line = ": ".join([*lines[:1], *said[:1]]).replace(".:", ":")
+    key = getattr(cause, "full_key", None)
+    if key and key not in line:
+        line += f" (key {key})"
+    kind = getattr(cause, "object_type", None)
+    if isinstance(cause, AttributeError | KeyError) and dataclasses.is_dataclass(kind):
+        line += f"; its keys: {', '.join(f.name for f in dataclasses.fields(kind))}"
+    return line
+
+
+def _composition_errors_in_one_line(run_and_report: Callable[[Callable[[], Any]], Any]):
+    """Hydra's ``run_and_report`` (which prints an error Hydra found over several lines, then exits 1) with
+    Hydra's own errors printed as one ``error:`` line instead; ``HYDRA_FULL_ERROR=1`` still shows them whole."""
+
+    @functools.wraps(run_and_report)
+    def one_line(func: Callable[[], Any]) -> Any:
+        def reported() -> Any:
+            try:
+                return func()
+            except CompactHydraException as err:
+                if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                    raise
+                print(f"error: {composition_error(err)}", file=sys.stderr)
+                sys.exit(1)
+
+        return run_and_report(reported)
+
+    one_line.one_line = True
+    return one_line
+
+
+def _install_one_line_composition_errors() -> None:
+    """Every fer-* command imports this module: from then on ``hydra.main`` reports composition errors in one
+    line (its entry point calls ``run_and_report`` of ``hydra._internal.utils`` by name)."""
+    from hydra._internal import utils as hydra_utils
+
+    if not getattr(hydra_utils.run_and_report, "one_line", False):
+        hydra_utils.run_and_report = _composition_errors_in_one_line(hydra_utils.run_and_report)
+
+
+_install_one_line_composition_errors()

@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 
 from fer_attention.cli.common import run_task
 from fer_attention.config import config_dir
-from fer_attention.training.pretext import pretrain
+from fer_attention.training.pretext.task import pretrain
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="pretrain")

@@ -6,18 +6,34 @@ runs under <dir>."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from fer_attention.reporting.aggregate import ReportError, report
-from fer_attention.reporting.along import along_report
-from fer_attention.reporting.cross import cross_report
-from fer_attention.reporting.dashboard import DashboardUnavailable, log_report
-from fer_attention.reporting.results import publish, write_readme
+from fer_attention.reporting.command import run_report
 
 
 def main(argv: list[str] | None = None) -> int:
+    """fer-report: parse ``argv`` (default the command line), check that its flags go together, make the
+    report; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.publish and args.out is None and not args.cross:
+        parser.error("--publish needs --out")
+    if args.append and not args.publish:
+        parser.error("--append needs --publish")
+    if args.publish and len(args.multirun_dir) > 1:
+        parser.error("--publish takes one sweep dir (add more with --append, one at a time)")
+    return run_report(args, "fer-report " + " ".join(argv if argv is not None else sys.argv[1:]))
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fer-report", description=__doc__)
+    _add_table_arguments(parser)
+    _add_output_arguments(parser)
+    return parser
+
+
+def _add_table_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which jobs, which rows, which reference."""
     parser.add_argument(
         "multirun_dir",
         nargs="+",
@@ -34,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seeds", default=None, help="only these seeds, comma-separated (e.g. 0 for a one-seed table)"
     )
+
+
+def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """What else is written: a published result folder, the comparisons along a key, W&B, the
+    cross-dataset table."""
     parser.add_argument(
         "--append",
         action="store_true",
@@ -69,52 +90,6 @@ def main(argv: list[str] | None = None) -> int:
         help="the directory holds fer-eval runs of models on other datasets: write the cross-dataset table "
         "(training sets x test sets) instead (default OUT logs/reports/cross)",
     )
-    args = parser.parse_args(argv)
-    if args.publish and args.out is None and not args.cross:
-        parser.error("--publish needs --out")
-    if args.append and not args.publish:
-        parser.error("--append needs --publish")
-    if args.publish and len(args.multirun_dir) > 1:
-        parser.error("--publish takes one sweep dir (add more with --append, one at a time)")
-    seeds = [s.strip() for s in args.seeds.split(",")] if args.seeds else None
-    try:
-        if args.along:
-            rows = [r.strip() for r in args.rows.split(",")] if args.rows else None
-            out = args.out or "logs/reports/along"
-            result = along_report(args.multirun_dir, args.along, out, args.reference, rows)
-            print(result["table"])
-            print(f"written to {result['out_dir']}/ (along.md, along.csv, along.png)")
-            return 0
-        if args.cross:
-            result = cross_report(
-                args.multirun_dir[0], args.out or "logs/reports/cross", publish=args.publish
-            )
-            files = "table.md, table.csv"
-        else:
-            dirs = args.multirun_dir
-            if args.publish:
-                info = publish(dirs[0], args.out, append=args.append)
-                print(json.dumps({k: info[k] for k in ("command", "wall_seconds", "jobs", "finished")}))
-                if args.append:
-                    dirs = [f"{args.out}/jobs"]
-            result = report(dirs, args.out, args.name, args.reference, seeds)
-            if args.publish:
-                write_readme(args.out, info, result["table"])
-            files = "table.md, table.csv, folds.csv, plot.png, curves.png, confusion_*.png"
-    except (FileNotFoundError, ReportError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(result["table"])
-    print(f"written to {result['out_dir']}/ ({files})")
-    if args.wandb and not args.cross:
-        try:
-            run_dir = log_report(
-                result, dirs[0], "fer-report " + " ".join(argv if argv is not None else sys.argv[1:])
-            )
-            print(f"W&B report run: {run_dir}")
-        except DashboardUnavailable as err:
-            print(f"warning: {err}", file=sys.stderr)
-    return 0
 
 
 if __name__ == "__main__":

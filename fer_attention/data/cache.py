@@ -186,12 +186,42 @@ def decode_manifest(
 ) -> FaceArrays:
     """Decode, crop and resize every face of ``manifest`` (in a process pool for large file sets)."""
     n = len(manifest)
+    images = np.zeros((n, image_size, image_size), dtype=np.uint8)
+    keep = np.ones(n, dtype=bool)
+    fallbacks = _decode_into(images, keep, source, manifest, image_size, face_crop, bad, progress)
+    idx = np.flatnonzero(keep)
+    if len(idx) == 0:
+        raise _no_usable(source, bad)
+
+    def pick(name: str, dtype=None):
+        col = manifest.column(name, dtype)
+        return None if col is None else col[idx]
+
+    info = _decode_info(source, manifest, face_crop, fallbacks, len(idx))
+    return FaceArrays(
+        images=images[idx] if len(idx) < n else images,
+        labels=np.asarray(manifest.labels, dtype=np.int64)[idx],
+        subjects=np.asarray(manifest.subjects, dtype=str)[idx],
+        class_names=tuple(class_names),
+        splits=pick("splits", str),
+        sequences=pick("sequences", str),
+        frames=pick("frames", np.int64),
+        sources=np.asarray(manifest.sources, dtype=str)[idx],
+        skipped=list(bad.items),
+        info=info,
+    )
+
+
+def _decode_into(
+    images, keep, source: FileSource, manifest, image_size: int, face_crop: str, bad, progress
+) -> int:
+    """Decode every item of ``manifest`` into ``images``, clearing ``keep`` for the bad ones, with a
+    progress bar; returns how many faces fell back to the whole image."""
     jobs = [
         (item, image_size, face_crop, box) for item, box in zip(manifest.items, manifest.boxes, strict=True)
     ]
     workers = decode_workers([item for item in manifest.items if not isinstance(item, np.ndarray)], face_crop)
-    images = np.zeros((n, image_size, image_size), dtype=np.uint8)
-    keep = np.ones(n, dtype=bool)
+    n = len(manifest)
     fallbacks = 0
     with _progress(progress) as bar:
         task = bar.add_task(f"decoding {source.name}", total=n)
@@ -211,14 +241,12 @@ def decode_manifest(
             for i, job in enumerate(jobs):
                 fallbacks += _store(i, *decode_item(job), images, keep, manifest, bad)
                 bar.advance(task)
-    idx = np.flatnonzero(keep)
-    if len(idx) == 0:
-        raise _no_usable(source, bad)
+    return fallbacks
 
-    def pick(name: str, dtype=None):
-        col = manifest.column(name, dtype)
-        return None if col is None else col[idx]
 
+def _decode_info(source: FileSource, manifest, face_crop: str, fallbacks: int, kept: int) -> dict[str, Any]:
+    """The decoded dataset's ``info``: the manifest's, what it excluded and how faces were cropped (a
+    warning when some fell back to the whole image)."""
     info = dict(manifest.info)
     info["excluded"] = dict(manifest.excluded)
     info["face_crop"] = face_crop
@@ -229,20 +257,9 @@ def decode_manifest(
         if fallbacks:
             what = "the face detector found no face" if face_crop == "haar" else "no face box"
             log.warning(
-                "data %s: %d of %d images used the whole image (%s)", source.name, fallbacks, len(idx), what
+                "data %s: %d of %d images used the whole image (%s)", source.name, fallbacks, kept, what
             )
-    return FaceArrays(
-        images=images[idx] if len(idx) < n else images,
-        labels=np.asarray(manifest.labels, dtype=np.int64)[idx],
-        subjects=np.asarray(manifest.subjects, dtype=str)[idx],
-        class_names=tuple(class_names),
-        splits=pick("splits", str),
-        sequences=pick("sequences", str),
-        frames=pick("frames", np.int64),
-        sources=np.asarray(manifest.sources, dtype=str)[idx],
-        skipped=list(bad.items),
-        info=info,
-    )
+    return info
 
 
 def _no_usable(source: FileSource, bad: BadInputs) -> DataError:

@@ -16,7 +16,7 @@ from fer_attention.data.augment import build_augmentation
 from fer_attention.data.cache import FACE_CROP_OPTIONS, load_faces
 from fer_attention.data.dataset import FaceArrayDataset
 from fer_attention.data.records import FaceArrays, check_classes
-from fer_attention.data.samplers import EpochSampler
+from fer_attention.data.samplers import EpochSampler, ShardedEpochSampler
 from fer_attention.data.sources.base import ON_BAD_FILE, FileSource
 from fer_attention.data.splits import SPLIT_NAMES, fixed_split, subject_kfold_split
 from fer_attention.errors import DataError
@@ -39,6 +39,9 @@ class FaceDataModule(pl.LightningDataModule):
     ``protocol``: ``fixed`` (the dataset's own train/val/test), ``kfold`` (subject-independent, fold
     ``fold`` of ``num_folds`` is the test set), ``auto`` (fixed when the dataset defines a split, else
     kfold). ``sampler: weighted`` draws training faces with inverse-class-frequency weights.
+
+    The class count is the number of ``class_names``; ``num_classes``, recorded beside them in data configs
+    of checkpoints written before, must agree with it.
     """
 
     def __init__(
@@ -46,7 +49,7 @@ class FaceDataModule(pl.LightningDataModule):
         name: str,
         source: dict[str, Any],
         class_names: Sequence[str],
-        num_classes: int,
+        num_classes: int | None = None,
         image_size: int = 48,
         root: str | None = None,
         protocol: str = "kfold",
@@ -78,7 +81,7 @@ class FaceDataModule(pl.LightningDataModule):
         self.name = name
         self.source_cfg = dict(source)
         self.class_names = tuple(class_names)
-        self.num_classes = num_classes
+        self.num_classes = len(self.class_names)
         self.image_size = image_size
         self.root = root
         self.protocol = protocol
@@ -219,25 +222,25 @@ class FaceDataModule(pl.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         return int(getattr(trainer, name, default)) if trainer is not None else default
 
-    def train_sampler(self) -> EpochSampler | None:
+    def train_sampler(self) -> EpochSampler | ShardedEpochSampler:
         """The training order: a shuffle (``data.sampler=weighted``: draws with replacement, each face with
         probability proportional to 1 / its class's training count) that depends only on the run seed and
         the epoch, so a run resumed from a checkpoint sees the same batches as one never interrupted.
 
-        ``None`` under multi-process training, where Lightning's DistributedSampler (seeded by epoch as
-        well) splits the shuffle between processes."""
-        if self._trainer_value("world_size", 1) > 1:
-            if self.sampler == "weighted":
-                log.warning("data.sampler=weighted is ignored with several processes: plain shuffle")
-            return None
+        Under multi-process training each process gets its shard of that same order
+        (:class:`ShardedEpochSampler`), so the processes' batches together are one process's batches."""
         weights = None
         if self.sampler == "weighted":
             labels = self.faces.labels[self.split_indices["train"]]
             counts = np.bincount(labels, minlength=self.num_classes).astype(np.float64)
             weights = torch.as_tensor(1.0 / counts[labels], dtype=torch.double)
-        return EpochSampler(
+        order = EpochSampler(
             len(self.datasets["train"]), epoch=self._trainer_value("current_epoch", 0), weights=weights
         )
+        world_size = self._trainer_value("world_size", 1)
+        if world_size > 1:
+            return ShardedEpochSampler(order, world_size, self._trainer_value("global_rank", 0))
+        return order
 
     def _pin_memory(self) -> bool:
         """``data.pin_memory``, or when it is null: on exactly when the trainer runs on a GPU."""

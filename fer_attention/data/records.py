@@ -10,15 +10,14 @@ import numpy as np
 from fer_attention.errors import DataError
 
 
-def check_classes(class_names: Any, num_classes: Any, dataset: str | None = None) -> None:
-    """Class names and their count are both set and agree (one-line ValueError naming the data keys)."""
-    if class_names is None or isinstance(class_names, str) or num_classes in (None, "???"):
+def check_classes(class_names: Any, num_classes: Any = None, dataset: str | None = None) -> None:
+    """The class names are set (one-line ValueError naming ``data.class_names``); their number is the class
+    count. ``num_classes``: the count a data config recorded beside the names before it was derived from
+    them (checkpoints written then); given, it must agree."""
+    if class_names is None or isinstance(class_names, str):
         where = f" for dataset '{dataset}'" if dataset else ""
-        raise ValueError(
-            f"data.class_names and data.num_classes must be set{where} "
-            "(e.g. 'data.class_names=[angry,happy,sad]' data.num_classes=3)"
-        )
-    if len(class_names) != num_classes:
+        raise ValueError(f"data.class_names must be set{where} (e.g. 'data.class_names=[angry,happy,sad]')")
+    if num_classes is not None and len(class_names) != num_classes:
         raise ValueError(f"data.num_classes={num_classes} but data.class_names has {len(class_names)} names")
 
 

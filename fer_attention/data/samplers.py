@@ -1,4 +1,5 @@
-"""Training-set order as a pure function of (seed, epoch), so a resumed run sees the same batches."""
+"""Training-set order as a pure function of (seed, epoch), so a resumed run sees the same batches, and
+one process's shard of it under DDP."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 from collections.abc import Iterator
 
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import DistributedSampler, Sampler
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -46,6 +47,43 @@ class EpochSampler(Sampler[int]):
         else:
             order = torch.randperm(self.num_samples, generator=generator)
         yield from order.tolist()
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+class ShardedEpochSampler(DistributedSampler):
+    """One process's shard of an :class:`EpochSampler` order under multi-process training: process ``rank``
+    of ``num_replicas`` takes every ``num_replicas``-th index from ``rank`` on (the order padded by its start
+    to equal shards), so that at a per-process batch of ``b`` the ``k``-th batches of all processes together
+    are the ``k``-th batch of one process at ``b x num_replicas``: DDP trains on the same global batches, in
+    the same order, as one process (weighted draws included) and resumes as exactly.
+
+    A :class:`~torch.utils.data.DistributedSampler`, so Lightning keeps it instead of its own."""
+
+    def __init__(self, order: EpochSampler, num_replicas: int, rank: int) -> None:
+        # not DistributedSampler.__init__: it needs a dataset and an initialised process group
+        self.order = order
+        self.num_replicas, self.rank = int(num_replicas), int(rank)
+        if not 0 <= self.rank < self.num_replicas:
+            raise ValueError(f"rank {rank} is not in [0, {num_replicas})")
+        self.num_samples = -(-len(order) // self.num_replicas)
+        self.total_size = self.num_samples * self.num_replicas
+        self.shuffle, self.drop_last, self.seed, self.epoch = True, False, order.seed, order.epoch
+
+    @property
+    def loader_generator(self) -> torch.Generator:
+        """The DataLoader generator of the underlying order (reseeded by epoch)."""
+        return self.order.loader_generator
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        self.order.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        indices = list(self.order)
+        indices += indices[: self.total_size - len(indices)]
+        yield from indices[self.rank : self.total_size : self.num_replicas]
 
     def __len__(self) -> int:
         return self.num_samples

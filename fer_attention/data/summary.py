@@ -85,10 +85,7 @@ def summarize(dm, faces: FaceArrays, max_skipped: int = 200) -> dict[str, Any]:
 def discovered_classes(cfg: DictConfig) -> dict[str, Any] | None:
     """For a data config without class names (data=folder, data=sequences): the class folders its
     source finds under data.root, and the overrides that set them. None when the classes are set."""
-    if (
-        OmegaConf.select(cfg, "data.class_names") is not None
-        and OmegaConf.select(cfg, "data.num_classes") is not None
-    ):
+    if OmegaConf.select(cfg, "data.class_names") is not None:
         return None
     root = OmegaConf.select(cfg, "data.root", default=None)
     if root is None:
@@ -97,13 +94,13 @@ def discovered_classes(cfg: DictConfig) -> dict[str, Any] | None:
     target = OmegaConf.select(cfg, "data.source._target_", default=None)
     discover = getattr(get_class(str(target)), "discover_classes", None) if target else None
     if discover is None:
-        raise ConfigError("data.class_names and data.num_classes must be set")
+        raise ConfigError("data.class_names must be set")
     found = discover(root)
     return {
         "dataset": cfg.data.name,
         "root": str(root),
         "discovered_classes": found,
-        "hint": f"data.class_names=[{','.join(found)}] data.num_classes={len(found)}",
+        "hint": f"data.class_names=[{','.join(found)}]",
     }
 
 

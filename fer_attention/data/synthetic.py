@@ -10,6 +10,7 @@ expressions stay readable by shape.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,103 +159,147 @@ def _band(x: np.ndarray, y: np.ndarray, half_w: float, top: np.ndarray, bottom: 
     return np.maximum(np.maximum(top - y, y - bottom), np.abs(x) - half_w)
 
 
-def _render_face(ident: _Identity, au: np.ndarray, x: np.ndarray, y: np.ndarray, px: float) -> np.ndarray:
-    """Paint one face on the face-coordinate grid ``(x, y)``; returns intensities in [0, 1]."""
-    brow_raise, brow_inner, eye_open, corner, jaw, stretch, wrinkle, ulip, teeth, cheek = au.tolist()
-    ax = np.abs(x)
-    img = np.full(x.shape, ident.background, dtype=x.dtype)
+_Actions = namedtuple("_Actions", AU_NAMES)
 
-    def paint(d: np.ndarray, tone, alpha: float = 1.0) -> None:
-        nonlocal img
-        a = _cover(d, px)
+
+class _Canvas:
+    """The supersampled image being painted, over its face-coordinate grid ``(x, y)`` of pixel size ``px``."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, px: float, background: float) -> None:
+        self.x, self.y, self.ax, self.px = x, y, np.abs(x), px
+        self.img = np.full(x.shape, background, dtype=x.dtype)
+
+    def paint(self, d: np.ndarray, tone, alpha: float = 1.0) -> None:
+        """Blend ``tone`` over the region ``d < 0`` (anti-aliased), with opacity ``alpha``."""
+        a = _cover(d, self.px)
         if alpha != 1.0:
             a = a * alpha
-        img += a * (tone - img)
+        self.img += a * (tone - self.img)
 
-    skin, fa, fb = ident.skin, ident.face_a, ident.face_b
-    dark = min(ident.hair + 0.1, skin - 0.25)
 
-    # Neck, hair behind the head, ears.
-    paint(np.maximum(ax - 0.36 * fa / 0.73, 0.55 - y), skin * 0.8)
+def _render_face(ident: _Identity, au: np.ndarray, x: np.ndarray, y: np.ndarray, px: float) -> np.ndarray:
+    """Paint one face on the face-coordinate grid ``(x, y)``; returns intensities in [0, 1]."""
+    e = _Actions(*au.tolist())
+    canvas = _Canvas(x, y, px, ident.background)
+    dark = min(ident.hair + 0.1, ident.skin - 0.25)
+    _paint_head(canvas, ident)
+    _paint_eyes(canvas, ident, e, dark)
+    _paint_brows(canvas, ident, e, dark)
+    if ident.glasses:
+        _paint_glasses(canvas, ident)
+    nose_y = _paint_nose(canvas, ident, e)
+    _paint_mouth(canvas, ident, e, dark, nose_y)
+    return canvas.img
+
+
+def _paint_head(c: _Canvas, ident: _Identity) -> None:
+    """Neck, hair behind the head, ears, then the face (a little shaded towards its edge) and the fringe."""
+    x, y, ax, skin, fa, fb = c.x, c.y, c.ax, ident.skin, ident.face_a, ident.face_b
+    c.paint(np.maximum(ax - 0.36 * fa / 0.73, 0.55 - y), skin * 0.8)
     hair_d = np.maximum(
         _ellipse(x, y + 0.1 + ident.hair_top, fa + ident.hair_w, fb + 0.04 + ident.hair_top),
         y - ident.hair_drop,
     )
-    paint(hair_d, ident.hair)
-    paint(_ellipse(ax - fa + 0.02, y + 0.05, 0.09, 0.17), skin * 0.9)
-
-    # Face with a little shading towards the edge.
+    c.paint(hair_d, ident.hair)
+    c.paint(_ellipse(ax - fa + 0.02, y + 0.05, 0.09, 0.17), skin * 0.9)
     r2 = (x / fa) ** 2 + (y / fb) ** 2
     face_d = _ellipse(x, y, fa, fb)
-    paint(face_d, skin * (1.0 - 0.12 * np.minimum(r2, 1.0)))
-    paint(np.maximum(face_d, y - (ident.fringe_y + ident.fringe_curve * x * x)), ident.hair)
+    c.paint(face_d, skin * (1.0 - 0.12 * np.minimum(r2, 1.0)))
+    c.paint(np.maximum(face_d, y - (ident.fringe_y + ident.fringe_curve * x * x)), ident.hair)
 
-    # Eyes: white, iris clipped to the eye opening, lid outline.
-    ey = ident.eye_y
-    h_up = ident.eye_h * max(1.0 + eye_open - 0.3 * cheek, 0.12)
-    h_lo = ident.eye_h * (1.0 - 0.45 * cheek + 0.15 * min(eye_open, 0.0))
+
+def _paint_eyes(c: _Canvas, ident: _Identity, e: _Actions, dark: float) -> None:
+    """Eyes: white, iris clipped to the eye opening, lid outline."""
+    y, ax, ey = c.y, c.ax, ident.eye_y
+    h_up = ident.eye_h * max(1.0 + e.eye_open - 0.3 * e.cheek, 0.12)
+    h_lo = ident.eye_h * (1.0 - 0.45 * e.cheek + 0.15 * min(e.eye_open, 0.0))
     cy = ey + 0.5 * (h_lo - h_up)
     hh = 0.5 * (h_up + h_lo)
-    ew = ident.eye_w * (1.0 + 0.1 * min(eye_open, 0.0))
+    ew = ident.eye_w * (1.0 + 0.1 * min(e.eye_open, 0.0))
     eye_d = _ellipse(ax - ident.eye_x, y - cy, ew, hh)
-    paint(eye_d, min(skin + 0.3, 0.95))
+    c.paint(eye_d, min(ident.skin + 0.3, 0.95))
     iris_d = np.maximum(np.hypot(ax - ident.eye_x, y - ey - 0.1 * ident.eye_h) - ident.iris_r, eye_d)
-    paint(iris_d, 0.12)
-    paint(np.abs(eye_d) - 0.012 - 0.01 * (y < cy), dark, 0.9)
+    c.paint(iris_d, 0.12)
+    c.paint(np.abs(eye_d) - 0.012 - 0.01 * (y < cy), dark, 0.9)
 
-    # Brows: inner end at x_in, outer end at x_out.
-    x_in = ident.eye_x - 0.14 + 0.3 * min(brow_inner, 0.0)
+
+def _paint_brows(c: _Canvas, ident: _Identity, e: _Actions, dark: float) -> None:
+    """Brows: inner end at ``x_in``, outer end at ``x_in + brow_len``."""
+    x_in = ident.eye_x - 0.14 + 0.3 * min(e.brow_inner, 0.0)
     length, arch = ident.brow_len, ident.brow_arch
-    by = ey - ident.brow_gap - brow_raise - brow_inner - 0.3 * max(eye_open, 0.0) * ident.eye_h
-    coef = (by, (brow_inner - 4.0 * arch) / length, 4.0 * arch / length**2)
-    thick = ident.brow_thick * (1.0 + 1.5 * max(-brow_inner, 0.0))
-    paint(_stroke(ax, y, x_in, x_in + length, coef, thick), dark)
+    by = ident.eye_y - ident.brow_gap - e.brow_raise - e.brow_inner - 0.3 * max(e.eye_open, 0.0) * ident.eye_h
+    coef = (by, (e.brow_inner - 4.0 * arch) / length, 4.0 * arch / length**2)
+    thick = ident.brow_thick * (1.0 + 1.5 * max(-e.brow_inner, 0.0))
+    c.paint(_stroke(c.ax, c.y, x_in, x_in + length, coef, thick), dark)
 
-    # Glasses.
-    if ident.glasses:
-        ring = np.abs(_ellipse(ax - ident.eye_x, y - ey, ident.eye_w + 0.06, 0.105)) - 0.018
-        bridge = _stroke(ax, y, 0.0, ident.eye_x - ident.eye_w - 0.06, (ey - 0.03, 0.0, 0.0), 0.03)
-        paint(np.minimum(ring, bridge), ident.glasses_tone)
 
-    # Nose: bottom arc and nostrils, raised by the nose wrinkle; wrinkle lines on the bridge.
-    ny = ey + ident.nose_len - 0.04 * wrinkle
-    paint(_stroke(ax, y, 0.0, 0.09, (ny + 0.03, 0.0, -2.5), 0.025), skin * 0.7, 0.8)
-    paint(_ellipse(ax - 0.055, y - ny - 0.01, 0.03, 0.016), skin * 0.35, 0.9)
-    paint(_stroke(ax, y, 0.06, 0.09, (ny - 0.05, 1.5, 0.0), 0.02), skin * 0.7, 0.6)
-    if wrinkle > 0.05:
+def _paint_glasses(c: _Canvas, ident: _Identity) -> None:
+    ey = ident.eye_y
+    ring = np.abs(_ellipse(c.ax - ident.eye_x, c.y - ey, ident.eye_w + 0.06, 0.105)) - 0.018
+    bridge = _stroke(c.ax, c.y, 0.0, ident.eye_x - ident.eye_w - 0.06, (ey - 0.03, 0.0, 0.0), 0.03)
+    c.paint(np.minimum(ring, bridge), ident.glasses_tone)
+
+
+def _paint_nose(c: _Canvas, ident: _Identity, e: _Actions) -> float:
+    """Nose: bottom arc and nostrils, raised by the nose wrinkle; wrinkle lines on the bridge. Returns the
+    height of the nose's bottom."""
+    y, ax, skin, ey = c.y, c.ax, ident.skin, ident.eye_y
+    ny = ey + ident.nose_len - 0.04 * e.nose_wrinkle
+    c.paint(_stroke(ax, y, 0.0, 0.09, (ny + 0.03, 0.0, -2.5), 0.025), skin * 0.7, 0.8)
+    c.paint(_ellipse(ax - 0.055, y - ny - 0.01, 0.03, 0.016), skin * 0.35, 0.9)
+    c.paint(_stroke(ax, y, 0.06, 0.09, (ny - 0.05, 1.5, 0.0), 0.02), skin * 0.7, 0.6)
+    if e.nose_wrinkle > 0.05:
         for k in range(3):
             yk = ey + 0.05 + 0.055 * k
-            paint(_stroke(ax, y, 0.0, 0.075, (yk, 0.0, 4.0), 0.022), skin * 0.45, min(wrinkle, 1.0))
+            c.paint(_stroke(ax, y, 0.0, 0.075, (yk, 0.0, 4.0), 0.022), skin * 0.45, min(e.nose_wrinkle, 1.0))
+    return ny
 
-    # Mouth: mid line, opening between the lips, teeth, lips; nasolabial folds for cheek raise.
-    my = ident.mouth_y
-    mw = ident.mouth_w * (1.0 + stretch)
+
+def _paint_mouth(c: _Canvas, ident: _Identity, e: _Actions, dark: float, nose_y: float) -> None:
+    """Mouth: mid line, opening between the lips, teeth, lips; nasolabial folds (from the nose at
+    ``nose_y``) for cheek raise."""
+    x, y, ax, skin = c.x, c.y, c.ax, ident.skin
+    corner, jaw, ulip = e.mouth_corner, e.jaw_open, e.upper_lip_raise
+    my, mw = ident.mouth_y, ident.mouth_w * (1.0 + e.lip_stretch)
     t = np.clip(x / mw, -1.0, 1.0)
     prof = np.sqrt(np.maximum(1.0 - t * t, 0.0))
     mid = my - corner * t * t
     top = mid - (0.35 * jaw + ulip) * prof
     bottom = mid + 0.65 * jaw * prof
-    lip = ident.lip_thick * (1.0 - 0.6 * max(-stretch, 0.0))
-    paint(_band(x, y, mw, top - 0.8 * lip * prof, top), skin * 0.72)
-    paint(_band(x, y, mw, bottom, bottom + lip * prof), skin * 0.78)
-    paint(_stroke(ax, y, 0.0, mw, (my, 0.0, -corner / mw**2), 0.025), dark * 0.8)
+    lip = ident.lip_thick * (1.0 - 0.6 * max(-e.lip_stretch, 0.0))
+    c.paint(_band(x, y, mw, top - 0.8 * lip * prof, top), skin * 0.72)
+    c.paint(_band(x, y, mw, bottom, bottom + lip * prof), skin * 0.78)
+    c.paint(_stroke(ax, y, 0.0, mw, (my, 0.0, -corner / mw**2), 0.025), dark * 0.8)
     if jaw + ulip > 0.0:
-        paint(_band(x, y, mw, top, bottom), 0.08)
-        if teeth > 0.05:
-            paint(
+        c.paint(_band(x, y, mw, top, bottom), 0.08)
+        if e.teeth > 0.05:
+            c.paint(
                 _band(x, y, mw * 0.85, top, np.minimum(top + 0.05, bottom)),
                 min(skin + 0.25, 0.92),
-                min(teeth, 1.0),
+                min(e.teeth, 1.0),
             )
-    if cheek > 0.1:
+    if e.cheek > 0.1:
         cx0, cx1 = 0.13, mw + 0.06
-        cy0, cy1 = ny + 0.02, my - corner + 0.03
-        paint(
+        cy0, cy1 = nose_y + 0.02, my - corner + 0.03
+        c.paint(
             _stroke(ax, y, cx0, cx1, (cy0, (cy1 - cy0) / (cx1 - cx0) + 1.2 * (cx1 - cx0), -1.2), 0.022),
             skin * 0.6,
-            0.8 * min(cheek, 1.0),
+            0.8 * min(e.cheek, 1.0),
         )
-    return img
+
+
+class _Grid:
+    """The supersampled face-coordinate grid ``(x, y)`` of one image size, and the image-plane coordinates
+    of its pixels (in [-0.5, 0.5]) that the lighting gradient is drawn on."""
+
+    def __init__(self, image_size: int) -> None:
+        self.size, self.supersample = image_size, 2 if image_size >= 40 else 3
+        res = image_size * self.supersample
+        self.px = 2.0 * _VIEW / res
+        coords = (np.arange(res) + 0.5) * self.px - _VIEW
+        self.x, self.y = (g.astype(np.float32) for g in np.meshgrid(coords, coords))
+        lin = (np.arange(image_size) + 0.5) / image_size - 0.5
+        self.light_x, self.light_y = np.meshgrid(lin, lin)
 
 
 def render_synthetic_faces(
@@ -276,14 +321,7 @@ def render_synthetic_faces(
     if num_subjects < 1 or frames_per_sequence < 1:
         raise ValueError("num_subjects and frames_per_sequence must be positive")
     n_cls = len(CLASS_NAMES)
-    ss = 2 if image_size >= 40 else 3
-    res = image_size * ss
-    px = 2.0 * _VIEW / res
-    coords = (np.arange(res) + 0.5) * px - _VIEW
-    gx, gy = (g.astype(np.float32) for g in np.meshgrid(coords, coords))
-    lin = (np.arange(image_size) + 0.5) / image_size - 0.5
-    lx, ly = np.meshgrid(lin, lin)
-
+    grid = _Grid(image_size)
     n = num_subjects * n_cls * frames_per_sequence
     images = np.empty((n, image_size, image_size), dtype=np.uint8)
     labels = np.empty(n, dtype=np.int64)
@@ -300,32 +338,38 @@ def render_synthetic_faces(
                 intensity = min_intensity + (1.0 - min_intensity) * ramp
                 au = PROTOTYPES[c] * intensity + r.normal(0.0, 1.0, len(AU_NAMES)) * AU_JITTER
                 au[[4, 7, 9]] = np.maximum(au[[4, 7, 9]], 0.0)  # jaw, upper lip and cheek only act one way
-
-                # Inverse pose: image coordinates -> face coordinates.
-                theta = np.deg2rad(r.uniform(-8.0, 8.0) * nuisance)
-                scale = 1.0 + r.uniform(-0.08, 0.08) * nuisance
-                shift = r.uniform(-3.0, 3.0, 2) * nuisance * (2.0 * _VIEW / 48.0)
-                cos, sin = float(np.cos(theta) / scale), float(np.sin(theta) / scale)
-                dx, dy = gx - float(shift[0]), gy - float(shift[1])
-                face = _render_face(ident, au, cos * dx + sin * dy, -sin * dx + cos * dy, px * 1.0 / scale)
-                img = face.reshape(image_size, ss, image_size, ss).mean(axis=(1, 3))
-
-                phi = r.uniform(0.0, 2.0 * np.pi)
-                img = img * (1.0 + r.uniform(0.0, 0.6) * nuisance * (np.cos(phi) * lx + np.sin(phi) * ly))
-                img = (
-                    (img - 0.5) * (1.0 + r.uniform(-0.25, 0.25) * nuisance)
-                    + 0.5
-                    + r.uniform(-0.1, 0.1) * nuisance
-                )
-                sigma = r.uniform(0.0, 0.7) * nuisance * image_size / 48.0
-                if sigma > 0.05:
-                    img = cv2.GaussianBlur(img, (0, 0), sigma)
-                img = img + r.normal(0.0, r.uniform(0.0, 0.03) * nuisance, img.shape)
-                images[i] = np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+                images[i] = _photograph(_posed_face(ident, au, r, grid, nuisance), r, grid, nuisance)
                 labels[i], subjects[i], frames[i] = c, s, f
                 sequences[i] = s * n_cls + c
                 i += 1
     return SyntheticFaces(images, labels, subjects, sequences, frames, CLASS_NAMES)
+
+
+def _posed_face(
+    ident: _Identity, au: np.ndarray, r: np.random.Generator, grid: _Grid, nuisance: float
+) -> np.ndarray:
+    """The face under a random pose (rotation, scale, shift), area-averaged down to the image size."""
+    # Inverse pose: image coordinates -> face coordinates.
+    theta = np.deg2rad(r.uniform(-8.0, 8.0) * nuisance)
+    scale = 1.0 + r.uniform(-0.08, 0.08) * nuisance
+    shift = r.uniform(-3.0, 3.0, 2) * nuisance * (2.0 * _VIEW / 48.0)
+    cos, sin = float(np.cos(theta) / scale), float(np.sin(theta) / scale)
+    dx, dy = grid.x - float(shift[0]), grid.y - float(shift[1])
+    face = _render_face(ident, au, cos * dx + sin * dy, -sin * dx + cos * dy, grid.px * 1.0 / scale)
+    return face.reshape(grid.size, grid.supersample, grid.size, grid.supersample).mean(axis=(1, 3))
+
+
+def _photograph(img: np.ndarray, r: np.random.Generator, grid: _Grid, nuisance: float) -> np.ndarray:
+    """A random lighting gradient, contrast, brightness, blur and noise over ``img``; as uint8."""
+    phi = r.uniform(0.0, 2.0 * np.pi)
+    lx, ly = grid.light_x, grid.light_y
+    img = img * (1.0 + r.uniform(0.0, 0.6) * nuisance * (np.cos(phi) * lx + np.sin(phi) * ly))
+    img = (img - 0.5) * (1.0 + r.uniform(-0.25, 0.25) * nuisance) + 0.5 + r.uniform(-0.1, 0.1) * nuisance
+    sigma = r.uniform(0.0, 0.7) * nuisance * grid.size / 48.0
+    if sigma > 0.05:
+        img = cv2.GaussianBlur(img, (0, 0), sigma)
+    img = img + r.normal(0.0, r.uniform(0.0, 0.03) * nuisance, img.shape)
+    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
 
 
 def save_preview(faces: SyntheticFaces, path: str | Path, per_class: int = 8) -> Path:

@@ -12,16 +12,16 @@ FUSIONS = ("concat", "add")
 MODES = ("residual", "plain")
 
 
-def check_fusion(fusion: str) -> None:
-    """``fusion`` is a known way to combine image and LBP features (one-line ValueError)."""
+def check_fusion(fusion: str, key: str = "fusion") -> None:
+    """``fusion`` is a known way to combine image and LBP features (one-line ValueError naming ``key``)."""
     if fusion not in FUSIONS:
-        raise ValueError(f"fusion='{fusion}' is not one of {', '.join(FUSIONS)}")
+        raise ValueError(f"{key}={fusion!r} is not one of {', '.join(FUSIONS)}")
 
 
-def check_mode(mode: str) -> None:
-    """``mode`` is a known attention output (one-line ValueError)."""
+def check_mode(mode: str, key: str = "mode") -> None:
+    """``mode`` is a known attention output (one-line ValueError naming ``key``)."""
     if mode not in MODES:
-        raise ValueError(f"mode='{mode}' is not one of {', '.join(MODES)}")
+        raise ValueError(f"{key}={mode!r} is not one of {', '.join(MODES)}")
 
 
 class FeatureFusion(nn.Module):

@@ -8,12 +8,13 @@ from torch import nn
 POOLS = ("avg", "flatten")
 
 
-def check_classifier(pool: str, dropout: float) -> None:
-    """A known ``pool`` and a ``dropout`` probability in [0, 1) (one-line ValueError)."""
+def check_classifier(pool: str, dropout: float, key: str = "classifier") -> None:
+    """A known ``pool`` and a ``dropout`` probability in [0, 1) (one-line ValueError naming ``key.pool`` or
+    ``key.dropout``)."""
     if pool not in POOLS:
-        raise ValueError(f"pool='{pool}' is not one of {', '.join(POOLS)}")
+        raise ValueError(f"{key}.pool={pool!r} is not one of {', '.join(POOLS)}")
     if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
-        raise ValueError(f"dropout={dropout} must be in [0, 1)")
+        raise ValueError(f"{key}.dropout={dropout} must be in [0, 1)")
 
 
 class Classifier(nn.Module):

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import torch
@@ -14,96 +13,110 @@ import torch.nn.functional as F
 from torch import nn
 
 from fer_attention.lbp import LBPLayer
-from fer_attention.models.attention import AttentionModule, FeatureFusion
-from fer_attention.models.classifier import Classifier
+from fer_attention.lbp import check_args as check_lbp_args
+from fer_attention.models.attention import AttentionModule, FeatureFusion, check_fusion, check_mode
+from fer_attention.models.classifier import Classifier, check_classifier
+from fer_attention.models.options import (
+    OPTION_GROUPS,
+    AttentionOptions,
+    BackboneOptions,
+    ClassifierOptions,
+    LBPOptions,
+    ModuleSwitches,
+    ReconstructionOptions,
+)
 from fer_attention.models.reconstruction import DilatedReconstruction, check_feature_size, check_rates
 from fer_attention.models.vgg import VGGStream, check_backbone
 
 log = logging.getLogger(__name__)
 
-# The option groups of the network, one per sub-dict of the config's `model.net`. Every field is required:
-# the YAML (conf/model/fer_attention.yaml and the lbp, ablation and dilation groups) is the one source of
-# the defaults, and a checkpoint records the whole `model.net` it was trained with.
-
-
-@dataclass(frozen=True)
-class LBPOptions:
-    """``lbp`` (the ``lbp`` config group): the LBP ``method`` (None: no LBP stream), ``P`` neighbours on
-    radius ``R`` (see :class:`~fer_attention.lbp.LBPLayer`)."""
-
-    method: str | None
-    P: int
-    R: float
-
-
-@dataclass(frozen=True)
-class ModuleSwitches:
-    """``modules`` (the ``ablation`` config group): which of the paper's modules are built."""
-
-    name: str
-    lbp: bool
-    attention: bool
-    reconstruction: bool
-
-
-@dataclass(frozen=True)
-class BackboneOptions:
-    """``backbone``: the VGG16 streams (:class:`~fer_attention.models.vgg.VGGStream`), and whether the
-    LBP map goes through the image stream's weights (``shared``)."""
-
-    arch: str
-    last_stage: int
-    width: float
-    shared: bool
-    weights: str | None
-
-
-@dataclass(frozen=True)
-class AttentionOptions:
-    """``attention``: how image and LBP features are fused, the attention ``mode`` and the mask branch's
-    channels (None: backbone channels / 4)."""
-
-    fusion: str
-    mode: str
-    mask_channels: int | None
-
-
-@dataclass(frozen=True)
-class ReconstructionOptions:
-    """``reconstruction``: the dilation ``rates`` (the ``dilation`` config group) and the inner
-    ``channels`` (None: backbone channels / 2)."""
-
-    rates: Sequence[int]
-    channels: int | None
-
-
-@dataclass(frozen=True)
-class ClassifierOptions:
-    """``classifier``: pooling, hidden units and dropout of :class:`~fer_attention.models.classifier.Classifier`."""
-
-    pool: str
-    hidden: int
-    dropout: float
-
+__all__ = ["FERAttentionNet", "check_net", "count_parameters"]
 
 Options = TypeVar("Options")
 
 
 def _options(kind: type[Options], value: Options | Mapping[str, Any], key: str) -> Options:
-    """``value`` as a ``kind``: itself, or built from a mapping (a config group) with exactly its fields."""
+    """``value`` as a ``kind``: itself, or built from a mapping (a config group) with exactly its fields
+    (a field with a default may be left out)."""
     if isinstance(value, kind):
         return value
     if not isinstance(value, Mapping):
         raise TypeError(f"{key} must be a mapping or a {kind.__name__}, got {type(value).__name__}")
-    names = [f.name for f in dataclasses.fields(kind)]
-    missing = [n for n in names if n not in value]
+    fields = dataclasses.fields(kind)
+    names = [f.name for f in fields]
+    missing = [f.name for f in fields if f.name not in value and f.default is dataclasses.MISSING]
     unknown = sorted(str(k) for k in value if k not in names)
     if missing or unknown:
         found = "; ".join(
             f"{what} {', '.join(keys)}" for what, keys in (("missing", missing), ("unknown", unknown)) if keys
         )
         raise ValueError(f"{key} must have the keys {', '.join(names)}: {found}")
-    return kind(**{n: value[n] for n in names})
+    return kind(**{n: value[n] for n in names if n in value})
+
+
+def _argument(path: str) -> str:
+    """The network's own name of an option (``backbone.width``): what its errors name by default."""
+    return path
+
+
+def _option_groups(values: Mapping[str, Any], key: Callable[[str], str]) -> dict[str, Any]:
+    """Each option group of ``values`` as its option class; ``lbp`` may be None (no LBP options)."""
+    return {
+        name: None if name == "lbp" and values[name] is None else _options(kind, values[name], key(name))
+        for name, kind in OPTION_GROUPS.items()
+    }
+
+
+def _uses_lbp(lbp: LBPOptions | None, modules: ModuleSwitches, key: Callable[[str], str]) -> bool:
+    """Whether the LBP stream is built: ``modules.lbp`` is the switch, and switched on it needs options."""
+    if lbp is None:
+        if modules.lbp:
+            raise ValueError(
+                f"{key('modules.lbp')}=true needs LBP options but {key('lbp')}=null: choose a variant "
+                f"({key('lbp')}=circle, ...) or switch the stream off with {key('modules.lbp')}=false"
+            )
+        return False
+    # checkpoints written before modules.lbp was the one switch record lbp=none as method null
+    return bool(modules.lbp) and lbp.method is not None
+
+
+def _check_groups(
+    groups: Mapping[str, Any], image_size: int, in_channels: int, key: Callable[[str], str]
+) -> tuple[bool, int, list[int]]:
+    """The network's rules over its option groups (one-line ValueError naming ``key(option)``); returns
+    (whether the LBP stream is built, the side of the backbone's feature map, the dilation rates used)."""
+    backbone: BackboneOptions = groups["backbone"]
+    attention: AttentionOptions = groups["attention"]
+    classifier: ClassifierOptions = groups["classifier"]
+    reconstruction: ReconstructionOptions = groups["reconstruction"]
+    use_lbp = _uses_lbp(groups["lbp"], groups["modules"], key)
+    if use_lbp:
+        lbp: LBPOptions = groups["lbp"]
+        check_lbp_args(lbp.method, lbp.P, lbp.R, key("lbp"))
+        if backbone.shared and in_channels != 1:
+            raise ValueError(
+                f"{key('backbone.shared')}=true needs {key('in_channels')}=1 (the LBP map has one channel)"
+            )
+    check_fusion(attention.fusion, key("attention.fusion"))
+    check_mode(attention.mode, key("attention.mode"))
+    check_classifier(classifier.pool, classifier.dropout, key("classifier"))
+    check_backbone(backbone.arch, backbone.last_stage, backbone.width, backbone.weights, key("backbone"))
+    sizes = {
+        "image_size": key("image_size"),
+        "last_stage": key("backbone.last_stage"),
+        "rates": key("reconstruction.rates"),
+    }
+    feature_size = check_feature_size(image_size, backbone.last_stage, sizes)
+    rates = check_rates(reconstruction.rates, feature_size, sizes) if groups["modules"].reconstruction else []
+    return use_lbp, feature_size, rates
+
+
+def check_net(net: Mapping[str, Any], key: Callable[[str], str] = _argument) -> None:
+    """Every rule of the network's options, without building anything: ``net`` as
+    :meth:`FERAttentionNet.from_config` takes it. Raises ValueError with one line naming ``key(option)``
+    (``key("backbone.width")``; the config layer maps the options to the config keys that set them) or, for
+    an option group without exactly its keys, naming the group."""
+    _check_groups(_option_groups(net, key), net["image_size"], net["in_channels"], key)
 
 
 class FERAttentionNet(nn.Module):
@@ -113,18 +126,20 @@ class FERAttentionNet(nn.Module):
     module is not built. With ``lbp`` off the network has one VGG16 stream and the attention mask comes
     from the image features alone; with everything off it is the plain VGG16 baseline.
 
-    Every argument is required. The option groups take the option classes above or, as Hydra and
+    The option groups take the option classes of :mod:`fer_attention.models.options` or, as Hydra and
     checkpoints give them, mappings with exactly their keys (the sub-dicts of the config's ``model.net``);
     :meth:`from_config` builds the network of a whole ``model.net`` and
-    :func:`fer_attention.config.net_config` composes one from the YAML with overrides.
+    :func:`fer_attention.config.net_config` composes one from the YAML with overrides. Every argument is
+    required, and every option but ``modules.lbp`` (true unless given).
 
     Args:
         num_classes: outputs of the classifier.
         image_size: the side of the square input the classifier is sized for (``data.image_size``).
         in_channels: channels of the image stream's input (1: grayscale).
-        lbp: :class:`LBPOptions` (the ``lbp`` group): ``method`` (None: no LBP stream), ``P``, ``R``.
-        modules: :class:`ModuleSwitches` (the ``ablation`` group): ``name``, ``lbp``, ``attention``,
-            ``reconstruction``.
+        lbp: :class:`LBPOptions` (the ``lbp`` group): ``method``, ``P``, ``R``; None (no LBP options) only
+            with ``modules.lbp`` false.
+        modules: :class:`ModuleSwitches` (the ``ablation`` group): ``name``, ``attention``,
+            ``reconstruction``, ``lbp``.
         backbone: :class:`BackboneOptions`: ``arch``, ``last_stage``, ``width``, ``shared``, ``weights``.
         attention: :class:`AttentionOptions`: ``fusion``, ``mode``, ``mask_channels``.
         reconstruction: :class:`ReconstructionOptions`: ``rates`` (the ``dilation`` group), ``channels``.
@@ -135,8 +150,8 @@ class FERAttentionNet(nn.Module):
     Raises:
         TypeError: an option group is neither its option class nor a mapping.
         ValueError: an option group lacks keys or has unknown ones, or an option value is invalid (one
-            line naming it), e.g. an ``image_size`` too small for ``last_stage``, a dilation rate too
-            large for the feature map, or ``shared=True`` with ``in_channels`` other than 1.
+            line naming it, see :func:`check_net`), e.g. an ``image_size`` too small for ``last_stage``, a
+            dilation rate too large for the feature map, or ``shared=True`` with ``in_channels`` other than 1.
     """
 
     def __init__(
@@ -145,7 +160,7 @@ class FERAttentionNet(nn.Module):
         num_classes: int,
         image_size: int,
         in_channels: int,
-        lbp: LBPOptions | Mapping[str, Any],
+        lbp: LBPOptions | Mapping[str, Any] | None,
         modules: ModuleSwitches | Mapping[str, Any],
         backbone: BackboneOptions | Mapping[str, Any],
         attention: AttentionOptions | Mapping[str, Any],
@@ -155,23 +170,27 @@ class FERAttentionNet(nn.Module):
         input_std: float,
     ) -> None:
         super().__init__()
-        lbp = _options(LBPOptions, lbp, "lbp")
-        modules = _options(ModuleSwitches, modules, "modules")
-        backbone = _options(BackboneOptions, backbone, "backbone")
-        attention = _options(AttentionOptions, attention, "attention")
-        reconstruction = _options(ReconstructionOptions, reconstruction, "reconstruction")
-        classifier = _options(ClassifierOptions, classifier, "classifier")
-        use_lbp = bool(modules.lbp) and lbp.method is not None
-        self.use_attention = bool(modules.attention)
-        self.use_reconstruction = bool(modules.reconstruction)
-        self.ablation = modules.name
-
-        check_backbone(backbone.arch, backbone.last_stage, backbone.width, backbone.weights)
-        self.feature_size = check_feature_size(image_size, backbone.last_stage)
-        rates = check_rates(reconstruction.rates, self.feature_size) if self.use_reconstruction else []
-
+        given = dict(
+            lbp=lbp,
+            modules=modules,
+            backbone=backbone,
+            attention=attention,
+            reconstruction=reconstruction,
+            classifier=classifier,
+        )
+        groups = _option_groups(given, _argument)
+        use_lbp, self.feature_size, rates = _check_groups(groups, image_size, in_channels, _argument)
+        self.num_classes = int(num_classes)
+        self.ablation = groups["modules"].name
         self.register_buffer("input_mean", torch.tensor(float(input_mean)), persistent=False)
         self.register_buffer("input_std", torch.tensor(float(input_std)), persistent=False)
+        channels = self._build_streams(groups["backbone"], in_channels, groups["lbp"] if use_lbp else None)
+        self.fusion = FeatureFusion(channels, groups["attention"].fusion) if use_lbp else None
+        self._build_head(channels, groups, rates)
+
+    def _build_streams(self, backbone: BackboneOptions, in_channels: int, lbp: LBPOptions | None) -> int:
+        """The image stream, and with ``lbp`` the LBP layer and its stream (None when it shares the image
+        stream's weights); returns the streams' output channels."""
         stream_kwargs = dict(
             arch=backbone.arch,
             last_stage=backbone.last_stage,
@@ -180,34 +199,34 @@ class FERAttentionNet(nn.Module):
             weights=backbone.weights,
         )
         self.image_stream = VGGStream(**stream_kwargs)
-        channels = self.image_stream.out_channels
         self.lbp: LBPLayer | None = None
         self.lbp_stream: nn.Module | None = None
-        self.fusion: FeatureFusion | None = None
-        if use_lbp:
+        if lbp is not None:
             self.lbp = LBPLayer(method=lbp.method, P=int(lbp.P), R=float(lbp.R))
-            if backbone.shared:
-                if in_channels != 1:
-                    raise ValueError(
-                        "model.net.backbone.shared=true needs model.net.in_channels=1 (the LBP map has one channel)"
-                    )
-                self.lbp_stream = None
-            else:
+            if not backbone.shared:
                 self.lbp_stream = VGGStream(**{**stream_kwargs, "in_channels": 1})
-            self.fusion = FeatureFusion(channels, attention.fusion)
-        self.shared_backbone = use_lbp and self.lbp_stream is None
+        self.shared_backbone = lbp is not None and self.lbp_stream is None
+        return self.image_stream.out_channels
+
+    def _build_head(self, channels: int, groups: Mapping[str, Any], rates: list[int]) -> None:
+        """Attention, reconstruction (each only when switched on) and the classifier."""
+        modules: ModuleSwitches = groups["modules"]
+        attention: AttentionOptions = groups["attention"]
+        classifier: ClassifierOptions = groups["classifier"]
+        self.use_attention = bool(modules.attention)
+        self.use_reconstruction = bool(modules.reconstruction)
         self.attention = (
             AttentionModule(channels, attention.mask_channels, attention.mode) if self.use_attention else None
         )
         self.reconstruction = (
-            DilatedReconstruction(channels, rates, reconstruction.channels)
+            DilatedReconstruction(channels, rates, groups["reconstruction"].channels)
             if self.use_reconstruction
             else None
         )
         self.classifier = Classifier(
             channels,
             self.feature_size,
-            num_classes,
+            self.num_classes,
             hidden=int(classifier.hidden),
             dropout=float(classifier.dropout),
             pool=classifier.pool,

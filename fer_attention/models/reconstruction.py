@@ -14,33 +14,38 @@ from fer_attention.models.vgg import feature_size as backbone_feature_size
 MIN_FEATURE_SIZE = 3
 
 
-def check_feature_size(image_size: int, last_stage: int) -> int:
+# the keys the messages of the size checks name: the arguments' own names unless the caller passes config keys
+SIZE_KEYS = {"image_size": "image_size", "last_stage": "last_stage", "rates": "rates"}
+
+
+def check_feature_size(image_size: int, last_stage: int, keys: dict[str, str] = SIZE_KEYS) -> int:
     """The side of the backbone's feature map for ``image_size`` inputs through ``last_stage``; raises
-    ValueError with one line naming ``image_size`` and ``last_stage`` if it is under
+    ValueError with one line naming ``keys["image_size"]`` and ``keys["last_stage"]`` if it is under
     :data:`MIN_FEATURE_SIZE`."""
     size = backbone_feature_size(image_size, last_stage)
     if size < MIN_FEATURE_SIZE:
         raise ValueError(
-            f"image_size={image_size} is too small for last_stage={last_stage}: features would be "
-            f"{size}x{size}; need image_size >= {MIN_FEATURE_SIZE * 2 ** (last_stage - 1)} "
-            "or an earlier last_stage"
+            f"{keys['image_size']}={image_size} is too small for {keys['last_stage']}={last_stage}: features "
+            f"would be {size}x{size}; need {keys['image_size']} >= {MIN_FEATURE_SIZE * 2 ** (last_stage - 1)} "
+            f"or an earlier {keys['last_stage']}"
         )
     return size
 
 
-def check_rates(rates: Sequence[int], feature_size: int) -> list[int]:
+def check_rates(rates: Sequence[int], feature_size: int, keys: dict[str, str] = SIZE_KEYS) -> list[int]:
     """Validate dilation rates against the feature map they run on; raises ValueError with one line
-    naming ``rates`` (and ``image_size`` or ``last_stage`` where they are the way out)."""
+    naming ``keys["rates"]`` (and the image size or last stage keys where they are the way out)."""
     rates = list(rates)
+    name = keys["rates"]
     if not rates:
-        raise ValueError("rates=[] is empty: give at least one rate, e.g. [1, 2, 3]")
+        raise ValueError(f"{name}=[] is empty: give at least one rate, e.g. [1, 2, 3]")
     for r in rates:
         if not isinstance(r, int) or r < 1:
-            raise ValueError(f"rates={rates}: every rate must be an integer >= 1, got {r!r}")
+            raise ValueError(f"{name}={rates}: every rate must be an integer >= 1, got {r!r}")
         if r >= feature_size:
             raise ValueError(
-                f"rates={rates}: rate {r} needs a feature map larger than {r}x{r}, but the backbone "
-                f"gives {feature_size}x{feature_size}; raise image_size or lower last_stage"
+                f"{name}={rates}: rate {r} needs a feature map larger than {r}x{r}, but the backbone "
+                f"gives {feature_size}x{feature_size}; raise {keys['image_size']} or lower {keys['last_stage']}"
             )
     return rates
 

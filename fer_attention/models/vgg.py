@@ -18,20 +18,22 @@ NUM_STAGES = 5
 PRETRAINED = "imagenet"  # weights: torchvision's ImageNet weights; anything else but None is a file
 
 
-def check_backbone(arch: str, last_stage: int, width: float, weights: str | None = None) -> None:
-    """Raise ValueError with one line naming ``arch``, ``last_stage``, ``width`` or ``weights`` and what
-    is allowed (config keys ``model.net.backbone.*``; :func:`fer_attention.config.validate_config` runs
-    this before any data is loaded)."""
+def check_backbone(
+    arch: str, last_stage: int, width: float, weights: str | None = None, key: str = ""
+) -> None:
+    """Raise ValueError with one line naming ``arch``, ``last_stage``, ``width`` or ``weights`` (under
+    ``key``: ``model.net.backbone`` gives ``model.net.backbone.width``) and what is allowed."""
+    at = f"{key}." if key else ""
     if arch not in ARCHS:
-        raise ValueError(f"arch={arch!r} is not one of {', '.join(ARCHS)}")
+        raise ValueError(f"{at}arch={arch!r} is not one of {', '.join(ARCHS)}")
     if not isinstance(last_stage, int) or not 1 <= last_stage <= NUM_STAGES:
-        raise ValueError(f"last_stage={last_stage!r} must be in 1..{NUM_STAGES} (4 = through conv4_3)")
+        raise ValueError(f"{at}last_stage={last_stage!r} must be in 1..{NUM_STAGES} (4 = through conv4_3)")
     if not isinstance(width, int | float) or width <= 0:
-        raise ValueError(f"width={width!r} must be a number > 0")
+        raise ValueError(f"{at}width={width!r} must be a number > 0")
     if weights not in (None, PRETRAINED) and not Path(str(weights)).is_file():
-        raise ValueError(f"weights={weights} does not exist (null, {PRETRAINED} or a state dict file)")
+        raise ValueError(f"{at}weights={weights} does not exist (null, {PRETRAINED} or a state dict file)")
     if weights is not None and width != 1.0:
-        raise ValueError(f"weights={weights!r} needs width=1.0, got {width}")
+        raise ValueError(f"{at}weights={weights!r} needs {at}width=1.0, got {width}")
 
 
 def stage_config(last_stage: int, width: float) -> list[int | str]:

@@ -8,16 +8,18 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 
+from fer_attention.errors import ReportError
 from fer_attention.reporting.files import METRICS_FILE, read_status
+from fer_attention.reporting.jobs import COMPARED, Job, Row, sort_key
 from fer_attention.reporting.plots import plot_confusion_matrix, plot_curves, plot_rows
-from fer_attention.reporting.stats import PairedComparison, format_p, holm, mean_interval, paired_comparison
+from fer_attention.reporting.stats import holm, mean_interval, paired_comparison
+from fer_attention.reporting.tables import table_markdown, write_csv_tables
 
 log = logging.getLogger(__name__)
 
@@ -25,63 +27,8 @@ log = logging.getLogger(__name__)
 REPEAT_KEYS = ("seed", "data.fold")
 # overrides that never define a row
 IGNORED_KEYS = ("hydra.", "paths.", "skip_done", "resume", "threads", "logger", "data.root", "task_name")
-METRICS = ("test/acc", "test/f1_macro", "val/acc_best")
-# the metric rows are compared on
-COMPARED = "test/acc"
 # the top-level config groups whose default a default reference row is made of (the paper's choices)
 REFERENCE_GROUPS = ("ablation", "lbp", "dilation", "model", "augment")
-
-
-class ReportError(ValueError):
-    """A report cannot be made as asked; the message is one line."""
-
-
-@dataclass
-class Job:
-    """One job of a multirun: its directory, overrides, metrics (None if unfinished) and state."""
-
-    path: Path
-    overrides: dict[str, str]
-    metrics: dict[str, Any] | None
-    state: str
-    error: str | None = None
-
-    @property
-    def pair_key(self) -> tuple[str, str]:
-        """(fold, seed): what a job is paired on across rows."""
-        seed = self.overrides.get("seed", str((self.metrics or {}).get("seed", "")))
-        return self.overrides.get("data.fold", "-"), seed
-
-    @property
-    def test_train_ratio(self) -> float | None:
-        splits = (self.metrics or {}).get("splits") or {}
-        train, test = (splits.get(s, {}).get("faces") for s in ("train", "test"))
-        return test / train if train and test else None
-
-
-@dataclass
-class Row:
-    """One configuration of the table and the jobs that ran it."""
-
-    key: tuple[tuple[str, str], ...]
-    jobs: list[Job] = field(default_factory=list)
-    comparison: PairedComparison | None = None
-    unmatched: list[Job] = field(default_factory=list)
-
-    @property
-    def label(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.key) or "(all jobs)"
-
-    def values(self, metric: str) -> np.ndarray:
-        vals = [j.metrics.get(metric) for j in self.jobs if j.metrics and j.metrics.get(metric) is not None]
-        return np.asarray(vals, dtype=float)
-
-    def by_pair(self, metric: str = COMPARED) -> dict[tuple[str, str], float]:
-        return {
-            j.pair_key: float(j.metrics[metric])
-            for j in self.jobs
-            if j.metrics and j.metrics.get(metric) is not None
-        }
 
 
 def _parse_overrides(path: Path) -> dict[str, str]:
@@ -145,7 +92,7 @@ def select_seeds(jobs: list[Job], seeds: list[str] | None) -> list[Job]:
     :class:`ReportError` naming the seeds there are."""
     if not seeds:
         return jobs
-    have = sorted({j.pair_key[1] for j in jobs}, key=_sort_key)
+    have = sorted({j.pair_key[1] for j in jobs}, key=sort_key)
     missing = [s for s in seeds if s not in have]
     if missing:
         raise ReportError(f"--seeds {','.join(missing)} matches no job; seeds here: {','.join(have)}")
@@ -252,189 +199,6 @@ def compare_rows(rows: list[Row], reference: Row | None) -> list[str]:
     return warnings
 
 
-def _fmt(vals: np.ndarray) -> str:
-    if len(vals) == 0:
-        return "-"
-    if len(vals) == 1:
-        return f"{100 * vals[0]:.2f}"
-    return f"{100 * vals.mean():.2f} ± {100 * vals.std(ddof=1):.2f}"
-
-
-def _num(value: float | None, digits: int = 3) -> float | None:
-    return None if value is None else round(float(value), digits)
-
-
-def summarise(rows: list[Row], swept: list[str]) -> list[dict[str, Any]]:
-    """One dict per row: the swept values, mean and std (in %) of each metric, finished / total jobs,
-    and the paired comparison with the reference row."""
-    out = []
-    for row in rows:
-        entry: dict[str, Any] = dict(row.key) if row.key else {"configuration": row.label}
-        for metric in METRICS:
-            vals = row.values(metric)
-            entry[f"{metric} mean"] = round(100 * float(vals.mean()), 3) if len(vals) else None
-            entry[f"{metric} std"] = round(100 * float(vals.std(ddof=1)), 3) if len(vals) > 1 else None
-        entry["runs"] = sum(j.metrics is not None for j in row.jobs)
-        entry["jobs"] = len(row.jobs)
-        c = row.comparison
-        entry["pairs"] = c.pairs if c else None
-        entry["folds"] = c.folds if c else None
-        entry["seeds"] = c.repeats if c else None
-        for name in ("mean_diff", "ci_low", "ci_high", "p_corrected", "p_holm", "p_wilcoxon"):
-            entry[name] = _num(getattr(c, name), 4 if name.startswith("p_") else 3) if c else None
-        for name in ("wins", "ties", "losses"):
-            entry[name] = getattr(c, name) if c else None
-        entry["reference"] = c is None and any(r.comparison for r in rows)
-        out.append(entry)
-    return out
-
-
-def _comparison_cells(row: Row, reference: Row | None) -> list[str]:
-    if reference is None:
-        return []
-    if row is reference:
-        return ["reference", "", "", "", "", ""]
-    c = row.comparison
-    if c is None or c.pairs == 0:
-        return ["n/a", "n/a", "n/a", "n/a", "n/a", "0"]
-    diff = f"{c.mean_diff:+.2f}"
-    if c.ci_low is not None:
-        diff += f" [{c.ci_low:+.2f}, {c.ci_high:+.2f}]"
-    return [
-        diff,
-        format_p(c.p_corrected),
-        format_p(c.p_holm),
-        format_p(c.p_wilcoxon),
-        f"{c.wins}/{c.ties}/{c.losses}",
-        str(c.pairs),
-    ]
-
-
-def _test_name(rows: list[Row]) -> str:
-    """Which t-test the table's p-values come from: corrected (repeated) k-fold, or paired on one split."""
-    comparisons = [r.comparison for r in rows if r.comparison is not None and r.comparison.pairs]
-    if any(c.test_train_ratio > 0 for c in comparisons):
-        return "corrected t"
-    if any(c.folds > 1 for c in comparisons):
-        return "paired t, uncorrected"
-    return "paired t"
-
-
-def _legend(rows: list[Row], reference: Row) -> str:
-    comparisons = [r.comparison for r in rows if r.comparison is not None and r.comparison.pairs]
-    test = _test_name(rows)
-    repeats = max((c.repeats for c in comparisons), default=1)
-    folds = max((c.folds for c in comparisons), default=1)
-    text = (
-        f"Δ: mean paired difference from the reference row ({reference.label}) over jobs with the same "
-        "fold and seed, in points, with its 95% interval"
-    )
-    if test == "corrected t" and repeats > 1:
-        text += (
-            f"; p (corrected t): the corrected repeated k-fold t-test (Bouckaert & Frank 2004) over "
-            f"k = {folds} folds x r = {repeats} seeds: variance × (1/(k r) + n_test/n_train), k r - 1 "
-            "degrees of freedom, since k-fold training sets overlap; the interval is widened the same way"
-        )
-    elif test == "corrected t":
-        text += (
-            " widened by Nadeau & Bengio's correction (variance × (1/n + n_test/n_train)), since k-fold "
-            "training sets overlap; p (corrected t): the corrected resampled t-test"
-        )
-    elif test == "paired t, uncorrected":
-        text += (
-            "; p (paired t, uncorrected): these k-fold jobs record no split sizes, so the correction for "
-            "overlapping training sets could not be applied and p overstates significance"
-        )
-    else:
-        text += "; p (paired t): the paired t-test over seeds on the one fixed split"
-    return text + (
-        "; p (Holm): the t-test's p adjusted with Holm's method across the rows compared with the "
-        "reference; p (Wilcoxon, uncorrected): signed-rank test, corrected neither for overlapping "
-        "training sets nor for the number of rows; W/T/L: jobs (fold, seed) where the row wins / ties / "
-        "loses against the reference."
-    )
-
-
-def markdown_table(rows: list[Row], swept: list[str], title: str, reference: Row | None = None) -> str:
-    header = [*(swept or ["configuration"]), "test acc (%)", "test macro F1 (%)", "val acc best (%)", "runs"]
-    if reference is not None:
-        header += [
-            "Δ test acc vs ref [95% CI]",
-            f"p ({_test_name(rows)})",
-            "p (Holm)",
-            "p (Wilcoxon, uncorrected)",
-            "W/T/L",
-            "pairs",
-        ]
-    lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        cells = [v for _, v in row.key] if swept else [row.label]
-        finished = sum(j.metrics is not None for j in row.jobs)
-        cells += [_fmt(row.values(m)) for m in METRICS] + [f"{finished}/{len(row.jobs)}"]
-        cells += _comparison_cells(row, reference)
-        lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
-    lines.append("Mean ± sample standard deviation over seeds and folds; runs = finished / launched jobs.")
-    if reference is not None:
-        lines.append(_legend(rows, reference))
-    return "\n".join(lines) + "\n"
-
-
-def folds_table(rows: list[Row]) -> tuple[list[str], list[dict[str, Any]]]:
-    """Rows × (fold, seed) test accuracy in %: the column names and one dict per row."""
-    keys = sorted(
-        {k for row in rows for k in row.by_pair()}, key=lambda k: (_sort_key(k[0]), _sort_key(k[1]))
-    )
-    seeds = {s for _, s in keys}
-    folds = {f for f, _ in keys}
-
-    def column(key: tuple[str, str]) -> str:
-        fold, seed = key
-        parts = ([f"fold {fold}"] if folds != {"-"} else []) + ([f"seed {seed}"] if len(seeds) > 1 else [])
-        return " ".join(parts) or "test acc"
-
-    columns = [column(k) for k in keys]
-    out = []
-    for row in rows:
-        values = row.by_pair()
-        entry: dict[str, Any] = {"row": row.label}
-        for key, name in zip(keys, columns, strict=True):
-            entry[name] = round(100 * values[key], 3) if key in values else None
-        out.append(entry)
-    return ["row", *columns], out
-
-
-def _sort_key(value: str) -> tuple[int, float | str]:
-    try:
-        return 0, float(value)
-    except ValueError:
-        return 1, value
-
-
-def _slug(text: str) -> str:
-    """A file-name part for a row label: ``ablation=full, seed=0`` -> ``ablation-full_seed-0``."""
-    text = text.replace("=", "-").replace(", ", "_")
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:120] or "all"
-
-
-def _unfinished_lines(failed: list[Job], rows: list[Row]) -> str:
-    text = ""
-    if failed:
-        text += "\nUnfinished jobs (left out of every row):\n\n" + "\n".join(
-            f"- `{j.path.name}`: {j.state}" + (f" ({j.error})" if j.error else "") for j in failed
-        )
-        text += "\n"
-    unmatched = [(row, j) for row in rows for j in row.unmatched]
-    if unmatched:
-        text += "\nUnmatched jobs (no job with the same fold and seed in the other row; left out of the paired test):\n\n"
-        text += "\n".join(
-            f"- `{j.path.name}` (fold {j.pair_key[0]}, seed {j.pair_key[1]}) in the comparison of {row.label}"
-            for row, j in unmatched
-        )
-        text += "\n"
-    return text
-
-
 def report(
     multirun_dir: str | Path | list[str | Path],
     out_dir: str | Path | None = None,
@@ -468,16 +232,25 @@ def report(
     warnings = compare_rows(rows, ref_row)
     out = Path(out_dir) if out_dir else Path("logs") / "reports" / name
     out.mkdir(parents=True, exist_ok=True)
-    table = markdown_table(rows, swept, name, ref_row)
     failed = [j for j in jobs if j.metrics is None]
-    table += _unfinished_lines(failed, rows)
-    if warnings:
-        table += "\nWarnings:\n\n" + "\n".join(f"- {w}" for w in warnings) + "\n"
+    table = table_markdown(rows, swept, name, ref_row, failed, warnings)
     (out / "table.md").write_text(table)
-    summary = summarise(rows, swept)
-    _write_csv(out / "table.csv", list(summary[0]), summary)
-    fold_columns, fold_rows = folds_table(rows)
-    _write_csv(out / "folds.csv", fold_columns, fold_rows)
+    summary = write_csv_tables(out, rows, swept)
+    _plot_report(rows, ref_row, out, name)
+    return {
+        "name": name,
+        "out_dir": str(out),
+        "table": table,
+        "rows": summary,
+        "reference": ref_row.label if ref_row is not None else None,
+        "failed": [str(j.path) for j in failed],
+        "unmatched": [str(j.path) for r in rows for j in r.unmatched],
+        "warnings": warnings,
+    }
+
+
+def _plot_report(rows: list[Row], ref_row: Row | None, out: Path, name: str) -> None:
+    """plot.png, curves.png (when jobs logged per-epoch CSVs) and one confusion matrix per row into ``out``."""
     plot_rows(
         [r.label for r in rows],
         [100 * r.values(COMPARED) for r in rows],
@@ -502,16 +275,12 @@ def report(
             plot_confusion_matrix(
                 total, names, out / f"confusion_{_slug(row.label)}.png", f"{name}: {row.label}"
             )
-    return {
-        "name": name,
-        "out_dir": str(out),
-        "table": table,
-        "rows": summary,
-        "reference": ref_row.label if ref_row is not None else None,
-        "failed": [str(j.path) for j in failed],
-        "unmatched": [str(j.path) for r in rows for j in r.unmatched],
-        "warnings": warnings,
-    }
+
+
+def _slug(text: str) -> str:
+    """A file-name part for a row label: ``ablation=full, seed=0`` -> ``ablation-full_seed-0``."""
+    text = text.replace("=", "-").replace(", ", "_")
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:120] or "all"
 
 
 def val_curve(job: Job) -> tuple[np.ndarray, np.ndarray] | None:
@@ -536,13 +305,6 @@ def val_curve(job: Job) -> tuple[np.ndarray, np.ndarray] | None:
     if not epochs:
         return None
     return np.asarray([seconds[e] for e in epochs]), np.asarray([acc[e] for e in epochs])
-
-
-def _write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def _table_name(jobs: list[Job], root: Path) -> str:

@@ -14,15 +14,9 @@ import numpy as np
 import yaml
 from matplotlib.figure import Figure
 
-from fer_attention.reporting.aggregate import (
-    COMPARED,
-    Job,
-    ReportError,
-    compare_rows,
-    find_jobs,
-    group_jobs,
-    pick_reference,
-)
+from fer_attention.errors import ReportError
+from fer_attention.reporting.aggregate import compare_rows, find_jobs, group_jobs, pick_reference
+from fer_attention.reporting.jobs import COMPARED, Job, Row, sort_key
 from fer_attention.reporting.plots import save_figure
 from fer_attention.reporting.stats import format_p
 
@@ -36,13 +30,6 @@ def config_value(job: Job, key: str) -> str | None:
             return None
         node = node[part]
     return None if node is None else str(node)
-
-
-def _sort_key(value: str) -> tuple[int, float | str]:
-    try:
-        return 0, float(value)
-    except ValueError:
-        return 1, value
 
 
 def along_report(
@@ -67,6 +54,22 @@ def along_report(
     Raises:
         ReportError: no job has ``key`` in its config, or a value has fewer than two rows.
     """
+    by_value = _jobs_by_value(multirun_dirs, key)
+    points = []
+    for value in sorted(by_value, key=sort_key):
+        points += _points_at(by_value[value], key, value, reference, rows)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_csv(points, out / "along.csv")
+    table = _markdown(points, key)
+    (out / "along.md").write_text(table)
+    _plot(points, key, out / "along.png")
+    return {"key": key, "out_dir": str(out), "table": table, "points": points}
+
+
+def _jobs_by_value(multirun_dirs: list[str | Path], key: str) -> dict[str, list[Job]]:
+    """The finished jobs grouped by their value of ``key``, which is dropped from their overrides (it is
+    what the comparisons run along, not what makes a row)."""
     jobs = [j for j in find_jobs([Path(d) for d in multirun_dirs]) if j.metrics is not None]
     by_value: dict[str, list[Job]] = {}
     for job in jobs:
@@ -76,51 +79,55 @@ def along_report(
             by_value.setdefault(value, []).append(job)
     if not by_value:
         raise ReportError(f"--along {key}: no finished job has that key in its .hydra/config.yaml")
-    points = []
-    for value in sorted(by_value, key=_sort_key):
-        _, groups = group_jobs(by_value[value])
-        if rows:
-            groups = [g for g in groups if g.label in rows or ", ".join(v for _, v in g.key) in rows]
-        if len(groups) < 2:
-            raise ReportError(
-                f"--along {key}: at {key}={value} there are fewer than two rows "
-                f"({', '.join(g.label for g in groups) or 'none'})"
-            )
-        ref = pick_reference(groups, reference)
-        compare_rows(groups, ref)
-        for row in groups:
-            accs = 100 * row.values(COMPARED)
-            minutes = [j.metrics.get("seconds") for j in row.jobs if j.metrics.get("seconds")]
-            c = row.comparison
-            points.append(
-                {
-                    key: value,
-                    "row": row.label,
-                    "reference": ref.label,
-                    "jobs": len(accs),
-                    "test/acc mean": float(accs.mean()),
-                    "test/acc std": float(accs.std(ddof=1)) if len(accs) > 1 else None,
-                    "minutes per job": float(np.mean(minutes)) / 60 if minutes else None,
-                    "pairs": c.pairs if c else None,
-                    "mean_diff": c.mean_diff if c else None,
-                    "ci_low": c.ci_low if c else None,
-                    "ci_high": c.ci_high if c else None,
-                    "p_corrected": c.p_corrected if c else None,
-                    "seeds": c.repeats if c else None,
-                }
-            )
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "along.csv", "w", newline="") as f:
+    return by_value
+
+
+def _points_at(
+    jobs: list[Job], key: str, value: str, reference: str | None, rows: list[str] | None
+) -> list[dict[str, Any]]:
+    """The rows of the jobs at ``key=value``, each compared with the reference row: one point per row."""
+    _, groups = group_jobs(jobs)
+    if rows:
+        groups = [g for g in groups if g.label in rows or ", ".join(v for _, v in g.key) in rows]
+    if len(groups) < 2:
+        raise ReportError(
+            f"--along {key}: at {key}={value} there are fewer than two rows "
+            f"({', '.join(g.label for g in groups) or 'none'})"
+        )
+    ref = pick_reference(groups, reference)
+    compare_rows(groups, ref)
+    return [_point(row, ref, key, value) for row in groups]
+
+
+def _point(row: Row, ref: Row, key: str, value: str) -> dict[str, Any]:
+    """One row at one value: its accuracy, minutes per job and paired comparison (None for the reference)."""
+    accs = 100 * row.values(COMPARED)
+    minutes = [j.metrics.get("seconds") for j in row.jobs if j.metrics.get("seconds")]
+    c = row.comparison
+    return {
+        key: value,
+        "row": row.label,
+        "reference": ref.label,
+        "jobs": len(accs),
+        "test/acc mean": float(accs.mean()),
+        "test/acc std": float(accs.std(ddof=1)) if len(accs) > 1 else None,
+        "minutes per job": float(np.mean(minutes)) / 60 if minutes else None,
+        "pairs": c.pairs if c else None,
+        "mean_diff": c.mean_diff if c else None,
+        "ci_low": c.ci_low if c else None,
+        "ci_high": c.ci_high if c else None,
+        "p_corrected": c.p_corrected if c else None,
+        "seeds": c.repeats if c else None,
+    }
+
+
+def _write_csv(points: list[dict[str, Any]], path: Path) -> None:
+    with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(points[0]))
         writer.writeheader()
         writer.writerows(
             [{k: round(v, 4) if isinstance(v, float) else v for k, v in p.items()} for p in points]
         )
-    table = _markdown(points, key)
-    (out / "along.md").write_text(table)
-    _plot(points, key, out / "along.png")
-    return {"key": key, "out_dir": str(out), "table": table, "points": points}
 
 
 def _markdown(points: list[dict[str, Any]], key: str) -> str:

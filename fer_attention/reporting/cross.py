@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from fer_attention.reporting.aggregate import ReportError
+from fer_attention.errors import ReportError
 from fer_attention.reporting.files import METRICS_FILE, STATUS_FILE
 from fer_attention.reporting.results import machine
 
@@ -127,44 +127,58 @@ def cross_report(root: str | Path, out_dir: str | Path, publish: bool = False) -
     out.mkdir(parents=True, exist_ok=True)
     table = cross_markdown(runs)
     (out / "table.md").write_text(table)
+    _write_csv(runs, out / "table.csv")
+    if publish:
+        _copy_runs(runs, Path(root), out)
+        _write_readme(runs, table, out)
+    return {"out_dir": str(out), "table": table, "runs": len(runs)}
+
+
+def _write_csv(runs: list[dict[str, Any]], path: Path) -> None:
     columns = ["trained_on", "tested_on", "acc", "f1_macro", "faces", "classes", "command"]
-    with open(out / "table.csv", "w", newline="") as f:
+    with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows({**r, "acc": round(r["acc"], 2), "f1_macro": round(r["f1_macro"], 2)} for r in runs)
-    if publish:
-        root = Path(root)
-        for r in runs:
-            dest = (
-                out
-                / "runs"
-                / (r["run_dir"].relative_to(root) if r["run_dir"] != root else Path(r["run_dir"].name))
-            )
-            if dest.resolve() == r["run_dir"].resolve():
-                continue
-            for name in RUN_FILES:
-                if (r["run_dir"] / name).is_file():
-                    (dest / name).parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(r["run_dir"] / name, dest / name)
-        m = machine()
-        readme = [
-            table.rstrip(),
-            "",
-            "Commands (one fer-eval run each):",
-            "",
-            *[f"- `{r['command']}`" for r in runs],
-            "",
-            f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {'GPU ' + m['gpu'] if m['gpu'] else 'no GPU'}; "
-            f"torch {m['torch']}. Written {dt.datetime.now().isoformat(timespec='seconds')}.",
-            "",
-            f"`runs/` holds every run's metrics.json (confusion matrix, class mapping, faces left out) and "
-            f"overrides; `fer-report --cross {out}/runs --out {out}` re-aggregates this folder.",
-            "",
-        ]
-        readme_path = out / "README.md"
-        notes = ""
-        if readme_path.is_file() and "## Notes" in readme_path.read_text():
-            old = readme_path.read_text()
-            notes = "\n" + old[old.index("## Notes") :].rstrip() + "\n"
-        readme_path.write_text("\n".join(readme) + notes)
-    return {"out_dir": str(out), "table": table, "runs": len(runs)}
+
+
+def _copy_runs(runs: list[dict[str, Any]], root: Path, out: Path) -> None:
+    """Each run's :data:`RUN_FILES` under ``out/runs/``, at its path below ``root``."""
+    for r in runs:
+        dest = (
+            out
+            / "runs"
+            / (r["run_dir"].relative_to(root) if r["run_dir"] != root else Path(r["run_dir"].name))
+        )
+        if dest.resolve() == r["run_dir"].resolve():
+            continue
+        for name in RUN_FILES:
+            if (r["run_dir"] / name).is_file():
+                (dest / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(r["run_dir"] / name, dest / name)
+
+
+def _write_readme(runs: list[dict[str, Any]], table: str, out: Path) -> None:
+    """``out/README.md``: the table, the commands, the machine and how to re-aggregate; a ``## Notes``
+    section already in the file is kept."""
+    m = machine()
+    readme = [
+        table.rstrip(),
+        "",
+        "Commands (one fer-eval run each):",
+        "",
+        *[f"- `{r['command']}`" for r in runs],
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {'GPU ' + m['gpu'] if m['gpu'] else 'no GPU'}; "
+        f"torch {m['torch']}. Written {dt.datetime.now().isoformat(timespec='seconds')}.",
+        "",
+        f"`runs/` holds every run's metrics.json (confusion matrix, class mapping, faces left out) and "
+        f"overrides; `fer-report --cross {out}/runs --out {out}` re-aggregates this folder.",
+        "",
+    ]
+    readme_path = out / "README.md"
+    notes = ""
+    if readme_path.is_file() and "## Notes" in readme_path.read_text():
+        old = readme_path.read_text()
+        notes = "\n" + old[old.index("## Notes") :].rstrip() + "\n"
+    readme_path.write_text("\n".join(readme) + notes)

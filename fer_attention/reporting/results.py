@@ -120,36 +120,12 @@ def publish(sweep_dir: str | Path, out_dir: str | Path, append: bool = False) ->
     staging = out_dir / f".jobs.staging-{os.getpid()}"
     if staging.exists():
         shutil.rmtree(staging)
-    old_sweeps: list[dict[str, Any]] = []
     if append and jobs_out.is_dir():
-        if jobs_out.resolve() in (sweep_dir.resolve(), *sweep_dir.resolve().parents):
-            raise FileNotFoundError(f"{sweep_dir} is inside {jobs_out}: nothing new to append")
-        shutil.copytree(jobs_out, staging)
-        old_info = json.loads((out_dir / "run.json").read_text()) if (out_dir / "run.json").is_file() else {}
-        old_sweeps = old_info.get("sweeps") or ([old_info] if old_info else [])
-        target = staging / sweep_dir.name
-        if target.exists():
-            shutil.rmtree(target)
+        target, old_sweeps = _stage_appended(sweep_dir, out_dir, jobs_out, staging)
     else:
-        target = staging
-    for job in job_dirs:
-        for rel in JOB_FILES:
-            src = job / rel
-            if src.is_file():
-                dst = target / job.relative_to(sweep_dir) / rel
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, dst)
-    if (sweep_dir / "multirun.yaml").is_file():
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(sweep_dir / "multirun.yaml", target / "multirun.yaml")
-    sweep = {
-        "sweep_dir": str(sweep_dir),
-        "command": sweep_command(sweep_dir),
-        "machine": machine(),
-        **wall_time(sweep_dir, job_dirs),
-        "jobs": len(job_dirs),
-        "finished": sum((j / METRICS_FILE).is_file() for j in job_dirs),
-    }
+        target, old_sweeps = staging, []
+    _copy_jobs(sweep_dir, job_dirs, target)
+    sweep = _sweep_record(sweep_dir, job_dirs)
     sweeps = [s for s in old_sweeps if s.get("sweep_dir") != str(sweep_dir)] + [sweep]
     info = {
         **sweep,
@@ -162,6 +138,48 @@ def publish(sweep_dir: str | Path, out_dir: str | Path, append: bool = False) ->
     tmp.write_text(json.dumps(info, indent=2) + "\n")
     os.replace(tmp, out_dir / "run.json")
     return info
+
+
+def _stage_appended(
+    sweep_dir: Path, out_dir: Path, jobs_out: Path, staging: Path
+) -> tuple[Path, list[dict[str, Any]]]:
+    """Copy the published ``jobs_out`` to ``staging``; returns where this sweep's jobs go in it and the
+    sweeps run.json already lists."""
+    if jobs_out.resolve() in (sweep_dir.resolve(), *sweep_dir.resolve().parents):
+        raise FileNotFoundError(f"{sweep_dir} is inside {jobs_out}: nothing new to append")
+    shutil.copytree(jobs_out, staging)
+    old_info = json.loads((out_dir / "run.json").read_text()) if (out_dir / "run.json").is_file() else {}
+    old_sweeps = old_info.get("sweeps") or ([old_info] if old_info else [])
+    target = staging / sweep_dir.name
+    if target.exists():
+        shutil.rmtree(target)
+    return target, old_sweeps
+
+
+def _copy_jobs(sweep_dir: Path, job_dirs: list[Path], target: Path) -> None:
+    """The :data:`JOB_FILES` of each job, and the sweep's ``multirun.yaml``, under ``target``."""
+    for job in job_dirs:
+        for rel in JOB_FILES:
+            src = job / rel
+            if src.is_file():
+                dst = target / job.relative_to(sweep_dir) / rel
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dst)
+    if (sweep_dir / "multirun.yaml").is_file():
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(sweep_dir / "multirun.yaml", target / "multirun.yaml")
+
+
+def _sweep_record(sweep_dir: Path, job_dirs: list[Path]) -> dict[str, Any]:
+    """run.json's entry for one sweep: its command, this machine, its dates and wall time, its jobs."""
+    return {
+        "sweep_dir": str(sweep_dir),
+        "command": sweep_command(sweep_dir),
+        "machine": machine(),
+        **wall_time(sweep_dir, job_dirs),
+        "jobs": len(job_dirs),
+        "finished": sum((j / METRICS_FILE).is_file() for j in job_dirs),
+    }
 
 
 def _swap_in(staging: Path, target: Path) -> None:

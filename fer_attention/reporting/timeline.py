@@ -8,6 +8,7 @@ from typing import Any
 
 import matplotlib
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
@@ -51,6 +52,7 @@ def plot_timeline(
     t_max = max(r["time_s"] for rs in tracks.values() for r in rs)
     t_min = min(r["time_s"] for rs in tracks.values() for r in rs)
     span = max(t_max - t_min, 1e-3)
+    xlim = (t_min - 0.02 * span, t_max + 0.02 * span)
     ratios = [h for _ in shown for h in (3.0, 0.45)]
     fig = Figure(figsize=(10, 0.6 + 2.3 * len(shown)))
     axes = fig.subplots(
@@ -60,34 +62,10 @@ def plot_timeline(
         squeeze=False,
     )
     axes = axes[:, 0]
-    index = {c: i for i, c in enumerate(class_names)}
     for k, tid in enumerate(shown):
-        rs = tracks[tid]
-        t = np.array([r["time_s"] for r in rs], dtype=float)
         ax, strip = axes[2 * k], axes[2 * k + 1]
-        marker = "o" if len(rs) <= 30 else None
-        for c, colour in zip(class_names, colours, strict=True):
-            ax.plot(t, [r[c] for r in rs], color=colour, lw=1.4, marker=marker, ms=3, label=c)
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_xlim(t_min - 0.02 * span, t_max + 0.02 * span)
-        ax.set_ylabel(f"track {tid}\nprobability")
-        ax.grid(alpha=0.3)
-        ax.tick_params(labelbottom=False)
-        # label strip: each labelled frame coloured by its top class, up to the next labelled frame
-        labels = np.array([index[r["label"]] for r in rs])
-        edges = np.append(t, t[-1] + (np.median(np.diff(t)) if len(t) > 1 else 0.02 * span))
-        strip.pcolormesh(
-            edges,
-            [0, 1],
-            labels[None, :],
-            cmap=ListedColormap(colours),
-            vmin=-0.5,
-            vmax=len(class_names) - 0.5,
-            shading="flat",
-        )
-        strip.set_xlim(ax.get_xlim())
-        strip.set_yticks([])
-        strip.set_ylabel("label", rotation=0, ha="right", va="center")
+        _plot_track(ax, tid, tracks[tid], class_names, colours, xlim)
+        _plot_label_strip(strip, tracks[tid], class_names, colours, ax.get_xlim(), span)
         if k < len(shown) - 1:
             strip.tick_params(labelbottom=False)
     axes[-1].set_xlabel("time (s)")
@@ -102,3 +80,51 @@ def plot_timeline(
         left=0.09, right=0.86, top=1 - 0.35 / fig.get_figheight(), bottom=0.45 / fig.get_figheight()
     )
     return save_figure(fig, path)
+
+
+def _plot_track(
+    ax: Axes,
+    tid: int,
+    rs: list[dict[str, Any]],
+    class_names: Sequence[str],
+    colours: list,
+    xlim: tuple[float, float],
+) -> None:
+    """A track's panel: one probability line per class against time, over the time span of all tracks."""
+    t = np.array([r["time_s"] for r in rs], dtype=float)
+    marker = "o" if len(rs) <= 30 else None
+    for c, colour in zip(class_names, colours, strict=True):
+        ax.plot(t, [r[c] for r in rs], color=colour, lw=1.4, marker=marker, ms=3, label=c)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlim(*xlim)
+    ax.set_ylabel(f"track {tid}\nprobability")
+    ax.grid(alpha=0.3)
+    ax.tick_params(labelbottom=False)
+
+
+def _plot_label_strip(
+    strip: Axes,
+    rs: list[dict[str, Any]],
+    class_names: Sequence[str],
+    colours: list,
+    xlim: tuple[float, float],
+    span: float,
+) -> None:
+    """The strip under a track's panel: each labelled frame coloured by its top class, up to the next
+    labelled frame (the last one for the median frame gap, or 2% of the time span for a lone frame)."""
+    index = {c: i for i, c in enumerate(class_names)}
+    t = np.array([r["time_s"] for r in rs], dtype=float)
+    labels = np.array([index[r["label"]] for r in rs])
+    edges = np.append(t, t[-1] + (np.median(np.diff(t)) if len(t) > 1 else 0.02 * span))
+    strip.pcolormesh(
+        edges,
+        [0, 1],
+        labels[None, :],
+        cmap=ListedColormap(colours),
+        vmin=-0.5,
+        vmax=len(class_names) - 0.5,
+        shading="flat",
+    )
+    strip.set_xlim(xlim)
+    strip.set_yticks([])
+    strip.set_ylabel("label", rotation=0, ha="right", va="center")

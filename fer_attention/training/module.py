@@ -87,8 +87,8 @@ class FERModule(pl.LightningModule):
         self._backbone_frozen = False
         self.save_hyperparameters(logger=False)
         self.class_names = list(class_names)
-        num_classes = len(self.class_names)
         self.net: nn.Module = instantiate(net)
+        num_classes = self.net.num_classes  # model.net.num_classes: the count of the class names
         loss = dict(loss or {})
         weights = loss.get("class_weights")
         self.criterion = nn.CrossEntropyLoss(

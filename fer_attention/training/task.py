@@ -31,7 +31,7 @@ from fer_attention.training.builders import (
 from fer_attention.training.checkpoint import find_resume_dir, read_checkpoint, resolve_resume_path
 from fer_attention.training.lifecycle import run_lifecycle, write_status
 from fer_attention.training.module import FERModule
-from fer_attention.training.transfer import apply_init_from
+from fer_attention.training.transfer import apply_init_from, check_transfer_config
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """
     start = time.time()
     validate_config(cfg)
+    check_transfer_config(cfg)  # after the network's rules: it builds the network (on the meta device)
     tune_malloc(**(to_dict(cfg.get("malloc")) or {}))
     set_threads(cfg.get("threads"))
     precision = resolve_precision(cfg.trainer.precision, str(cfg.trainer.get("accelerator", "auto")))

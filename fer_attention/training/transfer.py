@@ -175,6 +175,33 @@ def _net_shapes(net: nn.Module) -> dict[str, torch.Size]:
     return {k: v.shape for k, v in net.state_dict().items()}
 
 
+# model.init_from placeholder of recipes that fine-tune (experiment=transfer): the run stops until it is set
+INIT_REQUIRED = "required"
+
+
+def check_transfer_config(cfg: Any) -> None:
+    """The transfer settings of a composed fer-train config, before any data is read: ``model.init_from``
+    (given where an experiment requires it, an existing fer-attention file whose tensors fit the configured
+    network), ``model.freeze_backbone_epochs`` and ``model.backbone_lr_scale``. Raises :class:`ConfigError`
+    with one line naming the key."""
+    from omegaconf import OmegaConf
+
+    model = OmegaConf.select(cfg, "model", default=None)
+    if model is None or not OmegaConf.is_config(model):
+        return
+    # experiment=transfer sets the placeholder `required` (a `???` would not replace the model group's null)
+    if OmegaConf.is_missing(model, "init_from") or model.get("init_from") == INIT_REQUIRED:
+        raise ConfigError(
+            "model.init_from is required by this experiment: pass model.init_from=<checkpoint file> "
+            "(fer-train's checkpoints/*.ckpt or fer-pretrain's pretext.ckpt), or model.init_from=null for scratch"
+        )
+    try:
+        check_transfer_options(model.get("freeze_backbone_epochs", 0) or 0, model.get("backbone_lr_scale"))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    check_init_from(cfg)
+
+
 def check_init_from(cfg: Any) -> None:
     """Validate ``model.init_from`` against the configured network without loading data or weights into
     anything: the file must exist, be a fer-attention checkpoint, and fit the network's shapes."""

@@ -185,7 +185,7 @@ class FileSource:
             settings = ", ".join(f"{k}={v}" for k, v in self.settings.items())
             raise DataError(
                 f"data.class_names={list(class_names)} but dataset '{self.name}' ({settings}) has "
-                f"{list(expected)} (set data.class_names and data.num_classes to match)"
+                f"{list(expected)} (set data.class_names to match)"
             )
         return expected
 

@@ -1,0 +1,76 @@
+"""What a report is made of: a :class:`Job` (one run of a sweep, its overrides and metrics) and a
+:class:`Row` (the jobs of one configuration of the table), with the metrics a table shows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fer_attention.reporting.stats import PairedComparison
+
+METRICS = ("test/acc", "test/f1_macro", "val/acc_best")
+# the metric rows are compared on
+COMPARED = "test/acc"
+
+
+@dataclass
+class Job:
+    """One job of a multirun: its directory, overrides, metrics (None if unfinished) and state."""
+
+    path: Path
+    overrides: dict[str, str]
+    metrics: dict[str, Any] | None
+    state: str
+    error: str | None = None
+
+    @property
+    def pair_key(self) -> tuple[str, str]:
+        """(fold, seed): what a job is paired on across rows."""
+        seed = self.overrides.get("seed", str((self.metrics or {}).get("seed", "")))
+        return self.overrides.get("data.fold", "-"), seed
+
+    @property
+    def test_train_ratio(self) -> float | None:
+        """Test faces / training faces of the job's split (None when metrics.json records no sizes)."""
+        splits = (self.metrics or {}).get("splits") or {}
+        train, test = (splits.get(s, {}).get("faces") for s in ("train", "test"))
+        return test / train if train and test else None
+
+
+@dataclass
+class Row:
+    """One configuration of the table and the jobs that ran it."""
+
+    key: tuple[tuple[str, str], ...]
+    jobs: list[Job] = field(default_factory=list)
+    comparison: PairedComparison | None = None
+    unmatched: list[Job] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """``key=value, ...`` of the row's configuration."""
+        return ", ".join(f"{k}={v}" for k, v in self.key) or "(all jobs)"
+
+    def values(self, metric: str) -> np.ndarray:
+        """``metric`` of each finished job that recorded it."""
+        vals = [j.metrics.get(metric) for j in self.jobs if j.metrics and j.metrics.get(metric) is not None]
+        return np.asarray(vals, dtype=float)
+
+    def by_pair(self, metric: str = COMPARED) -> dict[tuple[str, str], float]:
+        """``metric`` of each finished job, by its (fold, seed)."""
+        return {
+            j.pair_key: float(j.metrics[metric])
+            for j in self.jobs
+            if j.metrics and j.metrics.get(metric) is not None
+        }
+
+
+def sort_key(value: str) -> tuple[int, float | str]:
+    """Orders config values numerically where they are numbers, the others after them by text."""
+    try:
+        return 0, float(value)
+    except ValueError:
+        return 1, value

@@ -1,0 +1,56 @@
+"""House rule: no function in fer_attention/ longer than 60 lines and no module longer than 400 lines, so
+that each step has a name a newcomer can find (docs: README's code map)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "fer_attention"
+MAX_FUNCTION_LINES = 60
+MAX_MODULE_LINES = 400
+
+
+def _functions(path: Path):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield node.name, node.lineno, node.end_lineno - node.lineno + 1
+
+
+def long_functions(package: Path = PACKAGE, limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """``path:line name (n lines)`` for every function or method longer than ``limit`` lines."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        for name, line, length in _functions(path):
+            if length > limit:
+                found.append(f"{path.relative_to(package.parent)}:{line} {name} ({length} lines)")
+    return found
+
+
+def long_modules(package: Path = PACKAGE, limit: int = MAX_MODULE_LINES) -> list[str]:
+    """``path (n lines)`` for every module longer than ``limit`` lines."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        length = len(path.read_text().splitlines())
+        if length > limit:
+            found.append(f"{path.relative_to(package.parent)} ({length} lines)")
+    return found
+
+
+def test_no_function_is_longer_than_60_lines():
+    assert long_functions() == []
+
+
+def test_no_module_is_longer_than_400_lines():
+    assert long_modules() == []
+
+
+def test_the_counters_find_a_long_function_and_module(tmp_path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    body = "\n".join(f"    x{i} = {i}" for i in range(61))
+    (package / "long.py").write_text(f"def short():\n    return 1\n\n\ndef too_long():\n{body}\n")
+    assert long_functions(package) == ["pkg/long.py:5 too_long (62 lines)"]
+    assert long_modules(package, limit=60) == ["pkg/long.py (66 lines)"]
+    assert long_modules(package) == []
