@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-all check-results lint format clean bench gpu ablation-lbp ablation-modules ablation-dilation ablation-modules-pretrained ablation-lbp-pretrained ablation-dilation-pretrained datasets cv paper pretrain pretext transfer cross
+.PHONY: help install train test test-all check-results lint format clean bench profile gpu ablation-lbp ablation-modules ablation-dilation ablation-modules-pretrained ablation-lbp-pretrained ablation-dilation-pretrained datasets cv paper pretrain pretext transfer cross
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -153,6 +153,9 @@ ablation-dilation-pretrained: install ## the dilation table pretrained per row (
 
 bench: install ## benchmark suite: LBP, training step per ablation, fast paths, data, inference incl. ONNX Runtime (logs/bench/bench.md); ARGS="--width 1.0"
 	$(BIN)/python -m experiments.bench $(ARGS)
+
+profile: install ## where a training step's time goes: torch.profiler, top operators and kinds of work (logs/bench/profile); ARGS="--precision fp32"
+	$(BIN)/python -m experiments.bench.profile $(ARGS)
 
 # no `install` prerequisite: on a copied checkout pyproject.toml may look newer than .venv, and pip has no internet
 gpu: ## one GPU session under OUT (logs/gpu): bench, FER2013 full vs vgg16 at width 1.0, nvidia-smi (EPOCHS, FER_ROOT, TINY=1, DRY_RUN=1)

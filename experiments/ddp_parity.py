@@ -20,7 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fer_attention.reporting.results import machine
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     args.overrides = extra
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     runs = [run_arm(arm, int(s), args) for s in args.seeds.split(",") for arm in ("single", "ddp")]
     out = Path(args.out)
     (out / "runs.json").write_text(json.dumps(runs, indent=1))
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": shlex.join(["python", "-m", "experiments.ddp_parity", *argv]),
         "machine": machine(),
         "started": started.isoformat(timespec="seconds"),
-        "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "ended": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     (out / "run.json").write_text(json.dumps(record, indent=1))
     print(table(runs))

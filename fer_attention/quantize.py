@@ -7,8 +7,8 @@
    ``calib=data``, a data config (``data=<name> data.root=...``, else the checkpoint's own): its train split
    calibrates, its val split is held out, its test split gives the accuracy of both models;
 2. the fp32 ONNX export of the checkpoint, ``quant_pre_process`` (shape inference, graph optimisation),
-   then ``quantize_static`` in QDQ format: int8 weights per output channel, uint8 activations per tensor
-   (``activations=int8`` for int8),
+   then ``quantize_static`` in QDQ format: int8 weights per output channel, activations per tensor
+   (``activations=auto``: uint8 and int8 both quantised and timed here, the faster kept; or either by name),
    ranges from the calibration faces (``calib_method``: MinMax by default) fed by a
    ``CalibrationDataReader``. Convolutions, fully connected layers, ReLU and max pooling are quantised;
    the LBP layer (thresholds on pixel differences of 1/255) and the attention arithmetic stay fp32;
@@ -41,6 +41,12 @@ CALIB_METHODS = ("minmax", "percentile", "entropy")
 # activation types: uint8 (U8S8 with the int8 weights) lets ONNX Runtime fuse every convolution into
 # QLinearConv on x86 (int8 activations left five of them fp32 here; make bench measures both)
 ACTIVATIONS = ("uint8", "int8")
+# activations=auto: both are quantised and timed on this CPU (batches of this many calibration faces,
+# median of this many runs), and the faster is kept: uint8 won on an Intel CPU with VNNI/AMX, int8 on an
+# AMD Zen 4 (docs/benchmarks.md), so no fixed choice is right on every x86 CPU
+AUTO = "auto"
+AUTO_BATCH = 64
+AUTO_REPEATS = 5
 OP_TYPES = ["Conv", "Gemm", "MatMul", "Relu", "MaxPool"]
 # nodes under this name scope (the LBP layer) stay fp32
 EXCLUDE_SCOPES = ("/lbp/",)
@@ -60,9 +66,9 @@ def check_calibration_arg(cfg: DictConfig) -> None:
     method = str(cfg.get("calib_method", "minmax")).lower()
     if method not in CALIB_METHODS:
         raise ConfigError(f"calib_method={method} is not one of {', '.join(CALIB_METHODS)}")
-    activations = str(cfg.get("activations", ACTIVATIONS[0])).lower()
-    if activations not in ACTIVATIONS:
-        raise ConfigError(f"activations={activations} is not one of {', '.join(ACTIVATIONS)}")
+    activations = str(cfg.get("activations", AUTO)).lower()
+    if activations not in (AUTO, *ACTIVATIONS):
+        raise ConfigError(f"activations={activations} is not one of {', '.join((AUTO, *ACTIVATIONS))}")
     if calib == CALIB_DATA:
         return
     path = Path(calib).expanduser()
@@ -249,6 +255,51 @@ def quantize_onnx(
     }
 
 
+def faces_per_second(path: str | Path, faces: np.ndarray, repeats: int = AUTO_REPEATS) -> float:
+    """ONNX Runtime throughput of the model at ``path`` on one batch of ``faces`` (uint8, N x H x W): the
+    median of ``repeats`` runs after one warm-up, with torch's thread count."""
+    import statistics
+    import time
+
+    from fer_attention.onnx_io import ort_session
+
+    session = ort_session(path)
+    batch = {"faces": (faces.astype(np.float32) / 255.0)[:, None]}
+    session.run(["logits"], batch)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        session.run(["logits"], batch)
+        times.append(time.perf_counter() - start)
+    return len(faces) / statistics.median(times)
+
+
+def quantize_fastest(fp32_path: str | Path, out: str | Path, faces: np.ndarray, **options) -> dict[str, Any]:
+    """``quantize_onnx`` with each activation type of ACTIVATIONS, timed on this CPU on a batch of
+    calibration faces; the faster model is written to ``out``. The settings say which, and why."""
+    import shutil
+
+    from fer_attention.runtime import cpu_description
+
+    batch = faces[:AUTO_BATCH]
+    rates, settings = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for activations in ACTIVATIONS:
+            path = Path(tmp) / f"{activations}.onnx"
+            settings[activations] = quantize_onnx(fp32_path, path, faces, activations=activations, **options)
+            rates[activations] = faces_per_second(path, batch)
+        chosen = max(ACTIVATIONS, key=lambda a: rates[a])
+        shutil.copyfile(Path(tmp) / f"{chosen}.onnx", out)
+    measured = ", ".join(f"{a} {rates[a]:,.0f} faces/s" for a in ACTIVATIONS)
+    log.info("activations=auto: %s on this CPU; keeping %s", measured, chosen)
+    return {
+        **settings[chosen],
+        "activations_chosen_by": f"activations=auto: faster on {cpu_description()} at batch {len(batch)} "
+        f"({measured})",
+        "faces_per_s": {a: round(rates[a], 1) for a in ACTIVATIONS},
+    }
+
+
 def top1(probs: np.ndarray) -> np.ndarray:
     return probs.argmax(axis=1) if len(probs) else np.zeros(0, np.int64)
 
@@ -260,14 +311,12 @@ def quantize_checkpoint(cfg: DictConfig, model, out: Path, ckpt: Path) -> dict[s
     log.info("calibrating on %d faces from %s", len(sets["calib"]), sets["source"])
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = export_onnx(model.net, model.image_size, Path(tmp) / "fp32.onnx", int(cfg.get("opset", 17)))
-        settings = quantize_onnx(
-            fp32,
-            out,
-            sets["calib"],
-            method=method,
-            per_channel=bool(cfg.get("per_channel", True)),
-            activations=str(cfg.get("activations", ACTIVATIONS[0])).lower(),
-        )
+        options = dict(method=method, per_channel=bool(cfg.get("per_channel", True)))
+        activations = str(cfg.get("activations", AUTO)).lower()
+        if activations == AUTO:
+            settings = quantize_fastest(fp32, out, sets["calib"], **options)
+        else:
+            settings = quantize_onnx(fp32, out, sets["calib"], activations=activations, **options)
     settings["calibration"] = sets["source"]
     meta = onnx_metadata(
         model.class_names, model.image_size, model.data_config, quantization=settings, source=ckpt.name
@@ -320,6 +369,10 @@ def report_lines(result: dict[str, Any]) -> list[str]:
         f"calibrated on {result['calib_faces']} faces from {result['calib_source']}; top-1 agreement with "
         f"fp32 on {result['heldout_faces']} held-out faces: {100 * result['agreement']:.1f}%"
     ]
+    chosen_by = result["quantization"].get("activations_chosen_by")
+    if chosen_by:
+        kind = result["quantization"]["activations"].split(",")[0]
+        lines.append(f"{kind} activations ({chosen_by})")
     t = result.get("test")
     if t:
         diff = 100 * (t["acc_int8"] - t["acc_fp32"])

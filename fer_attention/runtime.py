@@ -7,6 +7,7 @@ import ctypes
 import ctypes.util
 import logging
 import platform
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,45 @@ def cpu_has_bf16() -> bool:
 
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+# instruction-set extensions that decide the fast paths on x86 (the /proc/cpuinfo flag, the name said)
+ISA_FLAGS = (
+    ("amx_bf16", "AMX"),
+    ("avx512_bf16", "AVX-512 BF16"),
+    ("avx512_vnni", "AVX-512 VNNI"),
+    ("avx_vnni", "AVX-VNNI"),
+    ("avx512f", "AVX-512"),
+    ("avx2", "AVX2"),
+)
+
+
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
+def _cpuinfo_field(cpuinfo: str, key: str) -> str | None:
+    return next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith(key)), None
+    )
+
+
+def cpu_isa(cpuinfo: str | None = None) -> list[str]:
+    """The extensions of ISA_FLAGS this CPU has (from /proc/cpuinfo, or the text ``cpuinfo``); empty off
+    Linux. Machine lines in benchmarks print them, since a model name such as "AMD EPYC" does not say."""
+    flags = (_cpuinfo_field(_cpuinfo() if cpuinfo is None else cpuinfo, "flags") or "").split()
+    return [name for flag, name in ISA_FLAGS if flag in flags]
+
+
+def cpu_description(cpuinfo: str | None = None) -> str:
+    """The CPU's model name and its extensions of ISA_FLAGS, e.g. "AMD EPYC (AVX2)"."""
+    cpuinfo = _cpuinfo() if cpuinfo is None else cpuinfo
+    name = _cpuinfo_field(cpuinfo, "model name") or platform.processor() or platform.machine()
+    isa = cpu_isa(cpuinfo)
+    return f"{name} ({', '.join(isa)})" if isa else name
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:

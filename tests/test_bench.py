@@ -537,6 +537,14 @@ def test_markdown_rate_table_and_target():
     assert RATE_HEADING not in render.markdown(results)
 
 
+def test_int8_order_puts_the_configured_type_or_the_faster_first():
+    measured = {"uint8": {"faces_per_s_batch64": 900.0}, "int8": {"faces_per_s_batch64": 1200.0}}
+    assert decide.int8_order("auto", measured) == ["int8", "uint8"]
+    assert decide.int8_order("uint8", measured) == ["uint8", "int8"]
+    measured["uint8"]["faces_per_s_batch64"] = 1500.0
+    assert decide.int8_order("auto", measured) == ["uint8", "int8"]
+
+
 def test_markdown_data_inference_int8_and_video():
     md = render.markdown(made_up_results())
     assert "6,400 faces/s; full-model training: 200 faces/s; ratio 32.0x (target >= 10x: met)" in md
@@ -739,6 +747,33 @@ def test_quick_run_has_batch64_rows_for_eager_onnx_and_int8(quick):
     _, rows = table(md, "## int8 ONNX Runtime vs fp32 eager")
     # fp32 eager, int8, int8 / fp32, fp32 ONNX Runtime, int8 / fp32 ONNX Runtime, alternative, its ratio
     assert len(rows) == 7 and all(r[2] != "-" for r in rows)
-    # the headline row is quantised as conf/export.yaml says, the other activation type beside it
-    assert q["activations"] == config.configured_int8()["activations"]
+    # the headline row is quantised as conf/export.yaml says (auto: the faster), the other type beside it
+    assert q["configured"] == config.configured_int8()["activations"] == "auto"
     assert {q["activations"], q["alternative"]["activations"]} == {"uint8", "int8"}
+    assert q["faces_per_s_batch64"] >= q["alternative"]["faces_per_s_batch64"]
+    assert "activations=auto: the faster here" in md
+
+
+def test_profile_sorts_operators_into_kinds_and_writes_its_tables(tmp_path):
+    from experiments.bench import profile
+
+    assert profile.kind_of("aten::convolution_backward") == "convolution"
+    assert profile.kind_of("aten::native_batch_norm") == "batch norm"
+    assert profile.kind_of("aten::_to_copy") == "layout and dtype copies"
+    assert profile.kind_of("aten::_fused_adamw_") == "optimiser"
+    assert profile.kind_of("aten::empty_strided") == "allocation and views"
+    result = profile.main(
+        ["--out", str(tmp_path), "--ablations", "full,vgg16", "--width", "0.0625", "--batch", "4"]
+        + ["--steps", "1", "--precision", "fp32", "--top", "5"]
+    )
+    full, vgg16 = result["networks"]
+    for net in (full, vgg16):
+        assert sum(op["share"] for op in net["ops"]) == pytest.approx(1.0)
+        assert sum(net["kinds"].values()) == pytest.approx(net["profiled_ms_per_step"])
+        assert "convolution" in net["kinds"] and net["wall_ms_per_step"] > 0
+    # the LBP layer is timed through its own scope, and only the full model has one
+    assert full["lbp_layer_ms_per_step"] > 0 and vgg16["lbp_layer_ms_per_step"] == 0
+    md = (tmp_path / "profile.md").read_text()
+    assert json.loads((tmp_path / "profile.json").read_text())["networks"][0]["ablation"] == "full"
+    assert "## full:" in md and "## vgg16:" in md and "| kind of work | ms per step | share |" in md
+    assert md.count("\n| `") == 10

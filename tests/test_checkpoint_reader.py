@@ -20,34 +20,45 @@ class NotACheckpoint:
     """An arbitrary Python object; unpickling it would run this module's code."""
 
 
-def test_a_pickle_gets_one_safe_line_from_every_command(tmp_path):
+def test_a_pickle_gets_one_safe_line_from_every_command(tmp_path, monkeypatch, capfd):
+    """Each command's own entry point (its Hydra main, in this process; fer-eval also as a process)."""
+    from fer_attention.cli import evaluate, export, predict, train
+
     pickled = tmp_path / "model.ckpt"
     torch.save({"state_dict": {}, "payload": NotACheckpoint()}, pickled)
     face = tmp_path / "face.png"
     Image.fromarray(np.full((48, 48), 128, np.uint8)).save(face)
-    bin_dir = Path(sys.executable).parent
     commands = {
-        "fer-train ckpt_path": ["fer-train", f"ckpt_path={pickled}", "~callbacks.progress_bar"],
-        "fer-train model.init_from": ["fer-train", f"model.init_from={pickled}", "~callbacks.progress_bar"],
-        "fer-eval": ["fer-eval", f"ckpt_path={pickled}"],
-        "fer-predict": ["fer-predict", f"ckpt_path={pickled}", f"input={face}"],
-        "fer-export": ["fer-export", f"ckpt_path={pickled}"],
+        "fer-train ckpt_path": (train, [f"ckpt_path={pickled}", "~callbacks.progress_bar"]),
+        "fer-train model.init_from": (train, [f"model.init_from={pickled}", "~callbacks.progress_bar"]),
+        "fer-eval": (evaluate, [f"ckpt_path={pickled}"]),
+        "fer-predict": (predict, [f"ckpt_path={pickled}", f"input={face}"]),
+        "fer-export": (export, [f"ckpt_path={pickled}"]),
     }
+    monkeypatch.setenv("FER_LOG_DIR", str(tmp_path / "logs"))
+    monkeypatch.chdir(tmp_path)
+    outputs = {}
+    for name, (module, args) in commands.items():
+        monkeypatch.setattr(sys, "argv", [name.split()[0], *args])
+        try:
+            module.main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code
+        out, err = capfd.readouterr()
+        outputs[name] = (code, out, err)
     env = {**os.environ, "FER_LOG_DIR": str(tmp_path / "logs"), "WANDB_MODE": "offline"}
-    running = {
-        name: subprocess.Popen(
-            [str(bin_dir / argv[0]), *argv[1:]],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for name, argv in commands.items()
-    }
-    for name, proc in running.items():
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 1, f"{name}: exit {proc.returncode}\n{err[-2000:]}"
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "fer-eval"), f"ckpt_path={pickled}"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    outputs["fer-eval (process)"] = (proc.returncode, proc.stdout, proc.stderr)
+    for name, (code, out, err) in outputs.items():
+        assert code == 1, f"{name}: exit {code}\n{err[-2000:]}"
         errors = [line for line in err.splitlines() if line.startswith("error: ")]
         assert len(errors) == 1, f"{name}: {err[-2000:]}"
         assert str(pickled) in errors[0] and REFUSED in errors[0], f"{name}: {errors[0]}"

@@ -46,7 +46,9 @@ def _batches(sampler, batch: int) -> list[list[int]]:
 def test_process_shards_together_are_the_one_process_batches():
     for weights in (None, torch.linspace(0.1, 1.0, 70, dtype=torch.double)):
         one = EpochSampler(70, seed=3, epoch=2, weights=weights)
-        shards = [ShardedEpochSampler(EpochSampler(70, seed=3, epoch=2, weights=weights), 2, r) for r in (0, 1)]
+        shards = [
+            ShardedEpochSampler(EpochSampler(70, seed=3, epoch=2, weights=weights), 2, r) for r in (0, 1)
+        ]
         assert all(isinstance(s, DistributedSampler) for s in shards)  # so Lightning keeps it
         assert [len(s) for s in shards] == [35, 35]
         single = _batches(one, 32)

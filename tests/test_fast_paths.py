@@ -207,3 +207,19 @@ def test_malloc_thresholds_apply_and_bad_values_are_one_line(make_cfg):
         ConfigError, match=r"malloc.trim_threshold_mb=-5 must be an integer in 1..4096 \(MB\) or null"
     ):
         validate_config(cfg)
+
+
+def test_cpu_isa_names_the_extensions_that_decide_the_fast_paths():
+    from fer_attention.runtime import cpu_description, cpu_isa
+
+    zen3 = "processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    sapphire = (
+        "model name\t: Intel(R) Xeon(R) Platinum 8481C\n"
+        "flags\t\t: avx2 avx512f avx512_vnni avx512_bf16 amx_bf16 amx_tile\n"
+    )
+    assert cpu_isa(zen3) == ["AVX2"]
+    assert cpu_isa(sapphire) == ["AMX", "AVX-512 BF16", "AVX-512 VNNI", "AVX-512", "AVX2"]
+    assert cpu_isa("no flags here") == []
+    assert cpu_description(zen3) == "AMD EPYC 7B13 (AVX2)"
+    # "avx512f" must not be read as a prefix match of "avx512fp16" or similar
+    assert cpu_isa("flags : avx512fp16") == []

@@ -133,15 +133,14 @@ def test_int8_from_a_folder_of_faces(ckpt, model, faces, calib_dir, image_faces_
     int8 = load_model(out)
     assert int8.class_names == CLASSES and int8.onnx_metadata["quantization"]["type"] == "int8"
     assert int8.onnx_metadata["quantization"]["format"] == "QDQ"
-    assert int8.onnx_metadata["quantization"]["activations"] == "uint8, per tensor"  # conf/export.yaml
-    # with uint8 activations ONNX Runtime runs every convolution as QLinearConv (none left in fp32)
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
-    ort.InferenceSession(str(out), options, providers=["CPUExecutionProvider"])
-    ops = [n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
-    assert ops.count("QLinearConv") >= 20 and "Conv" not in ops and "FusedConv" not in ops
+    # activations=auto (conf/export.yaml): both types timed here, the faster kept and named
+    q = int8.onnx_metadata["quantization"]
+    rates = q["faces_per_s"]
+    assert set(rates) == {"uint8", "int8"} and min(rates.values()) > 0
+    faster = max(rates, key=rates.get)
+    assert q["activations"] == f"{faster}, per tensor"
+    assert q["activations_chosen_by"].startswith("activations=auto: faster on ")
+    assert f"{faster} activations (activations=auto: faster on" in line
     agree = np.mean(probs(int8, faces).argmax(1) == probs(model, faces).argmax(1))
     assert agree >= MIN_AGREEMENT, agree
     # fer-predict takes it too
@@ -152,6 +151,25 @@ def test_int8_from_a_folder_of_faces(ckpt, model, faces, calib_dir, image_faces_
     )
     stats = run_task(predict_files, cfg)
     assert stats["files_ok"] == 3 and stats["faces"] == 3
+
+
+def test_uint8_activations_run_every_convolution_as_qlinearconv(model, faces, tmp_path):
+    """With uint8 activations ONNX Runtime's x86 optimiser fuses every convolution into QLinearConv (with
+    int8 activations it leaves some in fp32)."""
+    import onnx
+    import onnxruntime as ort
+
+    from fer_attention.quantize import quantize_onnx
+
+    fp32 = export_onnx(model.net, model.image_size, tmp_path / "fp32.onnx")
+    out = tmp_path / "u8.onnx"
+    settings = quantize_onnx(fp32, out, faces, activations="uint8")
+    assert settings["activations"] == "uint8, per tensor"
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(out), options, providers=["CPUExecutionProvider"])
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
+    assert ops.count("QLinearConv") >= 20 and "Conv" not in ops and "FusedConv" not in ops
 
 
 def test_int8_from_a_data_config_reports_test_accuracy(ckpt, tmp_path):
@@ -197,7 +215,7 @@ def test_int8_without_calibration_faces_is_one_line(ckpt, tmp_path, capsys):
         ),
         ([f"calib={tmp_path / 'nowhere'}"], f"error: calib={tmp_path / 'nowhere'}: no such folder"),
         (["format=torchscript", "calib=data"], "error: quantize=int8 needs format=onnx"),
-        (["calib=data", "activations=int4"], "error: activations=int4 is not one of uint8, int8"),
+        (["calib=data", "activations=int4"], "error: activations=int4 is not one of auto, uint8, int8"),
     ):
         cfg = export_cfg(tmp_path, [f"ckpt_path={ckpt}", "format=onnx", "quantize=int8", *overrides])
         with pytest.raises(SystemExit) as exc:

@@ -232,7 +232,7 @@ def _sweep_cmd(tmp_path: Path, sweep_dir: Path) -> list[str]:
     return [
         FER_TRAIN,
         "-m",
-        "ablation=full,vgg16,no_lbp",
+        "ablation=full,vgg16",
         "seed=0,1",
         *(o for o in TINY if not o.startswith("trainer.max_epochs")),
         "model.net.backbone.width=0.0625",
@@ -254,8 +254,9 @@ def _job_results(sweep_dir: Path) -> dict[str, dict]:
 
 
 def test_a_multirun_killed_at_random_moments_resumes_to_the_uninterrupted_results(tmp_path):
-    """Six short jobs. One sweep runs through; the same sweep is SIGKILLed as a whole process group at
-    seeded random moments (after 1, 3 and 4 finished jobs plus 0-2.5 s), and continued with resume=true after each kill: every job ends
+    """Four short jobs. One sweep runs through; the same sweep is SIGKILLed as a whole process group at
+    seeded random moments (after 1 and 3 finished jobs plus 0-2.5 s), and continued with resume=true
+    after each kill: every job ends
     finished exactly once, with the uninterrupted sweep's metrics, no file half-written, and a job that
     had finished before a kill is not trained again."""
     import random
@@ -267,15 +268,15 @@ def test_a_multirun_killed_at_random_moments_resumes_to_the_uninterrupted_result
     clean = tmp_path / "clean"
     subprocess.run(_sweep_cmd(tmp_path / "a", clean), check=True, capture_output=True, timeout=900, env=env)
     expected = _job_results(clean)
-    assert len(expected) == 6
+    assert len(expected) == 4
 
     sweep_dir = tmp_path / "killed"
     cmd = _sweep_cmd(tmp_path / "b", sweep_dir)
     rng = random.Random(7)
     finished_before: dict[str, float] = {}
     kills = 0
-    # kill after 1, 3 and 4 finished jobs plus a seeded random delay: mid-job at any machine speed
-    for attempt, after in enumerate((1, 3, 4, None)):
+    # kill after 1 and 3 finished jobs plus a seeded random delay: mid-job at any machine speed
+    for attempt, after in enumerate((1, 3, None)):
         proc = subprocess.Popen(
             cmd + (["resume=true"] if attempt else []),
             env=env,
@@ -303,7 +304,7 @@ def test_a_multirun_killed_at_random_moments_resumes_to_the_uninterrupted_result
         assert metrics["test/confusion_matrix"] == expected[name]["test/confusion_matrix"], name
         for key in ("test/acc", "test/loss", "val/acc_best"):
             assert metrics[key] == pytest.approx(expected[name][key], abs=1e-6), (name, key)
-    assert [j.state for j in find_jobs(sweep_dir)] == ["finished"] * 6
+    assert [j.state for j in find_jobs(sweep_dir)] == ["finished"] * 4
     for path in sweep_dir.rglob("*"):
         if path.name.endswith(".json"):
             json.loads(path.read_text())

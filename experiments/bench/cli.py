@@ -9,12 +9,11 @@ import platform
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import torch
 
 from fer_attention.data.synthetic import render_synthetic_faces
-from fer_attention.runtime import tune_malloc
+from fer_attention.runtime import cpu_description, tune_malloc
 
 from . import __doc__ as DESCRIPTION
 from . import config, measure, render
@@ -78,16 +77,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def run(args: argparse.Namespace) -> dict:
     """Every section in order; the results dict that bench.json holds."""
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -112,7 +101,7 @@ def run(args: argparse.Namespace) -> dict:
     results: dict = {
         "meta": {
             "date": time.strftime("%Y-%m-%d %H:%M"),
-            "machine": f"{cpu_name()}, {platform.system()}",
+            "machine": f"{cpu_description()}, {platform.system()}",
             "torch": torch.__version__,
             "onnxruntime": ort_version,
             "threads": args.threads,

@@ -130,6 +130,16 @@ def add_export_ratios(out: dict, baseline: str) -> dict:
     return out
 
 
+def int8_order(configured: str, measured: dict) -> list[str]:
+    """The activation types of ``measured`` (type -> its int8 row), the one `fer-export` would use first:
+    the configured type, or with ``auto`` the one with the most faces/s at batch 64 (as export picks)."""
+    names = list(measured)
+    if configured not in measured:
+        names.sort(key=lambda a: -measured[a]["faces_per_s_batch64"])
+        return names
+    return [configured, *(a for a in names if a != configured)]
+
+
 def allocator_ratios(default: dict, tuned: dict) -> dict:
     """Per size, the malloc thresholds' speedup of each network and the full / vgg16 ratio under each
     setting (``default``, ``tuned``: size -> {"full": timing, "vgg16": timing})."""
