@@ -26,8 +26,11 @@ install: $(STAMP) ## create .venv and install the package with its dev and expor
 train: install ## train the paper's network on the built-in synthetic faces (about 3 min on 2 CPU cores); ARGS= adds overrides
 	$(BIN)/fer-train experiment=quickstart $(ARGS)
 
-test: install ## run the tests (slow ones excluded; about 5 min on 2 CPU cores)
-	$(BIN)/pytest -m "not slow" -q $(ARGS)
+# test files run on this many pytest-xdist workers, the cores shared between them (0: one process)
+TEST_WORKERS ?= 2
+
+test: install ## run the tests (slow ones excluded; TEST_WORKERS=2 processes share the cores)
+	$(BIN)/pytest -m "not slow" -q -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 test-all: install ## run every test, the slow ones too
 	$(BIN)/pytest -q $(ARGS)
@@ -39,7 +42,7 @@ check-results: install ## every figure README.md and docs/ cite from experiments
 # DATA=synthetic|ckplus|fer2013|..., DATA_ROOT=<path>, BUDGET=quick|cpu|paper (QUICK=1 = BUDGET=quick),
 # SEEDS=<hydra sweep of seed>, FOLDS=<hydra sweep of data.fold> (every fold by default on k-fold datasets;
 # empty on fixed splits), EPOCHS=<n>, REFERENCE=<row for fer-report's paired tests>, LAUNCHER=joblib,
-# JOBS=<n> jobs side by side on this machine (joblib launcher, cores / n torch threads each),
+# JOBS=<n> jobs side by side on this machine (joblib launcher, cores / n torch threads each; 2 by default),
 # LOGGER=wandb (every job to W&B, and the paired table as a report run in the sweep's group), ARGS=.
 DATA ?= synthetic
 DATA_ROOT ?=
@@ -58,9 +61,10 @@ REFERENCE ?=
 LAUNCHER ?=
 LOGGER ?=
 CORES := $(shell nproc 2>/dev/null || echo 1)
-JOBS ?= 1
-# JOBS > 1: Hydra's joblib launcher, n processes of cores / n threads (jobs x threads = cores); a JOBS
-# above the cores is clamped to the cores, with one line
+JOBS ?= $(if $(filter 1,$(CORES)),1,2)
+# JOBS defaults to 2 on 2+ cores, chosen by timing one 10-job CK+48 sweep at 1 x 2 and 2 x 1 threads
+# (experiments/results/sweep_jobs_ckplus48_cpu). JOBS > 1: Hydra's joblib launcher, n processes of
+# cores / n threads (jobs x threads = cores); a JOBS above the cores is clamped to the cores, with one line
 JOBS_OVER := $(shell [ $(JOBS) -gt $(CORES) ] && echo over)
 JOBS_USED = $(if $(JOBS_OVER),$(CORES),$(JOBS))
 JOBS_ARGS = $(if $(filter-out 1,$(JOBS_USED)),hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS_USED) \

@@ -283,9 +283,16 @@ class LBPLayer(nn.Module):
     # numpy, which Dynamo would re-trace as torch ops instead of reusing these exact values.
     @_compiler_disable
     def _codes(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.detach()
-        if x.shape[1] == 3:
-            x = x[:, 0:1] * 0.299 + x[:, 1:2] * 0.587 + x[:, 2:3] * 0.114
+        out = self._normalized(self._gray(x.detach()))
+        if out.shape[0] > 1:
+            # the graph after the layer takes the batch size as a symbol, as FERModule marks the input's
+            torch._dynamo.maybe_mark_dynamic(out, 0)
+        return out
+
+    def _gray(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, 0:1] * 0.299 + x[:, 1:2] * 0.587 + x[:, 2:3] * 0.114 if x.shape[1] == 3 else x
+
+    def _normalized(self, x: torch.Tensor) -> torch.Tensor:
         out = _lbp(x, self.method, self.P, self.R, self.lut)
         if not self.normalize:
             return out

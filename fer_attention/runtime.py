@@ -65,6 +65,14 @@ def set_threads(threads: int | None) -> int:
     return threads
 
 
+def configure_process(threads: int | None, malloc: dict | None) -> int:
+    """Apply conf/runtime's settings at the start of a training process: the malloc thresholds
+    (:func:`tune_malloc`, ``malloc``'s keys) and the intra-op threads (:func:`set_threads`). Returns the
+    threads in use."""
+    tune_malloc(**(malloc or {}))
+    return set_threads(threads)
+
+
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX). Without it, oneDNN emulates
     bf16 and autocast runs slower than fp32."""

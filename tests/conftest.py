@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -16,7 +17,13 @@ from fer_attention.config import config_dir
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# make test runs the files on pytest-xdist workers (Makefile TEST_WORKERS): the cores are shared out
+# between them, and the commands a test starts as processes inherit the same share through OMP_NUM_THREADS
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+TEST_THREADS = max(1, min(2, os.cpu_count() or 1) // _WORKERS)
+if _WORKERS > 1:
+    os.environ["OMP_NUM_THREADS"] = str(TEST_THREADS)
+torch.set_num_threads(TEST_THREADS)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -47,6 +54,25 @@ def compose_cfg(
         cfg.hydra.job.num = 0
     HydraConfig.instance().set_config(cfg)
     return cfg
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """A Hydra main run in this process configures logging with handlers on the test's captured streams;
+    once the test ends those streams close, so the handlers and levels each logger had go back."""
+    loggers = [
+        logging.getLogger(),
+        *(lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)),
+    ]
+    saved = {id(lg): (lg, lg.handlers[:], lg.level, lg.disabled, lg.propagate) for lg in loggers}
+    yield
+    for lg in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        if not isinstance(lg, logging.Logger):
+            continue
+        _, handlers, level, disabled, propagate = saved.get(id(lg), (lg, [], lg.level, False, True))
+        lg.handlers[:] = handlers
+        lg.setLevel(level)
+        lg.disabled, lg.propagate = disabled, propagate
 
 
 @pytest.fixture

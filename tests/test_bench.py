@@ -14,6 +14,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from experiments.bench import config, decide, measure, render
+from fer_attention.runtime import cpu_has_bf16
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
@@ -115,7 +116,9 @@ def test_augmentation_is_conf_augment_default():
         "channels_last": model.channels_last,
         "compile": model.compile,
     }
-    assert config.configured_malloc() == OmegaConf.to_container(OmegaConf.load(CONF / "train.yaml").malloc)
+    assert config.configured_malloc() == OmegaConf.to_container(
+        OmegaConf.load(CONF / "runtime" / "default.yaml").malloc
+    )
 
 
 def test_the_timed_network_is_fer_trains_model_net():
@@ -213,6 +216,27 @@ def test_compile_is_the_default_only_when_repaid_within_one_training_run():
     assert quick["compile"]["default"] is True and quick["compile"]["why"].startswith("yes")
     assert slow["compile"]["default"] is False and f"limit {limit}" in slow["compile"]["why"]
     assert decide.fast_path_defaults({"48": fast_row(300, 300, 300, 300, 290)})["compile"]["default"] is False
+
+
+def test_compile_over_a_fast_path_is_held_against_that_path_cold_and_warm():
+    """Compiled channels_last (200 ms) against channels_last uncompiled (250 ms): 1.25x, not the 1.5x over
+    eager fp32; a first job's compile (60 s) is repaid after 1,200 steps, a later one's (6 s) after 120."""
+    row = fast_row(300, 250, 200, 150)
+    row["compile"] = {"over": "channels_last", "full": timing(200), "compile_s": 60.0, "compile_warm_s": 6.0}
+    row = decide.add_fast_path_speedups(row)
+    c = row["compile"]
+    assert c["speedup"] == pytest.approx(1.5) and c["speedup_over_path"] == pytest.approx(1.25)
+    assert c["break_even_steps"] == pytest.approx(1200) and c["break_even_steps_warm"] == pytest.approx(120)
+    d = decide.fast_path_defaults({"48": row})["compile"]
+    assert d["min_speedup"] == pytest.approx(1.25) and d["default"] is False  # 1,200 steps > the limit of 800
+    assert "repaid after 1,200 steps" in d["why"]
+    c.update(recompiles={"short_batch": 0, "validation": 1}, speedup_over_path=1.25)
+    fast = {"train_step": {"48": row}, "defaults": decide.fast_path_defaults({"48": row})}
+    fast["config"] = {"channels_last": True, "compile": False}
+    (line,) = [x for x in render.markdown_fast_paths(fast, 64) if x.startswith("| torch.compile")]
+    assert line.startswith("| torch.compile over channels_last (1.25x it) | 200 (180-220) |")
+    assert "first step 60 s (compilation), 6 s in a later job (the cached graphs)" in line
+    assert "graphs compiled again for a short batch: 0, for validation: 1" in line
 
 
 def test_export_ratios_pick_the_faster_export():
@@ -317,16 +341,64 @@ def test_attainable_rate_and_the_steps_shares_of_it():
         (250.0, 0.625),
         (320.0, 0.8),
     ]
-    assert decide.rate_target(steps, 32) == {"share": 0.5, "met": False, "batch": 32, "at_target_batch": True}
+    assert decide.rate_target(steps, 32) == {
+        "path": "channels_last_bf16",
+        "reference": "bf16",
+        "share": 0.5,
+        "met": False,
+        "batch": 32,
+        "at_target_batch": True,
+    }
     assert decide.rate_target(made_up_rate(62.5)["steps"], 32)["met"] is True  # 320 GFLOP/s: 80%
     at_limit = [dict(steps[1], share_of_matmul=decide.RATE_TARGET_SHARE)]
     assert decide.rate_target(at_limit, 8) == {
+        "path": "channels_last_bf16",
+        "reference": "bf16",
         "share": decide.RATE_TARGET_SHARE,
         "met": True,  # exactly at the target is enough
         "batch": 8,
         "at_target_batch": False,
     }
     assert decide.rate_target([s for s in steps if s["width"] != 0.25], 32) is None
+
+
+def test_a_cpu_that_emulates_bf16_holds_bf16_steps_against_the_fp32_rate():
+    """Without AVX-512 BF16 or AMX, bf16 matmul is an emulation (1 GFLOP/s on a 2-core EPYC with AVX2):
+    a bf16 step is held against the fp32 rate, and the target row is the fp32 path fer-train runs there."""
+    rates = decide.attainable_rate(MADE_UP_MATMUL)  # fp32 100, bf16 400 GFLOP/s
+    assert decide.reference_dtype("bf16", rates, ["fp32"]) == "fp32"
+    assert decide.reference_dtype("bf16", rates, ["fp32", "bf16"]) == "bf16"
+    assert decide.share_of_matmul({"dtype": "bf16", "gflop_per_s": 50.0}, rates, ["fp32"]) == 0.5
+    steps = [
+        step_row("full", 0.25, "channels_last", 20.0, 250.0),  # 80 GFLOP/s: 80% of fp32
+        step_row("full", 0.25, "channels_last_bf16", 20.0, 2000.0),  # 10 GFLOP/s: 10% of fp32
+    ]
+    steps = decide.add_step_rates(steps, rates, ["fp32"])
+    assert [(s["reference"], s["share_of_matmul"]) for s in steps] == [("fp32", 0.8), ("fp32", 0.1)]
+    assert decide.rate_target_path(["fp32"]) == "channels_last"
+    assert decide.rate_target(steps, 32, "channels_last") == {
+        "path": "channels_last",
+        "reference": "fp32",
+        "share": 0.8,
+        "met": True,
+        "batch": 32,
+        "at_target_batch": True,
+    }
+    results = made_up_results()
+    results["rate"] = dict(
+        made_up_rate(), native=["fp32"], steps=steps, target=decide.rate_target(steps, 32, "channels_last")
+    )
+    md = render.markdown(results)
+    _, rows = table(md, RATE_HEADING)
+    assert rows[-2:] == [
+        ["full, width 0.25, channels_last fp32", "20.00", "250.0", "80", "80.0%"],
+        ["full, width 0.25, channels_last + bf16", "20.00", "2,000.0", "10", "10.0% (of fp32)"],
+    ]
+    assert "This CPU computes bf16 only by emulation: those rows are held against the fp32 rate." in md
+    assert (
+        "Full model, width 0.25, channels_last fp32 (the path fer-train runs here), batch 32: 80.0% of the fp32 "
+        "matmul rate (target >= 70%: met)." in md.splitlines()
+    )
 
 
 def test_count_flops_matches_the_hand_count():
@@ -515,22 +587,28 @@ def test_markdown_rate_table_and_target():
         ["full, width 1, bf16 autocast", "320.00", "1,000.0", "320", "80.0%"],
     ]
     assert "fp32 100 GFLOP/s at n=2048, bf16 400 GFLOP/s at n=1024" in md
-    missed = "Full model, width 0.25, channels_last + bf16, batch 32: 50.0% of the bf16 matmul rate (target >= 70%: MISSED)."
+    missed = (
+        "Full model, width 0.25, channels_last + bf16 (the path fer-train runs here), batch 32: 50.0% of the bf16 "
+        "matmul rate (target >= 70%: MISSED)."
+    )
     assert missed in md.splitlines()
     # the section sits between the allocator table and the data pipeline
     assert md.index("## Allocator") < md.index(RATE_HEADING) < md.index("## Data pipeline")
 
     results["rate"] = made_up_rate(full_bf16_ms=62.5)
-    met = "Full model, width 0.25, channels_last + bf16, batch 32: 80.0% of the bf16 matmul rate (target >= 70%: met)."
+    met = (
+        "Full model, width 0.25, channels_last + bf16 (the path fer-train runs here), batch 32: 80.0% of the bf16 "
+        "matmul rate (target >= 70%: met)."
+    )
     assert met in render.markdown(results).splitlines()
     results["rate"] = made_up_rate(full_bf16_ms=62.5, batch=8)
     assert (
-        "Full model, width 0.25, channels_last + bf16, batch 8 (the target is at batch 32): 80.0% of the bf16 "
-        "matmul rate (target >= 70%: met)." in render.markdown(results)
+        "Full model, width 0.25, channels_last + bf16 (the path fer-train runs here), batch 8 (the target is at "
+        "batch 32): 80.0% of the bf16 matmul rate (target >= 70%: met)." in render.markdown(results)
     )
     results["rate"]["target"] = None
     assert (
-        "Full model, width 0.25, channels_last + bf16, batch 32: not measured (target >= 70% of the bf16 matmul rate)."
+        "Full model, width 0.25, channels_last + bf16, batch 32: not measured (target >= 70% of the matmul rate)."
         in render.markdown(results)
     )
     del results["rate"]  # a bench.json from before the section
@@ -713,12 +791,16 @@ def test_quick_run_rate_rows_are_shares_of_its_matmul_rate(quick):
     for s in steps:
         assert s["gflop"] > 0
         assert s["gflop_per_s"] == pytest.approx(s["gflop"] / (s["ms_per_step"] / 1000))
+        # bf16 against the bf16 rate only where this CPU computes bf16 natively, else against fp32
+        assert s["reference"] == ("bf16" if s["dtype"] == "bf16" and cpu_has_bf16() else "fp32")
         assert s["share_of_matmul"] == pytest.approx(
-            s["gflop_per_s"] / rate["attainable"][s["dtype"]]["gflop_per_s"]
+            s["gflop_per_s"] / rate["attainable"][s["reference"]]["gflop_per_s"]
         )
         # the FLOP count depends on the shapes, not on the memory format or the autocast dtype
         assert s["gflop"] == pytest.approx(next(r["gflop"] for r in steps if r["model"] == s["model"]))
-    assert rate["target"] == decide.rate_target(steps, 8) and rate["target"]["at_target_batch"] is False
+    assert rate["target"] == decide.rate_target(steps, 8, decide.rate_target_path(rate["native"]))
+    assert rate["target"]["at_target_batch"] is False
+    assert rate["target"]["path"] == ("channels_last_bf16" if cpu_has_bf16() else "channels_last")
     _, rows = table(md, RATE_HEADING)
     assert len(rows) == 4 + len(steps)
 

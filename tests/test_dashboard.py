@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -57,8 +58,16 @@ def test_the_report_run_holds_the_table_folds_plots_and_summary(tmp_path, offlin
     assert tables["folds"]["columns"] == _csv(tmp_path / "out" / "folds.csv")[0]
     images = {p.name.split("_")[0] for p in (run_dir / "files" / "media" / "images").glob("*.png")}
     assert images == {"plot"}  # this fake sweep has no per-epoch CSV, so no curves.png to log
-    record = b"".join(p.read_bytes() for p in run_dir.glob("*.wandb"))
-    for key in (b"ablation=vgg16/p_corrected", b"ablation=vgg16/delta", b"ablation=full/test_acc", b"report"):
+    keys = (b"ablation=vgg16/p_corrected", b"ablation=vgg16/delta", b"ablation=full/test_acc", b"report")
+    # wandb's service process writes the offline record itself: on a busy machine (make test's parallel
+    # workers) it may still be writing when finish() returns, so the test waits for it, up to 60 s
+    deadline = time.monotonic() + 60
+    while True:
+        record = b"".join(p.read_bytes() for p in run_dir.glob("*.wandb"))
+        if all(key in record for key in keys) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    for key in keys:
         assert key in record, key
     assert b"fer-report sweep --wandb" in record
 

@@ -310,3 +310,33 @@ def test_a_multirun_killed_at_random_moments_resumes_to_the_uninterrupted_result
             json.loads(path.read_text())
         elif path.suffix == ".ckpt":
             assert "state_dict" in torch.load(path, map_location="cpu", weights_only=True), path
+
+
+def test_sweep_jobs_table_gives_each_arms_speedup_and_every_jobs_accuracy(tmp_path):
+    from experiments.sweep_jobs import job_metrics, render
+
+    def fake_sweep(name, accs):
+        for i, (key, acc) in enumerate(accs.items()):
+            job = tmp_path / name / str(i)
+            (job / ".hydra").mkdir(parents=True)
+            ablation, fold = key.split()
+            (job / ".hydra" / "overrides.yaml").write_text(f"- sweep=x\n- {ablation}\n- seed=0\n- {fold}\n")
+            (job / "metrics.json").write_text(json.dumps({"test/acc": acc}))
+        return job_metrics(tmp_path / name)
+
+    one = fake_sweep("one", {"ablation=full data.fold=0": 0.9, "ablation=vgg16 data.fold=0": 0.8})
+    two = fake_sweep("two", {"ablation=full data.fold=0": 0.91})
+    assert set(one) == {"ablation=full data.fold=0", "ablation=vgg16 data.fold=0"}
+    record = {
+        "machine": {"cpu": "x"},
+        "cores": 2,
+        "started": "a",
+        "ended": "b",
+        "command": "python -m experiments.sweep_jobs",
+        "arms": [{"jobs": 1, "wall_s": 300.0, "results": one}, {"jobs": 2, "wall_s": 200.0, "results": two}],
+    }
+    md = render(record)
+    assert "| 1 x 2 | 300 s | 1.00x | 2 |" in md and "| 2 x 1 | 200 s | 1.50x | 1 |" in md
+    assert "| ablation=full data.fold=0 | 90.00 | 91.00 |" in md
+    assert "| ablation=vgg16 data.fold=0 | 80.00 | - |" in md
+    assert "Machine: x, no GPU; 2 cores; a to b (UTC)." in md

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> dict:
     sizes = [int(s) for s in args.sizes.split(",")]
     compile_sizes = [] if args.compile_sizes == "none" else [int(s) for s in args.compile_sizes.split(",")]
     torch.set_num_threads(args.threads)
-    # as fer-train does at start (conf/train.yaml `malloc`); the allocator section compares both settings
+    # as fer-train does at start (conf/runtime/default.yaml `malloc`); the allocator section compares both settings
     malloc = config.configured_malloc()
     malloc_applied = tune_malloc(**malloc)
     warnings.filterwarnings("ignore", category=FutureWarning)  # torch.jit deprecation notices

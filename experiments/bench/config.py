@@ -79,8 +79,8 @@ def configured_defaults(conf_dir: str | Path | None = None) -> dict:
 
 
 def configured_malloc(conf_dir: str | Path | None = None) -> dict:
-    """The malloc thresholds conf/train.yaml ships (what `fer-train` applies at start)."""
-    return dict(_load(_root(conf_dir) / "train.yaml").get("malloc") or {})
+    """The malloc thresholds conf/runtime/default.yaml ships (what `fer-train` applies at start)."""
+    return dict(_load(_root(conf_dir) / "runtime" / "default.yaml").get("malloc") or {})
 
 
 def configured_int8(conf_dir: str | Path | None = None) -> dict:

@@ -6,14 +6,17 @@ decide.py."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
-import os
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,9 +27,11 @@ from fer_attention.data.augment import build_augmentation
 from fer_attention.data.dataset import FaceArrayDataset
 from fer_attention.lbp import LBPLayer
 from fer_attention.models import FERAttentionNet
-from fer_attention.runtime import tune_malloc
+from fer_attention.runtime import cpu_has_bf16, tune_malloc
 
 from . import config, decide
+
+REPO = Path(__file__).resolve().parents[2]
 
 LBP_METHODS = ("default", "ror", "uniform", "nri_uniform", "var")
 # Fast paths of the training step: memory format and autocast; "compile" is eager fp32 + torch.compile.
@@ -84,15 +89,23 @@ def build(ablation: str, size: int, width: float) -> FERAttentionNet:
 
 
 def train_step_fn(
-    net: torch.nn.Module, batch: int, size: int, channels_last: bool = False, bf16: bool = False
+    net: torch.nn.Module,
+    batch: int,
+    size: int,
+    channels_last: bool = False,
+    bf16: bool = False,
+    prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Callable[[], None]:
     """One AdamW training step on a fixed random batch, as FERModule runs it with ``model.channels_last``
-    (NHWC weights and batch) and ``trainer.precision=bf16-mixed`` (the forward under bf16 autocast)."""
+    (NHWC weights and batch) and ``trainer.precision=bf16-mixed`` (the forward under bf16 autocast);
+    ``prepare`` is applied to the batch once (e.g. ``mark_batch_dynamic`` under compile)."""
     x = torch.rand(batch, 1, size, size)
     y = torch.randint(0, 7, (batch,))
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
+    if prepare is not None:
+        x = prepare(x)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
     net.train()
 
@@ -149,36 +162,43 @@ def bench_train_steps(
     return out
 
 
-def bench_compile(size: int, batch: int, width: float, repeats: int) -> dict:
-    """Full model, eager fp32 + ``nn.Module.compile()`` (as ``model.compile=true``): the first step (Dynamo
-    + Inductor compilation, forward and backward, with an empty Inductor cache, as in a first run) timed
-    apart from the steady-state steps."""
-    net = build("full", size, width)
-    net.compile()
-    step = train_step_fn(net, batch, size)
+def bench_compile(size: int, batch: int, width: float, repeats: int, path: str = "fp32") -> dict:
+    """Full model, ``model.compile=true`` over the fast path ``path`` (the one fer-train runs on this
+    CPU): ``compile_probe`` in two fresh processes on one empty Inductor cache, the first job of a sweep
+    (``compile_s``: its first step, compilation included) and a later one (``compile_warm_s``: the graphs
+    loaded from the cache); the steady step and the graphs compiled for a short batch and for validation
+    are the first job's."""
+    opts = FAST_PATHS[path]
+    flags = [*(["--channels-last"] if opts["channels_last"] else []), *(["--bf16"] if opts["bf16"] else [])]
     with tempfile.TemporaryDirectory() as cache:
-        previous = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
-        torch._dynamo.reset()
-        try:
-            start = time.perf_counter()
-            step()
-            compile_s = time.perf_counter() - start
-            t = timeit(step, repeats, warmup=1)
-        finally:
-            if previous is None:
-                os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
-            else:
-                os.environ["TORCHINDUCTOR_CACHE_DIR"] = previous
-            torch._dynamo.reset()
-    return {"full": ms(t), "compile_s": compile_s}
+        runs = []
+        for _ in ("cold", "warm"):
+            command = [sys.executable, "-m", "experiments.bench.compile_probe", "--cache", cache]
+            command += [f"--size={size}", f"--batch={batch}", f"--width={width}", f"--repeats={repeats}"]
+            command += [f"--threads={torch.get_num_threads()}", *flags]
+            done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO)
+            runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    cold, warm = runs
+    return {
+        "over": path,
+        "full": cold["full"],
+        "compile_s": cold["first_step_s"],
+        "compile_warm_s": warm["first_step_s"],
+        "recompiles": {
+            "short_batch": cold["graphs_after_short_batch"] - cold["graphs_first_step"],
+            "validation": cold["graphs_total"] - cold["graphs_after_short_batch"],
+        },
+        "probe": {"cold": cold, "warm": warm},
+    }
 
 
 def bench_fast_paths(
     sizes: list[int], batch: int, width: float, repeats: int, train_step: dict, compile_sizes: list[int]
 ) -> dict:
     """Training step of the full model and of vgg16 under each fast path; ``fp32`` is the plain eager step
-    of the ``train_step`` section (same run). Speedups are of the full model against ``fp32``."""
+    of the ``train_step`` section (same run). Speedups are of the full model against ``fp32``; compile is
+    timed over the path fer-train runs at budget=cpu on this CPU (channels_last, + bf16 where native)."""
+    compiled_path = decide.rate_target_path(["fp32", "bf16"] if cpu_has_bf16() else ["fp32"])
     out: dict = {"train_step": {}}
     for size in sizes:
         base = train_step[str(size)]
@@ -196,7 +216,7 @@ def bench_fast_paths(
                 for model in ("full", "vgg16")
             }
         if size in compile_sizes:
-            row["compile"] = bench_compile(size, batch, width, repeats)
+            row["compile"] = bench_compile(size, batch, width, repeats, compiled_path)
         else:
             row["compile"] = {"skipped": COMPILE_SKIPPED}
         out["train_step"][str(size)] = decide.add_fast_path_speedups(row)
@@ -242,9 +262,11 @@ def bench_rate(
     """The attainable rate (the best ``bench_matmul`` size per dtype) and, for the full model and vgg16 at
     each width under each fast path of FAST_PATHS (the training step of ``bench_fast_paths``), the step's
     FLOP (``count_flops`` of one step, forward + backward; that step is also the warm-up), its time,
-    GFLOP/s and share of the matmul rate of its dtype (bf16 autocast against bf16, else fp32)."""
+    GFLOP/s and share of the matmul rate of its dtype (bf16 autocast against bf16, else fp32; bf16 against
+    fp32 where this CPU only emulates bf16)."""
     matmul = bench_matmul(matmul_sizes, max(3, repeats))
     attainable = decide.attainable_rate(matmul)
+    native = [d for d in matmul if d != "bf16" or cpu_has_bf16()]
     steps = []
     for width in widths:
         for model in models:
@@ -266,8 +288,9 @@ def bench_rate(
         "attainable": attainable,
         "size": size,
         "batch": batch,
-        "steps": decide.add_step_rates(steps, attainable),
-        "target": decide.rate_target(steps, batch),
+        "native": native,
+        "steps": decide.add_step_rates(steps, attainable, native),
+        "target": decide.rate_target(steps, batch, decide.rate_target_path(native)),
     }
 
 

@@ -19,7 +19,8 @@ from .decide import (
     RATE_TARGET_SHARE,
     VIDEO_TARGET_FPS,
     configured_fast_path,
-    share_of_matmul,
+    rate_target_path,
+    reference_dtype,
     verdict,
 )
 
@@ -49,7 +50,7 @@ def markdown(results: dict) -> str:
         "",
         f"Machine: {m['machine']}; torch {m['torch']}, {m['threads']} threads; "
         f"width {m['width']}, batch {m['batch']}. Medians of {m['repeats']} repeats after warm-up. "
-        f"glibc malloc thresholds as fer-train sets them (conf/train.yaml `malloc`): "
+        f"glibc malloc thresholds as fer-train sets them (conf/runtime/default.yaml `malloc`): "
         f"{'applied' if m.get('malloc', {}).get('applied') else 'not applied'} to every section but the allocator "
         "comparison.",
         "",
@@ -224,23 +225,32 @@ def step_label(step: dict) -> str:
 
 
 def rate_target_line(rate: dict) -> str:
-    """The RATE_TARGET row's share of the bf16 matmul rate, met or MISSED."""
+    """The RATE_TARGET row's share of its reference matmul rate, met or MISSED."""
     t, got = RATE_TARGET, rate.get("target")
-    what = f"{t['model'].capitalize()} model, width {t['width']:g}, {RATE_PATH_LABELS[t['path']]}"
     target = f"target >= {100 * RATE_TARGET_SHARE:.0f}%"
+    path = got["path"] if got else rate_target_path(rate.get("native", ["fp32", "bf16"]))
+    what = f"{t['model'].capitalize()} model, width {t['width']:g}, {RATE_PATH_LABELS[path]}"
     if got is None:
-        return f"{what}, batch {t['batch']}: not measured ({target} of the bf16 matmul rate)."
+        return f"{what}, batch {t['batch']}: not measured ({target} of the matmul rate)."
     batch = f"batch {got['batch']}"
     if not got["at_target_batch"]:
         batch += f" (the target is at batch {t['batch']})"
     return (
-        f"{what}, {batch}: {100 * got['share']:.1f}% of the bf16 matmul rate "
-        f"({target}: {verdict(got['met'])})."
+        f"{what} (the path fer-train runs here), {batch}: {100 * got['share']:.1f}% of the "
+        f"{got['reference']} matmul rate ({target}: {verdict(got['met'])})."
     )
 
 
 def markdown_rate(rate: dict, threads: int) -> list[str]:
     best = rate["attainable"]
+    native = rate.get("native", list(best))
+    emulated = [d for d in best if d not in native]
+    held = (
+        f" This CPU computes {', '.join(emulated)} only by emulation: those rows are held against the "
+        f"{reference_dtype(emulated[0], best, native)} rate."
+        if emulated
+        else ""
+    )
     lines = [
         "",
         "## Attainable rate (matmul) and the train step's share of it",
@@ -251,7 +261,7 @@ def markdown_rate(rate: dict, threads: int) -> list[str]:
         f"tables (AdamW) at {rate['size']}x{rate['size']}, batch {rate['batch']}; GFLOP of one step counted by "
         "`torch.utils.flop_counter.FlopCounterMode` (matmuls and convolutions, forward + backward; elementwise "
         "ops and the optimizer count nothing). Share: the step's GFLOP/s over the matmul rate of its dtype "
-        "(bf16 autocast against bf16, fp32 against fp32).",
+        f"(bf16 autocast against bf16, fp32 against fp32).{held}",
         "",
         "| what | GFLOP | ms/step | GFLOP/s | share of the matmul rate |",
         "|---|---|---|---|---|",
@@ -259,15 +269,17 @@ def markdown_rate(rate: dict, threads: int) -> list[str]:
     for dtype, by_size in rate["matmul"].items():
         for n, r in by_size.items():
             what = f"matmul {dtype}, {n}x{n}" + (" (attainable)" if int(n) == best[dtype]["n"] else "")
-            share = share_of_matmul({"dtype": dtype, "gflop_per_s": r["gflop_per_s"]}, best)
+            share = r["gflop_per_s"] / best[dtype]["gflop_per_s"]
             lines.append(
                 f"| {what} | {r['gflop']:,.2f} | {1000 * r['s']['median']:,.1f} | {r['gflop_per_s']:,.0f} | "
                 f"{100 * share:.1f}% |"
             )
     for step in rate["steps"]:
+        against = step.get("reference", step["dtype"])
+        note = f" (of {against})" if against != step["dtype"] else ""
         lines.append(
             f"| {step_label(step)} | {step['gflop']:,.2f} | {step['ms_per_step']:,.1f} | "
-            f"{step['gflop_per_s']:,.0f} | {100 * step['share_of_matmul']:.1f}% |"
+            f"{step['gflop_per_s']:,.0f} | {100 * step['share_of_matmul']:.1f}%{note} |"
         )
     return [*lines, "", rate_target_line(rate)]
 
@@ -319,6 +331,9 @@ def markdown_fast_paths(fast: dict, batch: int) -> list[str]:
             if "skipped" in r:
                 lines.append(f"| {labels[name]} | - | - | - | - | - | skipped: {r['skipped']} |")
                 continue
+            label = labels[name]
+            if name == "compile" and r.get("over", "fp32") != "fp32":
+                label += f" over {labels[r['over']]} ({r['speedup_over_path']:.2f}x it)"
             full = r["full"]
             vgg = f"{r['vgg16']['ms_per_step']:.0f}" if "vgg16" in r else "-"
             ratio = f"{r['ratio_full_vs_vgg16']:.2f}" if "ratio_full_vs_vgg16" in r else "-"
@@ -328,8 +343,16 @@ def markdown_fast_paths(fast: dict, batch: int) -> list[str]:
                 kept = defaults[name]["why"]
             if name == "compile":
                 kept += f"; first step {r['compile_s']:.0f} s (compilation)"
+                if "compile_warm_s" in r:
+                    kept += f", {r['compile_warm_s']:.0f} s in a later job (the cached graphs)"
+                if "recompiles" in r:
+                    again = r["recompiles"]
+                    kept += (
+                        f"; graphs compiled again for a short batch: {again['short_batch']}, "
+                        f"for validation: {again['validation']}"
+                    )
             lines.append(
-                f"| {labels[name]} | {full['ms_per_step']:.0f} ({full['ms_min']:.0f}-{full['ms_max']:.0f}) | "
+                f"| {label} | {full['ms_per_step']:.0f} ({full['ms_min']:.0f}-{full['ms_max']:.0f}) | "
                 f"{full['kernel_ms_per_step']:.0f} | {r['speedup']:.2f}x | {vgg} | {ratio} | {kept} |"
             )
         best = min(

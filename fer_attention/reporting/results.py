@@ -15,23 +15,16 @@ from typing import Any
 import yaml
 
 from fer_attention.reporting.files import METRICS_FILE, STATUS_FILE
+from fer_attention.runtime import cpu_description
 
 # what a published job keeps, relative to its job dir
 JOB_FILES = (METRICS_FILE, STATUS_FILE, ".hydra/config.yaml", ".hydra/overrides.yaml", "csv/metrics.csv")
 
 
 def machine() -> dict[str, Any]:
-    """The CPU model, core count, memory, OS and library versions of this machine."""
+    """The CPU model and extensions, core count, memory, OS and library versions of this machine."""
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     memory = None
     try:
         memory = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
@@ -39,7 +32,7 @@ def machine() -> dict[str, Any]:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
-        "cpu": cpu,
+        "cpu": cpu_description(),
         "cores": os.cpu_count(),
         "memory_gib": memory,
         "gpu": gpu,

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -26,14 +29,41 @@ STAGES = ("train", "val", "test")
 COMPILE_PREFIX = "_orig_mod."
 
 
-def compile_in_place(net: nn.Module) -> nn.Module:
+def compile_in_place(net: nn.Module, cache_dir: str | None = None) -> nn.Module:
     """``model.compile=true``: ``torch.compile`` the forward of ``net`` in place. Unlike
     ``net = torch.compile(net)`` this keeps the module and its state-dict keys as they are (no
-    ``_orig_mod.`` prefix), so a checkpoint of a compiled run loads into an uncompiled network."""
+    ``_orig_mod.`` prefix), so a checkpoint of a compiled run loads into an uncompiled network.
+    ``cache_dir`` (``model.compile_cache_dir``) is Inductor's on-disk cache, shared by every job that
+    names it: only the first job of a sweep compiles, the others load the compiled graphs (null: torch's
+    own default, ``TORCHINDUCTOR_CACHE_DIR`` or a folder under /tmp)."""
     if not hasattr(nn.Module, "compile"):  # torch < 2.2
         raise ValueError("model.compile=true needs torch >= 2.2 (nn.Module.compile)")
+    if cpp_compiler() is None:
+        log.warning(
+            "model.compile=true: no C++ compiler for Inductor (set CXX, or install g++ or clang++); "
+            "training eager instead"
+        )
+        return net
+    if cache_dir:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_dir)  # read by Inductor when it compiles
     net.compile()
     return net
+
+
+def cpp_compiler() -> str | None:
+    """The C++ compiler Inductor builds CPU kernels with (``$CXX``, else c++, g++ or clang++ on PATH), or
+    None when there is none."""
+    names = [os.environ["CXX"]] if os.environ.get("CXX") else ["c++", "g++", "clang++"]
+    return next((found for name in names if (found := shutil.which(name))), None)
+
+
+def mark_batch_dynamic(x: torch.Tensor) -> torch.Tensor:
+    """Compile the batch dimension as a symbol from the first step on, so the last short batch of an
+    epoch and validation's batch size reuse the graphs instead of compiling them again."""
+    if x.dim() > 0 and x.shape[0] > 1:
+        torch._dynamo.maybe_mark_dynamic(x, 0)
+    return x
 
 
 def strip_compile_prefix(state_dict: dict[str, Any] | None) -> None:
@@ -63,7 +93,7 @@ class FERModule(pl.LightningModule):
     Fast paths (same results up to floating-point rounding): ``channels_last`` converts the network's
     weights and every batch to the NHWC memory format; ``compile`` compiles the network's forward in
     place (``nn.Module.compile``), so the state dict keeps its keys and checkpoints load into an
-    uncompiled network. Mixed precision is the trainer's (``trainer.precision=bf16-mixed``).
+    uncompiled network; its graphs are cached on disk in ``compile_cache_dir`` for the next job. Mixed precision is the trainer's (``trainer.precision=bf16-mixed``).
     """
 
     def __init__(
@@ -74,6 +104,7 @@ class FERModule(pl.LightningModule):
         scheduler: dict[str, Any] | None = None,
         loss: dict[str, Any] | None = None,
         compile: bool = False,
+        compile_cache_dir: str | None = None,
         channels_last: bool = False,
         test_time_augmentation: str | None = None,
         data_config: dict[str, Any] | None = None,
@@ -99,7 +130,7 @@ class FERModule(pl.LightningModule):
             # NHWC weights: the convolutions run without layout conversions (see docs/benchmarks.md)
             self.net = self.net.to(memory_format=torch.channels_last)
         if compile:
-            compile_in_place(self.net)
+            compile_in_place(self.net, compile_cache_dir)
         scalar_metrics = MetricCollection(
             {
                 "acc": MulticlassAccuracy(num_classes, average="micro"),
@@ -116,7 +147,10 @@ class FERModule(pl.LightningModule):
         self.last_confusion: dict[str, list[list[int]]] = {}
 
     def forward(self, x: torch.Tensor, return_mask: bool = False):
-        return self.net(self._to_memory_format(x), return_mask=return_mask)
+        x = self._to_memory_format(x)
+        if self.hparams.get("compile"):
+            x = mark_batch_dynamic(x)
+        return self.net(x, return_mask=return_mask)
 
     def _to_memory_format(self, x: torch.Tensor) -> torch.Tensor:
         if self.hparams.get("channels_last") and x.dim() == 4:

@@ -19,7 +19,7 @@ from fer_attention.config import validate_config
 from fer_attention.errors import ConfigError
 from fer_attention.models.tta import check_tta
 from fer_attention.reporting.files import METRICS_FILE
-from fer_attention.runtime import resolve_precision, set_threads, tune_malloc
+from fer_attention.runtime import configure_process, resolve_precision
 from fer_attention.training.builders import (
     build_callbacks,
     build_datamodule,
@@ -131,8 +131,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     start = time.time()
     validate_config(cfg)
     check_transfer_config(cfg)  # after the network's rules: it builds the network (on the meta device)
-    tune_malloc(**(to_dict(cfg.get("malloc")) or {}))
-    set_threads(cfg.get("threads"))
+    configure_process(cfg.get("threads"), to_dict(cfg.get("malloc")))
     precision = resolve_precision(cfg.trainer.precision, str(cfg.trainer.get("accelerator", "auto")))
     if precision != cfg.trainer.precision:
         with open_dict(cfg):

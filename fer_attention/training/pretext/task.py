@@ -19,7 +19,7 @@ from fer_attention.data.records import FaceArrays
 from fer_attention.data.samplers import EpochSampler
 from fer_attention.errors import ConfigError, DataError
 from fer_attention.lbp import check_args as check_lbp_args
-from fer_attention.runtime import resolve_precision, set_threads, tune_malloc
+from fer_attention.runtime import configure_process, resolve_precision
 from fer_attention.training.builders import (
     build_callbacks,
     build_datamodule,
@@ -201,8 +201,7 @@ def pretrain(cfg: DictConfig) -> dict[str, Any]:
     start = time.time()
     validate_config(cfg)
     check_pretext(cfg)
-    tune_malloc(**(to_dict(cfg.get("malloc")) or {}))
-    set_threads(cfg.get("threads"))
+    configure_process(cfg.get("threads"), to_dict(cfg.get("malloc")))
     with run_lifecycle(cfg.paths.output_dir, start) as run:
         pl.seed_everything(int(cfg.seed), workers=True)
         return run.finish(_fit_and_export(cfg, run))
