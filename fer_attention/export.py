@@ -42,7 +42,8 @@ QUANTIZE = ("none", "int8")
 def export_torchscript(net: torch.nn.Module, image_size: int, path: str | Path) -> Path:
     net = net.eval()
     with torch.no_grad(), warnings.catch_warnings():
-        # tracer notes on Python-level shape arithmetic (constant for one image size) and deprecations
+        # tracer notes on Python-level shape arithmetic (constant for one image size) and torch.jit's
+        # end-of-life notices
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(net, example_faces(2, image_size), check_trace=False)
         frozen = torch.jit.freeze(traced)
