@@ -81,6 +81,11 @@ def ms(t: dict[str, float]) -> dict[str, float]:
     }
 
 
+def native_dtypes() -> list[str]:
+    """The dtypes this CPU computes natively: fp32, and bf16 where it has AVX-512 BF16 or AMX."""
+    return ["fp32", "bf16"] if cpu_has_bf16() else ["fp32"]
+
+
 def build(ablation: str, size: int, width: float) -> FERAttentionNet:
     """The network of `fer-train ablation=<ablation>` (``model.net`` composed from conf/) at ``size`` x
     ``size`` and VGG16 width ``width``."""
@@ -198,7 +203,7 @@ def bench_fast_paths(
     """Training step of the full model and of vgg16 under each fast path; ``fp32`` is the plain eager step
     of the ``train_step`` section (same run). Speedups are of the full model against ``fp32``; compile is
     timed over the path fer-train runs at budget=cpu on this CPU (channels_last, + bf16 where native)."""
-    compiled_path = decide.rate_target_path(["fp32", "bf16"] if cpu_has_bf16() else ["fp32"])
+    compiled_path = decide.rate_target_path(native_dtypes())
     out: dict = {"train_step": {}}
     for size in sizes:
         base = train_step[str(size)]
@@ -266,7 +271,7 @@ def bench_rate(
     fp32 where this CPU only emulates bf16)."""
     matmul = bench_matmul(matmul_sizes, max(3, repeats))
     attainable = decide.attainable_rate(matmul)
-    native = [d for d in matmul if d != "bf16" or cpu_has_bf16()]
+    native = native_dtypes()
     steps = []
     for width in widths:
         for model in models:

@@ -93,7 +93,8 @@ class FERModule(pl.LightningModule):
     Fast paths (same results up to floating-point rounding): ``channels_last`` converts the network's
     weights and every batch to the NHWC memory format; ``compile`` compiles the network's forward in
     place (``nn.Module.compile``), so the state dict keeps its keys and checkpoints load into an
-    uncompiled network; its graphs are cached on disk in ``compile_cache_dir`` for the next job. Mixed precision is the trainer's (``trainer.precision=bf16-mixed``).
+    uncompiled network; its graphs are cached on disk in ``compile_cache_dir`` for the next job. Mixed
+    precision is the trainer's (``trainer.precision=bf16-mixed``).
     """
 
     def __init__(
