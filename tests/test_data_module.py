@@ -330,3 +330,25 @@ def test_training_batches_depend_only_on_seed_and_epoch(make_cfg, workers):
     assert all(torch.equal(a, b) for a, b in zip(fresh, continued, strict=True))
     other = epoch_batches(1, history=0)
     assert not torch.equal(torch.cat(fresh), torch.cat(other))
+
+
+def test_subject_folds_hold_a_fold_of_subjects_each_stratified_and_independent_of_global_rng():
+    from fer_attention.data.splits import subject_kfold_split
+
+    # 20 subjects, 5 per class, 3 faces each: 5 folds give 4 test, 4 validation and 12 training subjects
+    subjects = np.repeat(np.arange(20), 3)
+    labels = np.repeat(np.arange(20) % 4, 3)
+    splits = []
+    for fold in range(5):
+        np.random.seed(fold)  # the split may depend on its seed argument only
+        split = subject_kfold_split(labels, subjects, num_folds=5, fold=fold, seed=0)
+        counts = {k: len(np.unique(subjects[v])) for k, v in split.items()}
+        assert counts == {"train": 12, "val": 4, "test": 4}, (fold, counts)
+        for name in ("test", "val"):  # stratified: one subject of each class
+            assert sorted(labels[split[name]][::3].tolist()) == [0, 1, 2, 3], (fold, name)
+        splits.append(split)
+    np.random.seed(123)
+    again = subject_kfold_split(labels, subjects, num_folds=5, fold=2, seed=0)
+    assert all(np.array_equal(again[k], splits[2][k]) for k in again)
+    other = subject_kfold_split(labels, subjects, num_folds=5, fold=2, seed=1)
+    assert not np.array_equal(other["test"], splits[2]["test"])

@@ -101,6 +101,59 @@ def test_gradients_reach_every_trainable_module_and_not_the_lbp_layer():
     assert not lbp_out.requires_grad
 
 
+def test_the_lbp_stream_sees_the_lbp_map_and_the_attention_mask_is_guided_by_the_fused_features():
+    net = tiny_net(lbp="basic").eval()
+    torch.manual_seed(0)
+    x = torch.randint(0, 256, (2, 1, 48, 48)).float() / 255
+    brighter = 0.5 * x + 0.25  # a monotonic grey-level change: the same LBP codes, another image
+    with torch.no_grad():
+        feat, lbp_feat = net.stream_features(x)
+        _, lbp_feat_b = net.stream_features(brighter)
+        enc = net.encode(x)
+        out, mask = net.attention(feat, net.fusion(feat, lbp_feat))
+    torch.testing.assert_close(lbp_feat_b, lbp_feat, rtol=0, atol=0)  # the stream sees LBP codes only
+    torch.testing.assert_close(enc["image"], feat)
+    torch.testing.assert_close(
+        enc["mask"], mask
+    )  # the mask from the fused features, the trunk from the image
+    torch.testing.assert_close(enc["out"], net.reconstruction(out))
+    with torch.no_grad():
+        _, swapped = net.attention(net.fusion(feat, lbp_feat), feat)
+    assert (swapped - mask).abs().mean() > 1e-4
+
+
+@pytest.mark.parametrize("dilation", ["d111", "d123", "d135"])
+def test_each_dilation_set_is_built_into_the_reconstruction_convolutions(dilation):
+    rates = group("dilation", dilation)["rates"]
+    net = tiny_net(dilation=dilation)
+    convs = [
+        m for m in net.reconstruction.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)
+    ]
+    assert [c.dilation for c in convs] == [(r, r) for r in rates]
+    # the receptive field of one output pixel reaches sum(rates) pixels away (1x1 convs add nothing)
+    from fer_attention.models.reconstruction import DilatedReconstruction
+
+    torch.manual_seed(0)
+    rec = DilatedReconstruction(8, rates).eval()
+    x = torch.randn(1, 8, 33, 33, requires_grad=True)
+    rec(x)[0, :, 16, 16].sum().backward()
+    rows = x.grad[0].abs().sum(dim=(0, 2)).nonzero().flatten()
+    assert (rows.min().item(), rows.max().item()) == (16 - sum(rates), 16 + sum(rates))
+
+
+def test_reconstruction_and_bottleneck_add_their_input_back():
+    from fer_attention.models.layers import Bottleneck
+    from fer_attention.models.reconstruction import DilatedReconstruction
+
+    x = torch.randn(2, 8, 6, 6)
+    for block in (DilatedReconstruction(8, [1, 2]), Bottleneck(8)):
+        block.eval()
+        torch.nn.init.zeros_(block.body[-1].weight)  # the last batch norm: the body's output is 0
+        torch.nn.init.zeros_(block.body[-1].bias)
+        with torch.no_grad():
+            torch.testing.assert_close(block(x), torch.relu(x))
+
+
 def test_mask_in_unit_interval():
     net = tiny_net().eval()
     _, mask = net(torch.rand(3, 1, 48, 48), return_mask=True)

@@ -83,20 +83,33 @@ def test_holm_adjusts_step_down_and_keeps_missing_values_out_of_the_family():
     assert holm([0.6, 0.7]) == pytest.approx([1.0, 1.0]) and holm([]) == []
 
 
+def test_mean_interval_is_the_t_interval_of_the_mean_in_points():
+    from fer_attention.reporting.stats import mean_interval
+
+    low, high = mean_interval(np.array([0.80, 0.90, 0.85]))
+    half = stats.t.ppf(0.975, 2) * 0.05 / math.sqrt(3)  # sample sd of 0.80, 0.90, 0.85 is 0.05
+    assert (low, high) == pytest.approx((100 * (0.85 - half), 100 * (0.85 + half)), abs=1e-9)
+    assert mean_interval(np.array([0.8])) is None
+
+
 def fake_sweep(
     root: Path,
     rows: dict[str, list[float | None]],
     key: str = "ablation",
     seed: int = 0,
     splits: bool = True,
+    kfold: bool = True,
 ) -> None:
-    """One job per (row, fold): test accuracy as given (None = a failed job)."""
+    """One job per (row, fold): test accuracy as given (None = a failed job). ``kfold=False``: one fixed
+    split, and the accuracies are seeds ``seed``, ``seed + 1``, ... instead of folds."""
     num = 0
     for value, accs in rows.items():
         for fold, acc in enumerate(accs):
-            job = root / f"{num}_{key}-{value}+data.fold-{fold}+seed-{seed}"
+            job_seed = seed if kfold else seed + fold
+            job = root / f"{num}_{key}-{value}+data.fold-{fold}+seed-{job_seed}"
             (job / ".hydra").mkdir(parents=True)
-            overrides = [f"{key}={value}", f"data.fold={fold}", f"seed={seed}", "data.root=/data/CK+48"]
+            where = [f"data.fold={fold}"] if kfold else []
+            overrides = [f"{key}={value}", *where, f"seed={job_seed}", "data.root=/data/CK+48"]
             (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
             (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"task_name": "demo"}))
             (job / "checkpoints").mkdir()
@@ -109,7 +122,7 @@ def fake_sweep(
                     "test/acc": acc,
                     "test/f1_macro": acc - 0.05,
                     "val/acc_best": acc,
-                    "seed": seed,
+                    "seed": job_seed,
                     "seconds": 10.0,
                     "splits": {"train": {"faces": TRAIN}, "test": {"faces": TEST}} if splits else None,
                     "test/confusion_matrix": [[3, 1], [0, 4]],
@@ -241,6 +254,50 @@ def test_seeds_pool_into_a_repeated_kfold_table_with_holm_and_labelled_wilcoxon(
     assert {r["ablation"]: r["pairs"] for r in one["rows"]} == {"full": None, "vgg16": 5, "no_lbp": 5}
     with pytest.raises(ReportError, match=r"^--seeds 7 matches no job; seeds here: 0,1$"):
         report([tmp_path / "s0", tmp_path / "s1"], tmp_path / "r0", seeds=["7"])
+
+
+def _cells(table: str, first: str) -> dict[str, str]:
+    """The cells of a markdown table's row whose first cell is ``first``, by column header."""
+    lines = [line for line in table.splitlines() if line.startswith("| ")]
+    split = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    return dict(zip(split[0], next(cells for cells in split if cells[0] == first), strict=True))
+
+
+def test_table_md_shows_each_rows_own_difference_interval_and_p_values(tmp_path):
+    other = [0.91, 0.90, 0.89, 0.90, 0.92]
+    fake_sweep(tmp_path / "s", {"full": FULL, "vgg16": VGG, "no_lbp": other})
+    out = report(tmp_path / "s", tmp_path / "r")
+    vgg = paired_comparison(np.array(VGG), np.array(FULL), TEST / TRAIN)
+    no_lbp = paired_comparison(np.array(other), np.array(FULL), TEST / TRAIN)
+    p_holm = holm([vgg.p_corrected, no_lbp.p_corrected])
+    assert format_p(p_holm[0]) != format_p(vgg.p_corrected)  # so the cells below tell them apart
+    cells = _cells(out["table"], "vgg16")
+    assert (
+        cells["Δ test acc vs ref [95% CI]"] == f"{vgg.mean_diff:+.2f} [{vgg.ci_low:+.2f}, {vgg.ci_high:+.2f}]"
+    )
+    assert vgg.ci_low < vgg.mean_diff < vgg.ci_high
+    assert cells["p (corrected t)"] == format_p(vgg.p_corrected)
+    assert cells["p (Holm)"] == format_p(p_holm[0])
+    assert cells["p (Wilcoxon, uncorrected)"] == format_p(vgg.p_wilcoxon)
+    assert (cells["W/T/L"], cells["pairs"]) == ("0/0/5", "5")
+    assert _cells(out["table"], "full")["Δ test acc vs ref [95% CI]"] == "reference"
+
+
+def test_seeds_on_one_fixed_split_are_the_plain_paired_t_test_even_with_split_sizes(tmp_path):
+    full, vgg = [0.650, 0.655, 0.648, 0.660, 0.652], [0.655, 0.662, 0.650, 0.661, 0.659]
+    fake_sweep(tmp_path / "s", {"full": full, "vgg16": vgg}, kfold=False)
+    out = report(tmp_path / "s", tmp_path / "r")
+    row = {r["ablation"]: r for r in out["rows"]}["vgg16"]
+    assert (row["pairs"], row["folds"], row["seeds"]) == (5, 1, 5)
+    assert row["p_corrected"] == pytest.approx(stats.ttest_rel(vgg, full).pvalue, abs=1e-4)
+    diffs = 100 * (np.array(vgg) - np.array(full))
+    half = stats.t.ppf(0.975, 4) * diffs.std(ddof=1) / math.sqrt(5)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(
+        (diffs.mean() - half, diffs.mean() + half), abs=1e-3
+    )
+    assert "| p (paired t) |" in out["table"]
+    assert "p (paired t): the paired t-test over seeds on the one fixed split" in out["table"]
+    assert out["warnings"] == []
 
 
 def test_kfold_jobs_without_split_sizes_warn_and_are_never_called_a_fixed_split(tmp_path, caplog):

@@ -97,6 +97,25 @@ def test_eval_reproduces_test_metrics(make_cfg):
     assert read_metrics(ecfg.paths.output_dir)["test/acc"] == pytest.approx(trained["test/acc"])
 
 
+def test_the_test_split_is_read_with_the_best_on_validation_checkpoint_not_the_last(make_cfg):
+    spoil = ["+callbacks.spoil._target_=tests.faults.SpoilClassifierAtEpoch", "+callbacks.spoil.epoch=1"]
+    cfg = make_cfg([*TINY, "trainer.max_epochs=2", "seed=0", *spoil], subdir="train")
+    trained = train(cfg)
+    with open(Path(cfg.paths.output_dir) / "csv" / "metrics.csv") as f:
+        val = [float(r["val/acc"]) for r in csv.DictReader(f) if r.get("val/acc")]
+    assert len(val) == 2 and trained["val/acc_best"] == pytest.approx(max(val))
+    assert Path(trained["best_ckpt"]).name.startswith("epoch_000")
+
+    def evaluated(ckpt: str, name: str) -> dict:
+        return evaluate(make_cfg([f"ckpt_path={ckpt}", "trainer.accelerator=cpu"], "eval", name))
+
+    best = evaluated(trained["best_ckpt"], "best")
+    assert best["test/confusion_matrix"] == trained["test/confusion_matrix"]
+    last = evaluated(trained["last_ckpt"], "last")  # the spoiled weights: every face in the first class
+    assert [sum(col) > 0 for col in zip(*last["test/confusion_matrix"], strict=True)] == [True] + [False] * 6
+    assert last["test/confusion_matrix"] != trained["test/confusion_matrix"]
+
+
 def test_missing_data_root_is_one_clear_line(make_cfg, tmp_path):
     cfg = make_cfg([*TINY, f"data.root={tmp_path}/nope"])
     with pytest.raises(ConfigError, match=r"^data.root=.*/nope does not exist$"):

@@ -1,0 +1,118 @@
+"""Mutants that the tests must kill: each applies one wrong line to a copy of the package and runs the test
+written to catch it. `python -m tests.mutants [NAME ...]` from the repository root (needs `make install`);
+every line should end in "killed". Not part of `make test`: each mutant is a pytest run of its own."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1]
+DST = Path(tempfile.gettempdir()) / "fer_attention_mutant"
+M = [
+    (
+        "best->last",
+        "fer_attention/training/task.py",
+        "model, datamodule=datamodule, ckpt_path=best_ckpt,",
+        "model, datamodule=datamodule, ckpt_path=last_ckpt,",
+        "tests/test_train.py::test_the_test_split_is_read_with_the_best_on_validation_checkpoint_not_the_last",
+    ),
+    (
+        "fixed split corrected",
+        "fer_attention/reporting/aggregate.py",
+        "if kfold and ratios else 0.0",
+        "if ratios else 0.0",
+        "tests/test_report.py::test_seeds_on_one_fixed_split_are_the_plain_paired_t_test_even_with_split_sizes",
+    ),
+    (
+        "attention args swapped",
+        "fer_attention/models/fer_attention_net.py",
+        "self.attention(feat, guide)",
+        "self.attention(guide, feat)",
+        "tests/test_network.py::test_the_lbp_stream_sees_the_lbp_map_and_the_attention_mask_is_guided_by_the_fused_features",
+    ),
+    (
+        "lbp stream on image",
+        "fer_attention/models/fer_attention_net.py",
+        "return feat, stream(lbp_map)",
+        "return feat, stream(image)",
+        "tests/test_network.py::test_the_lbp_stream_sees_the_lbp_map_and_the_attention_mask_is_guided_by_the_fused_features",
+    ),
+    (
+        "dilation ignored",
+        "fer_attention/models/reconstruction.py",
+        "conv_bn_relu(inner, inner, 3, dilation=r)",
+        "conv_bn_relu(inner, inner, 3, dilation=1)",
+        "tests/test_network.py::test_each_dilation_set_is_built_into_the_reconstruction_convolutions",
+    ),
+    (
+        "reconstruction shortcut",
+        "fer_attention/models/reconstruction.py",
+        "return self.act(x + self.body(x))",
+        "return self.act(self.body(x))",
+        "tests/test_network.py::test_reconstruction_and_bottleneck_add_their_input_back",
+    ),
+    (
+        "bottleneck shortcut",
+        "fer_attention/models/layers.py",
+        "return self.act(x + self.body(x))",
+        "return self.act(self.body(x))",
+        "tests/test_network.py::test_reconstruction_and_bottleneck_add_their_input_back",
+    ),
+    (
+        "holm cell",
+        "fer_attention/reporting/tables.py",
+        "format_p(c.p_holm),",
+        "format_p(c.p_corrected),",
+        "tests/test_report.py::test_table_md_shows_each_rows_own_difference_interval_and_p_values",
+    ),
+    (
+        "unstratified",
+        "fer_attention/data/splits.py",
+        "rest, test = list(outer.split(np.zeros(len(labels)), labels, subjects))[fold]",
+        "rest, test = list(outer.split(np.zeros(len(labels)), np.zeros_like(labels), subjects))[fold]",
+        "tests/test_data_module.py::test_subject_folds_hold_a_fold_of_subjects_each_stratified_and_independent_of_global_rng",
+    ),
+    (
+        "train/val swapped",
+        "fer_attention/data/splits.py",
+        "tr, va = next(",
+        "va, tr = next(",
+        "tests/test_data_module.py::test_subject_folds_hold_a_fold_of_subjects_each_stratified_and_independent_of_global_rng",
+    ),
+    (
+        "interval not /sqrt(n)",
+        "fer_attention/reporting/stats.py",
+        "    half /= math.sqrt(len(values))\n",
+        "",
+        "tests/test_report.py::test_mean_interval_is_the_t_interval_of_the_mean_in_points",
+    ),
+]
+only = sys.argv[1:]
+for name, path, old, new, test in M:
+    if only and name not in only:
+        continue
+    if DST.exists():
+        shutil.rmtree(DST)
+    shutil.copytree(
+        SRC,
+        DST,
+        ignore=shutil.ignore_patterns("logs", ".venv", ".git", "experiments", "__pycache__", "*.egg-info"),
+    )
+    f = DST / path
+    s = f.read_text()
+    assert s.count(old) == 1, (name, s.count(old))
+    f.write_text(s.replace(old, new))
+    env = {**os.environ, "PYTHONPATH": str(DST), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(
+        [str(SRC / ".venv/bin/pytest"), "-q", "-x", "-p", "no:randomly", "-p", "no:cacheprovider", test],
+        cwd=DST,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    print(f"{name}: {'killed' if r.returncode else 'SURVIVED: the test passed on wrong code'}", flush=True)
+    if not r.returncode:
+        print(r.stdout[-500:])
