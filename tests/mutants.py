@@ -11,7 +11,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1]
 DST = Path(tempfile.gettempdir()) / "fer_attention_mutant"
-M = [
+MUTANTS = [
     (
         "best->last",
         "fer_attention/training/task.py",
@@ -90,29 +90,38 @@ M = [
         "tests/test_report.py::test_mean_interval_is_the_t_interval_of_the_mean_in_points",
     ),
 ]
-only = sys.argv[1:]
-for name, path, old, new, test in M:
-    if only and name not in only:
-        continue
-    if DST.exists():
-        shutil.rmtree(DST)
-    shutil.copytree(
-        SRC,
-        DST,
-        ignore=shutil.ignore_patterns("logs", ".venv", ".git", "experiments", "__pycache__", "*.egg-info"),
-    )
-    f = DST / path
-    s = f.read_text()
-    assert s.count(old) == 1, (name, s.count(old))
-    f.write_text(s.replace(old, new))
-    env = {**os.environ, "PYTHONPATH": str(DST), "OMP_NUM_THREADS": "1"}
-    r = subprocess.run(
-        [str(SRC / ".venv/bin/pytest"), "-q", "-x", "-p", "no:randomly", "-p", "no:cacheprovider", test],
-        cwd=DST,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    print(f"{name}: {'killed' if r.returncode else 'SURVIVED: the test passed on wrong code'}", flush=True)
-    if not r.returncode:
-        print(r.stdout[-500:])
+
+
+def main(only: list[str]) -> None:
+    """Run the mutants named in ``only`` (all when empty), printing killed or SURVIVED for each."""
+    for name, path, old, new, test in MUTANTS:
+        if only and name not in only:
+            continue
+        if DST.exists():
+            shutil.rmtree(DST)
+        shutil.copytree(
+            SRC,
+            DST,
+            ignore=shutil.ignore_patterns("logs", ".venv", ".git", "results", "__pycache__", "*.egg-info"),
+        )
+        f = DST / path
+        s = f.read_text()
+        assert s.count(old) == 1, (name, s.count(old))
+        f.write_text(s.replace(old, new))
+        env = {**os.environ, "PYTHONPATH": str(DST), "OMP_NUM_THREADS": "1"}
+        r = subprocess.run(
+            [str(SRC / ".venv/bin/pytest"), "-q", "-x", "-p", "no:randomly", "-p", "no:cacheprovider", test],
+            cwd=DST,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        print(
+            f"{name}: {'killed' if r.returncode else 'SURVIVED: the test passed on wrong code'}", flush=True
+        )
+        if not r.returncode:
+            print(r.stdout[-500:])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -113,9 +113,8 @@ def test_the_lbp_stream_sees_the_lbp_map_and_the_attention_mask_is_guided_by_the
         out, mask = net.attention(feat, net.fusion(feat, lbp_feat))
     torch.testing.assert_close(lbp_feat_b, lbp_feat, rtol=0, atol=0)  # the stream sees LBP codes only
     torch.testing.assert_close(enc["image"], feat)
-    torch.testing.assert_close(
-        enc["mask"], mask
-    )  # the mask from the fused features, the trunk from the image
+    # the mask from the fused features, the trunk from the image
+    torch.testing.assert_close(enc["mask"], mask)
     torch.testing.assert_close(enc["out"], net.reconstruction(out))
     with torch.no_grad():
         _, swapped = net.attention(net.fusion(feat, lbp_feat), feat)

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from scipy import stats
 
+from experiments.check_results import _folder_rows
 from fer_attention.cli.report import main as report_main
 from fer_attention.errors import ReportError
 from fer_attention.reporting.aggregate import report, val_curve
@@ -256,22 +257,16 @@ def test_seeds_pool_into_a_repeated_kfold_table_with_holm_and_labelled_wilcoxon(
         report([tmp_path / "s0", tmp_path / "s1"], tmp_path / "r0", seeds=["7"])
 
 
-def _cells(table: str, first: str) -> dict[str, str]:
-    """The cells of a markdown table's row whose first cell is ``first``, by column header."""
-    lines = [line for line in table.splitlines() if line.startswith("| ")]
-    split = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
-    return dict(zip(split[0], next(cells for cells in split if cells[0] == first), strict=True))
-
-
 def test_table_md_shows_each_rows_own_difference_interval_and_p_values(tmp_path):
     other = [0.91, 0.90, 0.89, 0.90, 0.92]
     fake_sweep(tmp_path / "s", {"full": FULL, "vgg16": VGG, "no_lbp": other})
-    out = report(tmp_path / "s", tmp_path / "r")
+    report(tmp_path / "s", tmp_path / "r")
     vgg = paired_comparison(np.array(VGG), np.array(FULL), TEST / TRAIN)
     no_lbp = paired_comparison(np.array(other), np.array(FULL), TEST / TRAIN)
     p_holm = holm([vgg.p_corrected, no_lbp.p_corrected])
     assert format_p(p_holm[0]) != format_p(vgg.p_corrected)  # so the cells below tell them apart
-    cells = _cells(out["table"], "vgg16")
+    header, rows = _folder_rows(tmp_path / "r")  # table.md, as make check-results reads it
+    cells = dict(zip(header, rows["vgg16"], strict=True))
     assert (
         cells["Δ test acc vs ref [95% CI]"] == f"{vgg.mean_diff:+.2f} [{vgg.ci_low:+.2f}, {vgg.ci_high:+.2f}]"
     )
@@ -280,7 +275,7 @@ def test_table_md_shows_each_rows_own_difference_interval_and_p_values(tmp_path)
     assert cells["p (Holm)"] == format_p(p_holm[0])
     assert cells["p (Wilcoxon, uncorrected)"] == format_p(vgg.p_wilcoxon)
     assert (cells["W/T/L"], cells["pairs"]) == ("0/0/5", "5")
-    assert _cells(out["table"], "full")["Δ test acc vs ref [95% CI]"] == "reference"
+    assert dict(zip(header, rows["full"], strict=True))["Δ test acc vs ref [95% CI]"] == "reference"
 
 
 def test_seeds_on_one_fixed_split_are_the_plain_paired_t_test_even_with_split_sizes(tmp_path):
