@@ -134,7 +134,9 @@ cross: install ## FER_CKPT=<FER2013 model> on every CK+48 face, CK_CKPT=<CK+48 m
 	$(BIN)/fer-report --cross logs/cross/$(NOW) --out logs/reports/cross_$(NOW)
 
 # --- the pretrained regime (experiments/pretrained.py): every row trained on FER2013 as that same row, then
-# fine-tuned on CK+48 (or DATA_ROOT's) from its own checkpoint over every fold x PRETRAINED_SEEDS; ROWS=<subset>
+# fine-tuned on CK+48 (or DATA_ROOT's) from its own checkpoint over every fold x PRETRAINED_SEEDS; ROWS=<subset>.
+# A row that composes the same network as one already pretrained (full = circle = d123) reuses its checkpoint;
+# the FER2013 runs are tabulated in logs/reports/pretrained_fer2013 (PublicTest, PrivateTest, minutes)
 PRETRAINED_DIR ?= logs/pretrained
 PRETRAINED_SEEDS ?= 0,1
 ROWS ?=
@@ -142,6 +144,7 @@ PRE_DATA = $(if $(filter synthetic,$(DATA)),ckplus,$(DATA))
 pre_sweep_dir = $(or $(SWEEP_DIR),logs/$(1)_pretrained/multiruns/$(NOW)_$(PRE_DATA)_$(BUDGET))
 pretrained_args = --table $(1) $(if $(ROWS),--rows $(ROWS)) --out $(PRETRAINED_DIR)
 run_pretrained = $(BIN)/python -m experiments.pretrained pretrain $(call pretrained_args,$(1)) --fer-root $(FER_ROOT) && \
+	$(BIN)/python -m experiments.pretrained publish --out $(PRETRAINED_DIR) --to logs/reports/pretrained_fer2013 && \
 	$(BIN)/python -m experiments.pretrained finetune $(call pretrained_args,$(1)) --seeds $(PRETRAINED_SEEDS) \
 	--data $(PRE_DATA) --data-root $(or $(DATA_ROOT),../shared/data/ckplus48) \
 	--sweep-dir $(call pre_sweep_dir,$(1)) -- $(JOBS_ARGS) $(ARGS) && \

@@ -7,8 +7,11 @@
         [--data ckplus --data-root ../shared/data/ckplus48] [--sweep-dir DIR] [-- more overrides]
 
 (`make ablation-modules-pretrained`, `make ablation-lbp-pretrained ROWS=circle,ror`, ...). `pretrain`
-skips rows whose checkpoint exists; `finetune` stops with one line naming the make target when one is
-missing, so no row is fine-tuned from scratch by accident. `--dry-run` prints the commands instead.
+skips rows whose checkpoint exists, and copies the checkpoint of a row already trained whose config is the
+same network (the paper's own choice is one network in every table: `ablation=full` = `lbp=circle` =
+`dilation=d123`); `finetune` stops with one line naming the make target when one is missing, so no row is
+fine-tuned from scratch by accident. `--dry-run` prints the commands instead. `publish --to DIR` copies
+the FER2013 runs (configs, metrics, per-epoch CSV; no checkpoints) into a result folder with their table.
 """
 
 from __future__ import annotations
@@ -52,6 +55,21 @@ def pick_rows(table: str, rows: str | None) -> tuple[str, list[str]]:
     if unknown:
         raise SystemExit(f"error: --rows {','.join(unknown)} not in {table}; its rows: {','.join(every)}")
     return group, chosen
+
+
+def job_config(cmd: list[str]) -> dict:
+    """The job config a fer-train command composes (``--cfg job``), as a dict."""
+    out = subprocess.run([*cmd, "--cfg", "job"], check=True, capture_output=True, text=True).stdout
+    return yaml.safe_load(out)
+
+
+def same_network(out: Path, config: dict) -> Path | None:
+    """A kept checkpoint in ``out`` whose FER2013 run composed exactly ``config``, if there is one."""
+    for ckpt in sorted(out.glob("*.ckpt")):
+        kept = out / "runs" / ckpt.stem / ".hydra" / "config.yaml"
+        if kept.is_file() and yaml.safe_load(kept.read_text()) == config:
+            return ckpt
+    return None
 
 
 def pretrain_commands(args) -> list[tuple[list[str], Path, Path]]:
@@ -110,9 +128,52 @@ def finetune_command(args) -> list[str]:
     return cmd
 
 
+def publish_pretraining(out: Path, to: Path) -> str:
+    """Copy the FER2013 runs under ``out/runs`` into ``to/jobs`` (fer-report's job files) and write
+    ``to/README.md`` with one row per run; returns the table."""
+    from fer_attention.reporting.results import publish
+
+    runs = out / "runs"
+    if not any(runs.glob("*/metrics.json")):
+        raise SystemExit(
+            f"error: no finished FER2013 run under {runs}: run `python -m experiments.pretrained pretrain` first"
+        )
+    info = publish(runs, to)
+    lines = [
+        "### FER2013 pretraining, one network per row",
+        "",
+        "| network | command | val acc best, PublicTest (%) | test acc, PrivateTest (%) | epochs | minutes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for job in sorted((to / "jobs").glob("*/metrics.json")):
+        m = json.loads(job.read_text())
+        overrides = yaml.safe_load((job.parent / ".hydra" / "overrides.yaml").read_text())
+        command = "fer-train " + " ".join(o for o in overrides if not o.startswith("hydra."))
+        lines.append(
+            f"| {job.parent.name} | `{command}` | {100 * m['val/acc_best']:.2f} | {100 * m['test/acc']:.2f} "
+            f"| {m['epochs']} | {m['seconds'] / 60:.1f} |"
+        )
+    table = "\n".join(lines) + "\n"
+    m = info["machine"]
+    readme = [
+        table,
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; torch {m['torch']}. Last run ended "
+        f"{info['ended']}; the runs' own time {info['job_seconds'] / 60:.1f} min.",
+        "",
+        f"`jobs/` holds each run's config, overrides, `metrics.json`, status and per-epoch CSV (no checkpoints); "
+        f"`python -m experiments.pretrained publish --to {to}` rebuilds this folder from the runs.",
+        "",
+    ]
+    notes = to / "README.md"
+    kept = notes.read_text() if notes.is_file() else ""
+    kept = kept[kept.index("## Notes") :] if "## Notes" in kept else ""
+    notes.write_text("\n".join(readme) + ("\n" + kept if kept else ""))
+    return table
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.pretrained", description=__doc__)
-    parser.add_argument("step", choices=("pretrain", "finetune"))
+    parser.add_argument("step", choices=("pretrain", "finetune", "publish"))
     parser.add_argument("--table", default="ablation_modules")
     parser.add_argument("--rows", default=None, help="a subset of the table's rows, comma-separated")
     parser.add_argument("--out", default="logs/pretrained", help="where the FER2013 checkpoints are kept")
@@ -123,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--folds", default="range(0,10)")
     parser.add_argument("--sweep-dir", default=None)
+    parser.add_argument("--to", default=None, help="publish: the result folder for the FER2013 runs")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
@@ -133,6 +195,12 @@ def main(argv: list[str] | None = None) -> int:
         if not todo:
             print(f"every FER2013 checkpoint of {args.table} is in {args.out}")
         for cmd, run_dir, ckpt in todo:
+            twin = same_network(Path(args.out), job_config(cmd))
+            if twin is not None:
+                print(f"{ckpt.stem} is the same network as {twin.stem} (identical config): {ckpt} = {twin}")
+                if not args.dry_run:
+                    shutil.copy2(twin, ckpt)
+                continue
             print(shlex.join(cmd), flush=True)
             if args.dry_run:
                 continue
@@ -140,6 +208,14 @@ def main(argv: list[str] | None = None) -> int:
             best = json.loads((run_dir / "metrics.json").read_text())["best_ckpt"]
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(best, ckpt)
+        return 0
+    if args.step == "publish":
+        if not args.to:
+            raise SystemExit(
+                "error: publish needs --to <result folder>, e.g. experiments/results/pretrained_fer2013_cpu"
+            )
+        table = publish_pretraining(Path(args.out), Path(args.to))
+        print(table)
         return 0
     cmd = finetune_command(args)
     print(shlex.join(cmd), flush=True)

@@ -89,39 +89,72 @@ MUTANTS = [
         "",
         "tests/test_report.py::test_mean_interval_is_the_t_interval_of_the_mean_in_points",
     ),
+    (
+        "pretrained twin ignored",
+        "experiments/pretrained.py",
+        "if kept.is_file() and yaml.safe_load(kept.read_text()) == config:",
+        "if kept.is_file() and yaml.safe_load(kept.read_text()) is config:",
+        "tests/test_pretrained_regime.py::test_the_papers_choice_is_pretrained_once_and_shared_by_every_table",
+    ),
 ]
 
 
-def main(only: list[str]) -> None:
-    """Run the mutants named in ``only`` (all when empty), printing killed or SURVIVED for each."""
-    for name, path, old, new, test in MUTANTS:
-        if only and name not in only:
-            continue
-        if DST.exists():
-            shutil.rmtree(DST)
-        shutil.copytree(
-            SRC,
-            DST,
-            ignore=shutil.ignore_patterns("logs", ".venv", ".git", "results", "__pycache__", "*.egg-info"),
-        )
+def _copy(mutant: tuple[str, str, str, str, str] | None) -> None:
+    """A fresh copy of the repository in DST, with one mutant's wrong line applied (none: unmutated)."""
+    if DST.exists():
+        shutil.rmtree(DST)
+    shutil.copytree(
+        SRC,
+        DST,
+        ignore=shutil.ignore_patterns("logs", ".venv", ".git", "results", "__pycache__", "*.egg-info"),
+    )
+    if mutant is not None:
+        name, path, old, new, _ = mutant
         f = DST / path
         s = f.read_text()
         assert s.count(old) == 1, (name, s.count(old))
         f.write_text(s.replace(old, new))
-        env = {**os.environ, "PYTHONPATH": str(DST), "OMP_NUM_THREADS": "1"}
-        r = subprocess.run(
-            [str(SRC / ".venv/bin/pytest"), "-q", "-x", "-p", "no:randomly", "-p", "no:cacheprovider", test],
-            cwd=DST,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
+
+
+def _pytest(tests: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(DST), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [str(SRC / ".venv/bin/pytest"), "-q", "-x", "-p", "no:randomly", "-p", "no:cacheprovider", *tests],
+        cwd=DST,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+
+def main(only: list[str]) -> int:
+    """Run the mutants named in ``only`` (all when empty), printing killed or SURVIVED for each; 1 when the
+    unmutated copy fails the tests or any mutant survives."""
+    chosen = [m for m in MUTANTS if not only or m[0] in only]
+    unknown = sorted(set(only) - {m[0] for m in MUTANTS})
+    if unknown:
+        print(f"error: no mutant named {', '.join(unknown)}; mutants: {', '.join(m[0] for m in MUTANTS)}")
+        return 2
+    _copy(None)
+    base = _pytest(sorted({m[4] for m in chosen}))
+    if base.returncode:
+        print("baseline: the unmutated copy FAILS these tests, so no mutant can be judged")
+        print(base.stdout[-1000:])
+        return 1
+    print("baseline: the unmutated copy passes", flush=True)
+    survived = 0
+    for mutant in chosen:
+        _copy(mutant)
+        r = _pytest([mutant[4]])
+        survived += not r.returncode
         print(
-            f"{name}: {'killed' if r.returncode else 'SURVIVED: the test passed on wrong code'}", flush=True
+            f"{mutant[0]}: {'killed' if r.returncode else 'SURVIVED: the test passed on wrong code'}",
+            flush=True,
         )
         if not r.returncode:
             print(r.stdout[-500:])
+    return 1 if survived else 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

@@ -859,3 +859,27 @@ def test_profile_sorts_operators_into_kinds_and_writes_its_tables(tmp_path):
     assert json.loads((tmp_path / "profile.json").read_text())["networks"][0]["ablation"] == "full"
     assert "## full:" in md and "## vgg16:" in md and "| kind of work | ms per step | share |" in md
     assert md.count("\n| `") == 10
+
+
+def test_optimizer_probe_times_each_adamw_variant_against_the_loop_and_checks_they_train_alike(tmp_path):
+    from experiments.bench import optimizer_probe
+
+    argv = ["--out", str(tmp_path), "--width", "0.125", "--batch", "4", "--rounds", "2", "--repeats", "1"]
+    optimizer_probe.main([*argv, "--check-steps", "3", "--threads", "1"])
+    result = json.loads((tmp_path / "results.json").read_text())
+    rows = result["variants"]
+    assert list(rows) == ["loop (default)", "foreach", "fused"]
+    base = rows["loop (default)"]["ms_per_step"]
+    for row in rows.values():
+        assert len(row["ms_per_round"]) == 2 and len(row["losses"]) == 3
+        assert row["ms_per_step"] == pytest.approx(
+            sorted(row["ms_per_round"])[0] / 2 + sorted(row["ms_per_round"])[1] / 2
+        )
+        assert row["speedup_vs_loop"] == pytest.approx(base / row["ms_per_step"])
+        # the same weights and batch: the first loss is identical, the rest agree to bf16 rounding
+        assert row["losses"][0] == rows["loop (default)"]["losses"][0]
+        assert row["max_loss_diff_vs_loop"] < 0.05
+    head, body = table((tmp_path / "README.md").read_text(), "### AdamW variants")
+    assert [r[0] for r in body] == list(rows)
+    assert body[2][1] == "`+model.optimizer.fused=true`"
+    assert body[2][3] == f"{rows['fused']['speedup_vs_loop']:.3f}x"

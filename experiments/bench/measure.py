@@ -100,10 +100,12 @@ def train_step_fn(
     channels_last: bool = False,
     bf16: bool = False,
     prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    adamw: dict | None = None,
 ) -> Callable[[], None]:
     """One AdamW training step on a fixed random batch, as FERModule runs it with ``model.channels_last``
     (NHWC weights and batch) and ``trainer.precision=bf16-mixed`` (the forward under bf16 autocast);
-    ``prepare`` is applied to the batch once (e.g. ``mark_batch_dynamic`` under compile)."""
+    ``prepare`` is applied to the batch once (e.g. ``mark_batch_dynamic`` under compile); ``adamw``: more
+    AdamW arguments (``foreach``, ``fused``)."""
     x = torch.rand(batch, 1, size, size)
     y = torch.randint(0, 7, (batch,))
     if channels_last:
@@ -111,7 +113,7 @@ def train_step_fn(
         x = x.contiguous(memory_format=torch.channels_last)
     if prepare is not None:
         x = prepare(x)
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, **(adamw or {}))
     net.train()
 
     def step() -> None:
