@@ -153,10 +153,10 @@ run_pretrained = $(BIN)/python -m experiments.pretrained pretrain $(call pretrai
 ablation-modules-pretrained: install ## the module table in the pretrained regime (FER2013 per row, then CK+48)
 	$(call run_pretrained,ablation_modules)
 
-ablation-lbp-pretrained: install ## the LBP table pretrained per row (e.g. ROWS=circle,ror)
+ablation-lbp-pretrained: install ## the LBP table pretrained per row (e.g. ROWS=circle,uniform)
 	$(call run_pretrained,ablation_lbp)
 
-ablation-dilation-pretrained: install ## the dilation table pretrained per row (e.g. ROWS=d123,d222)
+ablation-dilation-pretrained: install ## the dilation table pretrained per row (e.g. ROWS=d123,d135)
 	$(call run_pretrained,ablation_dilation)
 
 bench: install ## benchmark suite: LBP, training step per ablation, fast paths, data, inference incl. ONNX Runtime (logs/bench/bench.md); ARGS="--width 1.0"
