@@ -6,7 +6,7 @@
     python -m experiments.pretrained finetune --table ablation_modules [--rows ...] [--seeds 0,1] \
         [--data ckplus --data-root ../shared/data/ckplus48] [--sweep-dir DIR] [-- more overrides]
 
-(`make ablation-modules-pretrained`, `make ablation-lbp-pretrained ROWS=circle,ror`, ...). `pretrain`
+(`make ablation-modules-pretrained`, `make ablation-lbp-pretrained ROWS=circle,uniform`, ...). `pretrain`
 skips rows whose checkpoint exists, and copies the checkpoint of a row already trained whose config is the
 same network (the paper's own choice is one network in every table: `ablation=full` = `lbp=circle` =
 `dilation=d123`); `finetune` stops with one line naming the make target when one is missing, so no row is
@@ -131,7 +131,7 @@ def finetune_command(args) -> list[str]:
 def publish_pretraining(out: Path, to: Path) -> str:
     """Copy the FER2013 runs under ``out/runs`` into ``to/jobs`` (fer-report's job files) and write
     ``to/README.md`` with one row per run; returns the table."""
-    from fer_attention.reporting.results import publish
+    from fer_attention.reporting.results import kept_notes, publish
 
     runs = out / "runs"
     if not any(runs.glob("*/metrics.json")):
@@ -164,10 +164,8 @@ def publish_pretraining(out: Path, to: Path) -> str:
         f"`python -m experiments.pretrained publish --to {to}` rebuilds this folder from the runs.",
         "",
     ]
-    notes = to / "README.md"
-    kept = notes.read_text() if notes.is_file() else ""
-    kept = kept[kept.index("## Notes") :] if "## Notes" in kept else ""
-    notes.write_text("\n".join(readme) + ("\n" + kept if kept else ""))
+    notes = kept_notes(to / "README.md")
+    (to / "README.md").write_text("\n".join(readme) + ("\n" + notes if notes else ""))
     return table
 
 

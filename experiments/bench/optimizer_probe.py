@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from fer_attention.reporting.results import kept_notes
 from fer_attention.runtime import cpu_description, tune_malloc
 
 from . import config
@@ -131,10 +132,8 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     table = markdown(result)
-    readme = out / "README.md"
-    notes = readme.read_text() if readme.is_file() else ""
-    notes = notes[notes.index("## Notes") :] if "## Notes" in notes else ""
-    readme.write_text(table + ("\n" + notes if notes else ""))
+    notes = kept_notes(out / "README.md")
+    (out / "README.md").write_text(table + ("\n" + notes if notes else ""))
     print(table)
 
 

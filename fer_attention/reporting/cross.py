@@ -15,7 +15,7 @@ import yaml
 
 from fer_attention.errors import ReportError
 from fer_attention.reporting.files import METRICS_FILE, STATUS_FILE
-from fer_attention.reporting.results import machine
+from fer_attention.reporting.results import kept_notes, machine
 
 EVAL_SPLITS = ("all", "test", "val")
 # what a published eval run keeps, relative to its run dir
@@ -177,8 +177,5 @@ def _write_readme(runs: list[dict[str, Any]], table: str, out: Path) -> None:
         "",
     ]
     readme_path = out / "README.md"
-    notes = ""
-    if readme_path.is_file() and "## Notes" in readme_path.read_text():
-        old = readme_path.read_text()
-        notes = "\n" + old[old.index("## Notes") :].rstrip() + "\n"
-    readme_path.write_text("\n".join(readme) + notes)
+    notes = kept_notes(readme_path)
+    readme_path.write_text("\n".join(readme) + ("\n" + notes if notes else ""))

@@ -188,16 +188,20 @@ def _swap_in(staging: Path, target: Path) -> None:
 NOTES_HEADING = "## Notes"
 
 
+def kept_notes(readme: str | Path) -> str:
+    """The ``## Notes`` section of an existing README (to the end, one trailing newline), or ``""``: what a
+    regenerated result README keeps of the hand-written text."""
+    path = Path(readme)
+    old = path.read_text() if path.is_file() else ""
+    return old[old.index(NOTES_HEADING) :].rstrip() + "\n" if NOTES_HEADING in old else ""
+
+
 def write_readme(out_dir: str | Path, info: dict[str, Any], table_md: str) -> Path:
     """``out_dir/README.md``: the table, the exact command, the machine, the dates and the wall time,
     and how to re-aggregate; a ``## Notes`` section already in the file is kept."""
     out_dir = Path(out_dir)
     path = out_dir / "README.md"
-    notes = ""
-    if path.is_file():
-        old = path.read_text()
-        if NOTES_HEADING in old:
-            notes = old[old.index(NOTES_HEADING) :].rstrip() + "\n"
+    notes = kept_notes(path)
     sweeps = info.get("sweeps") or [info]
     lines = [
         table_md.rstrip(),
