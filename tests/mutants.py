@@ -96,6 +96,41 @@ MUTANTS = [
         "if kept.is_file() and yaml.safe_load(kept.read_text()) is config:",
         "tests/test_pretrained_regime.py::test_the_papers_choice_is_pretrained_once_and_shared_by_every_table",
     ),
+    (
+        "ten-crop faces mixed",
+        "fer_attention/models/tta.py",
+        "return net(crops).view(10, x.shape[0], -1).mean(dim=0)",
+        "return net(crops).view(x.shape[0], 10, -1).mean(dim=1)",
+        "tests/test_train.py::test_ten_crop_of_a_batch_gives_each_face_its_own_ten_crops",
+    ),
+    (
+        "lbp threshold strict",
+        "fer_attention/lbp.py",
+        "code.add_((t.sub_(centre) if owned else t - centre).ge_(0), alpha=2**i)",
+        "code.add_((t.sub_(centre) if owned else t - centre).gt_(0), alpha=2**i)",
+        "tests/test_lbp.py::test_matches_skimage_exactly_in_float64",
+    ),
+    (
+        "uncorrected variance",
+        "fer_attention/reporting/stats.py",
+        "se = math.sqrt((1.0 / n + test_train_ratio) * sd**2)",
+        "se = math.sqrt((1.0 / n) * sd**2)",
+        "tests/test_report.py::test_corrected_repeated_kfold_t_matches_a_hand_computed_example",
+    ),
+    (
+        "holm not step-down",
+        "fer_attention/reporting/stats.py",
+        "running = max(running, min(1.0, (m - rank) * p))",
+        "running = min(1.0, (m - rank) * p)",
+        "tests/test_report.py::test_holm_adjusts_step_down_and_keeps_missing_values_out_of_the_family",
+    ),
+    (
+        "validation not by subject",
+        "fer_attention/data/splits.py",
+        "tr, va = next(inner.split(np.zeros(len(rest)), labels[rest], subjects[rest]))",
+        "tr, va = next(inner.split(np.zeros(len(rest)), labels[rest], np.arange(len(rest))))",
+        "tests/test_data_module.py::test_subject_folds_hold_a_fold_of_subjects_each_stratified_and_independent_of_global_rng",
+    ),
 ]
 
 

@@ -14,8 +14,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from fer_attention.cli.data import _rewrite_argv
+from fer_attention.cli.data import run_data_command as run
 from fer_attention.config import config_dir, validate_config
-from fer_attention.data.summary import run_data_command as run
 from fer_attention.errors import ConfigError
 from fer_attention.training.builders import build_datamodule
 

@@ -1,5 +1,6 @@
-"""The package's layering: its import graph, counting imports inside functions too, has no cycle, and
-the errors module is a leaf that every layer can import."""
+"""The package's layering: its import graph, counting imports inside functions too, has no cycle, every
+import goes down the layer order below (docs/architecture.md), and the errors module is a leaf that every
+layer can import."""
 
 from __future__ import annotations
 
@@ -7,6 +8,23 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "fer_attention"
+
+# Each part of the package (a subpackage or a top-level module) and its layer: a module may import its
+# own part and parts of lower layers, never a higher or an equal other one. A new part needs a layer here.
+LAYERS = {
+    0: ("errors", "runtime", "tracking", "classes", "prediction", "lbp_sampler"),
+    1: ("lbp", "data", "onnx_io"),
+    2: ("models", "faces"),
+    3: ("config",),
+    4: ("reporting",),
+    5: ("callbacks", "video_io", "prediction_outputs"),
+    6: ("training", "video"),
+    7: ("inference",),
+    8: ("predict", "quantize"),
+    9: ("export",),
+    10: ("cli",),
+}
+LAYER_OF = {part: layer for layer, parts in LAYERS.items() for part in parts}
 
 
 def module_name(path: Path) -> str:
@@ -71,6 +89,35 @@ def test_the_import_graph_has_no_cycle_even_through_function_local_imports():
     assert len(graph) > 40 and "fer_attention.inference" in graph["fer_attention.export"]
     cycle = find_cycle(graph)
     assert cycle is None, " -> ".join(cycle)
+
+
+def part_of(module: str) -> str:
+    return module.split(".")[1]
+
+
+def imports_up(graph: dict[str, set[str]]) -> list[str]:
+    """Every import of ``graph`` that goes to another part of an equal or higher layer, as "a -> b"."""
+    return sorted(
+        f"{name} -> {dep}"
+        for name, deps in graph.items()
+        for dep in deps
+        if part_of(dep) != part_of(name) and LAYER_OF[part_of(dep)] >= LAYER_OF[part_of(name)]
+    )
+
+
+def test_every_part_of_the_package_has_a_layer_and_imports_only_lower_layers():
+    graph = import_graph()
+    parts = {part_of(name) for name in graph}
+    assert parts - set(LAYER_OF) == set(), "give these parts a layer in LAYERS"
+    assert imports_up(graph) == []
+
+
+def test_imports_up_names_an_import_from_a_lower_layer_to_a_higher_one():
+    graph = {"fer_attention.data.summary": {"fer_attention.training.builders", "fer_attention.errors"}}
+    assert imports_up(graph) == ["fer_attention.data.summary -> fer_attention.training.builders"]
+    assert imports_up({"fer_attention.lbp": {"fer_attention.data.splits"}}) == [
+        "fer_attention.lbp -> fer_attention.data.splits"
+    ]
 
 
 def test_errors_is_a_leaf_module():

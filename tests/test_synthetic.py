@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_attention.data.synthetic import CLASS_NAMES, SyntheticFaces, render_synthetic_faces, save_preview
+from fer_attention.data.synthetic import CLASS_NAMES, SyntheticFaces, render_synthetic_faces
+from fer_attention.reporting.plots import save_face_grid
 
 
 @pytest.fixture(scope="module")
@@ -104,9 +105,9 @@ def test_logistic_regression_on_raw_pixels_is_weak(faces):
     assert 0.2 < acc <= 0.65, acc
 
 
-def test_save_preview(tmp_path):
+def test_save_face_grid(tmp_path):
     faces = render_synthetic_faces(num_subjects=2, frames_per_sequence=2)
-    path = save_preview(faces, tmp_path / "preview.png", per_class=3)
+    path = save_face_grid(faces, tmp_path / "preview.png", per_class=3)
     with Image.open(path) as im:
         grid = np.asarray(im.convert("L"), dtype=float)
     # one row per class, three faces a row, at 100 dpi: (3 x 1.1 + 0.9) x (7 x 1.1) inches

@@ -212,6 +212,27 @@ def test_class_weighted_loss_reaches_the_loss_with_inverse_training_counts(make_
     assert float(module.criterion(logits, target)) == pytest.approx(float(expected))
 
 
+def test_ten_crop_of_a_batch_gives_each_face_its_own_ten_crops():
+    import torch
+
+    from fer_attention.models.tta import ten_crop_logits
+
+    class Brightness(torch.nn.Module):
+        """Logits that depend on each face's own mean brightness, so faces mixed in the mean show."""
+
+        def forward(self, x):
+            v = x.mean(dim=(1, 2, 3))
+            return torch.stack([v, v**2, -v], dim=1)
+
+    torch.manual_seed(0)
+    faces = torch.rand(3, 1, 48, 48) * torch.tensor([0.2, 0.6, 1.0]).view(3, 1, 1, 1)
+    batch = ten_crop_logits(Brightness(), faces)
+    alone = torch.cat([ten_crop_logits(Brightness(), f[None]) for f in faces])
+    assert batch.shape == (3, 3)
+    torch.testing.assert_close(batch, alone, atol=1e-6, rtol=0)
+    assert float((alone[0] - alone[2]).abs().max()) > 0.2  # the faces' logits differ
+
+
 def test_ten_crop_test_time_augmentation(make_cfg, monkeypatch):
     import torch
     from torchvision.transforms.functional import hflip

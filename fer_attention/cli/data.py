@@ -6,7 +6,7 @@
 The first argument may name the action (``prepare`` / ``summary``); it is rewritten to ``action=...``
 before Hydra reads the command line, so ``fer-data action=summary ...`` is the same. The config is
 ``conf/data_cli.yaml``: the same ``data`` group as ``fer-train``. The task is
-:func:`fer_attention.data.summary.run_data_command`.
+:func:`run_data_command`.
 """
 
 from __future__ import annotations
@@ -14,13 +14,33 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig
 
 from fer_attention.cli.common import run_task
-from fer_attention.config import config_dir
-from fer_attention.data.summary import ACTIONS, run_data_command, summarize  # noqa: F401 - the API
+from fer_attention.config import config_dir, validate_config
+from fer_attention.data.summary import discovered_classes, prepare, summary
+from fer_attention.errors import ConfigError
+from fer_attention.training.builders import build_datamodule
+
+ACTIONS = ("prepare", "summary")
+
+
+def run_data_command(cfg: DictConfig) -> dict[str, Any]:
+    """The ``fer-data`` task: the summary (``action=summary``) or what was cached (``action=prepare``)."""
+    action = cfg.get("action")
+    if action not in ACTIONS:
+        raise ConfigError(f"action={action!r} is not one of {', '.join(ACTIONS)}")
+    validate_config(cfg)
+    discovered = discovered_classes(cfg)
+    if discovered is not None:
+        return discovered
+    dm = build_datamodule(cfg.data)
+    if action == "prepare":
+        return prepare(dm, rebuild=bool(cfg.get("rebuild", False)))
+    return summary(dm, int(cfg.get("max_skipped", 200)))
 
 
 def _rewrite_argv(argv: list[str]) -> list[str]:

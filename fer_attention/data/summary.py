@@ -1,5 +1,5 @@
-"""What `fer-data` does: decode and cache a dataset (``prepare``), or summarise its counts, its fixed split
-or every fold, the splits that came out empty and the inputs it skipped (``summary``)."""
+"""What `fer-data` reports of a dataset: decode and cache it (``prepare``), or summarise its counts, its fixed
+split or every fold, the splits that came out empty and the inputs it skipped (``summary``)."""
 
 from __future__ import annotations
 
@@ -12,15 +12,11 @@ import numpy as np
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
-from fer_attention.config import validate_config
 from fer_attention.data.records import FaceArrays
 from fer_attention.data.splits import SPLIT_NAMES
 from fer_attention.errors import ConfigError
-from fer_attention.training.builders import build_datamodule
 
 log = logging.getLogger(__name__)
-
-ACTIONS = ("prepare", "summary")
 
 
 def _counts(faces: FaceArrays, idx: np.ndarray, class_names: tuple[str, ...]) -> dict[str, Any]:
@@ -104,30 +100,25 @@ def discovered_classes(cfg: DictConfig) -> dict[str, Any] | None:
     }
 
 
-def run_data_command(cfg: DictConfig) -> dict[str, Any]:
-    """The ``fer-data`` task: the summary (``action=summary``) or what was cached (``action=prepare``)."""
-    action = cfg.get("action")
-    if action not in ACTIONS:
-        raise ConfigError(f"action={action!r} is not one of {', '.join(ACTIONS)}")
-    validate_config(cfg)
-    discovered = discovered_classes(cfg)
-    if discovered is not None:
-        return discovered
-    dm = build_datamodule(cfg.data)
+def prepare(dm, rebuild: bool = False) -> dict[str, Any]:
+    """Decode and cache the datamodule's faces (``fer-data prepare``): what was cached, where, how fast."""
+    if not getattr(dm, "cache_dir", None):
+        raise ConfigError("fer-data prepare needs data.cache_dir (or paths.cache_dir); it is null")
     start = time.perf_counter()
-    if action == "prepare":
-        if not getattr(dm, "cache_dir", None):
-            raise ConfigError("fer-data prepare needs data.cache_dir (or paths.cache_dir); it is null")
-        faces = dm.load(rebuild=bool(cfg.get("rebuild", False)))
-        return {
-            "dataset": dm.name,
-            "images": len(faces),
-            "skipped_count": len(faces.skipped),
-            "cache_file": faces.info.get("cache_file"),
-            "cache_hit": faces.info.get("cache_hit"),
-            "seconds": round(time.perf_counter() - start, 2),
-        }
-    faces = dm.load()
-    out = summarize(dm, faces, int(cfg.get("max_skipped", 200)))
+    faces = dm.load(rebuild=rebuild)
+    return {
+        "dataset": dm.name,
+        "images": len(faces),
+        "skipped_count": len(faces.skipped),
+        "cache_file": faces.info.get("cache_file"),
+        "cache_hit": faces.info.get("cache_hit"),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+
+
+def summary(dm, max_skipped: int = 200) -> dict[str, Any]:
+    """Load the datamodule's faces and summarise them (``fer-data summary``), with the seconds it took."""
+    start = time.perf_counter()
+    out = summarize(dm, dm.load(), max_skipped)
     out["seconds"] = round(time.perf_counter() - start, 2)
     return out

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections import namedtuple
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -370,29 +369,3 @@ def _photograph(img: np.ndarray, r: np.random.Generator, grid: _Grid, nuisance: 
         img = cv2.GaussianBlur(img, (0, 0), sigma)
     img = img + r.normal(0.0, r.uniform(0.0, 0.03) * nuisance, img.shape)
     return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
-
-
-def save_preview(faces: SyntheticFaces, path: str | Path, per_class: int = 8) -> Path:
-    """Write a PNG grid with one row per class (apex frames of the first subjects first)."""
-    # function-local: matplotlib only when a preview is asked for
-    from matplotlib.figure import Figure
-
-    from fer_attention.reporting.plots import save_figure
-
-    n_cls = len(faces.class_names)
-    fig = Figure(figsize=(per_class * 1.1 + 0.9, n_cls * 1.1))
-    axes = fig.subplots(n_cls, per_class, squeeze=False)
-    for c, name in enumerate(faces.class_names):
-        idx = np.flatnonzero(faces.labels == c)
-        idx = idx[np.lexsort((faces.subjects[idx], -faces.frames[idx]))][:per_class]
-        for j in range(per_class):
-            ax = axes[c, j]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-            if j < len(idx):
-                ax.imshow(faces.images[idx[j]], cmap="gray", vmin=0, vmax=255)
-        axes[c, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=10)
-    fig.tight_layout()
-    return save_figure(fig, path, dpi=100)

@@ -151,3 +151,25 @@ def plot_curves(
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def save_face_grid(faces, path: str | Path, per_class: int = 8) -> Path:
+    """A PNG grid of rendered faces (:class:`~fer_attention.data.synthetic.SyntheticFaces`), one row per
+    class, the apex frames of the first subjects first (the picture in docs/datasets.md)."""
+    n_cls = len(faces.class_names)
+    fig = Figure(figsize=(per_class * 1.1 + 0.9, n_cls * 1.1))
+    axes = fig.subplots(n_cls, per_class, squeeze=False)
+    for c, name in enumerate(faces.class_names):
+        idx = np.flatnonzero(faces.labels == c)
+        idx = idx[np.lexsort((faces.subjects[idx], -faces.frames[idx]))][:per_class]
+        for j in range(per_class):
+            ax = axes[c, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if j < len(idx):
+                ax.imshow(faces.images[idx[j]], cmap="gray", vmin=0, vmax=255)
+        axes[c, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=100)
