@@ -131,6 +131,20 @@ MUTANTS = [
         "tr, va = next(inner.split(np.zeros(len(rest)), labels[rest], np.arange(len(rest))))",
         "tests/test_data_module.py::test_subject_folds_hold_a_fold_of_subjects_each_stratified_and_independent_of_global_rng",
     ),
+    (
+        "fer2013 PublicTest as test",
+        "fer_attention/data/sources/fer2013.py",
+        'USAGE_SPLIT = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}',
+        'USAGE_SPLIT = {"Training": "train", "PublicTest": "test", "PrivateTest": "val"}',
+        "tests/test_data_sources.py::test_fer2013_csv_labels_splits_and_pixels",
+    ),
+    (
+        "ck+ subject per sequence",
+        "fer_attention/data/sources/ckplus.py",
+        "subject, seq, frame = m.group(1).upper(), m.group(2), int(m.group(3))",
+        "subject, seq, frame = m.group(1).upper() + m.group(2), m.group(2), int(m.group(3))",
+        "tests/test_data_sources.py::test_ck48_layout",
+    ),
 ]
 
 

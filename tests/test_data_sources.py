@@ -50,6 +50,9 @@ def test_fer2013_csv_labels_splits_and_pixels(tmp_path):
         assert len(faces) == len(rows)
         assert faces.labels.tolist() == [code for code, _ in rows]  # CSV codes are the class indices
         assert split_counts(faces) == {"train": 14, "val": 2, "test": 2}
+        # PublicTest is validation and PrivateTest the test split, the protocol published results use
+        assert faces.labels[faces.splits == "val"].tolist() == [3, 6]
+        assert faces.labels[faces.splits == "test"].tolist() == [4, 5]
         assert len(np.unique(faces.subjects)) == len(rows)  # each image its own subject
         assert faces.images.shape == (18, 48, 48)
         assert [int(im[0, 0]) for im in faces.images[:3]] == [0, 10, 20]
