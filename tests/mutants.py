@@ -145,6 +145,13 @@ MUTANTS = [
         "subject, seq, frame = m.group(1).upper() + m.group(2), m.group(2), int(m.group(3))",
         "tests/test_data_sources.py::test_ck48_layout",
     ),
+    (
+        "tta choice inverted",
+        "experiments/tta_choice.py",
+        'result["chosen"] = "tencrop" if result["acc"]["val_tencrop"] > result["acc"]["val_null"] else "null"',
+        'result["chosen"] = "tencrop" if result["acc"]["val_tencrop"] < result["acc"]["val_null"] else "null"',
+        "tests/test_tta_choice.py::test_the_mode_is_chosen_on_validation_and_the_test_figures_only_reported",
+    ),
 ]
 
 
