@@ -143,7 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--out", required=True, help="where evals/, tta.json and tta.md go")
     args = parser.parse_args(argv)
-    run = Path(args.run) if args.run else best_run(args.sweep, args.where)
+    try:
+        run = Path(args.run) if args.run else best_run(args.sweep, args.where)
+    except FileNotFoundError as err:
+        raise SystemExit(str(err)) from None
     if not (run / "metrics.json").is_file():
         raise SystemExit(f"{run} has no metrics.json: is it a finished run directory?")
     out = Path(args.out)
