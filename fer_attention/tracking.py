@@ -36,10 +36,13 @@ def wandb_credentials_available() -> bool:
 
 
 def finish_wandb() -> None:
-    """End the active W&B run, so that the next multirun job starts its own."""
+    """End the active W&B run, so that the next multirun job starts its own, and wait until its
+    records are on disk: ``wandb.finish`` can return before the W&B service has written an offline
+    run's ``.wandb`` file, and the service's own flush at exit is skipped in joblib workers."""
     try:
         import wandb
     except ImportError:  # pragma: no cover
         return
     if wandb.run is not None:
         wandb.finish()
+        wandb.teardown()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
+from fer_attention.tracking import finish_wandb
 from fer_attention.training.builders import wandb_run_settings
 from fer_attention.training.task import train
 
@@ -40,3 +42,27 @@ def test_wandb_tags_carry_the_swept_values(make_cfg):
     ):
         assert tag in settings["tags"], tag
     assert settings["job_type"] == "train"
+
+
+def test_ending_a_run_waits_for_the_service_to_write_it(monkeypatch):
+    """``wandb.finish`` may return before the service has written an offline run's records, and joblib
+    workers skip its flush at exit: ending a run finishes it, then shuts the service down."""
+    calls = []
+
+    class FakeWandb:
+        run = object()
+
+        @staticmethod
+        def finish():
+            calls.append("finish")
+
+        @staticmethod
+        def teardown():
+            calls.append("teardown")
+
+    monkeypatch.setitem(sys.modules, "wandb", FakeWandb)
+    finish_wandb()
+    assert calls == ["finish", "teardown"]
+    FakeWandb.run = None
+    finish_wandb()
+    assert calls == ["finish", "teardown"], "no run: nothing to end"

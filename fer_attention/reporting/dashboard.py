@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from fer_attention.tracking import wandb_credentials_available
+from fer_attention.tracking import finish_wandb, wandb_credentials_available
 
 log = logging.getLogger(__name__)
 
@@ -115,4 +115,4 @@ def log_report(result: dict[str, Any], sweep_dir: str | Path, command: str | Non
                     run.summary[f"{label}/{suffix}"] = entry[column]
         return Path(run.dir).parent
     finally:
-        run.finish()
+        finish_wandb()
