@@ -1,4 +1,5 @@
-"""Every augment option builds with the installed albumentations and keeps uint8 faces' size and type."""
+"""Every augment option builds with the installed albumentations and keeps uint8 faces' size and type; only
+the training split is augmented."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from fer_attention.config import config_dir
@@ -42,3 +44,26 @@ def test_erasing_and_crop_option_crops_and_erases(make_cfg):
     face = np.full((48, 48), 200, np.uint8)
     zeros = [int((pipeline(image=face)["image"] == 0).sum()) for _ in range(30)]
     assert sum(z >= 16 for z in zeros) >= 5, zeros
+
+
+def test_only_the_training_split_is_augmented(make_cfg):
+    """Validation and test faces reach the network as decoded; training faces are augmented."""
+    from fer_attention.training.builders import build_datamodule
+
+    cfg = make_cfg(
+        ["augment=strong", "data.source.num_subjects=15", "data.num_folds=3", "data.progress=false"]
+    )
+    dm = build_datamodule(cfg.data)
+    dm.setup("fit")
+    for split in ("val", "test"):
+        ds, idx = dm.datasets[split], dm.split_indices[split]
+        for i in range(8):
+            x, _ = ds[i]
+            raw = torch.from_numpy(dm.faces.images[idx[i]]).float().div(255.0)
+            torch.testing.assert_close(x[0], raw, rtol=0, atol=0, msg=f"{split} face {i} was transformed")
+    train, idx = dm.datasets["train"], dm.split_indices["train"]
+    changed = sum(
+        not torch.equal(train[i][0][0], torch.from_numpy(dm.faces.images[idx[i]]).float().div(255.0))
+        for i in range(16)
+    )
+    assert changed >= 8, f"only {changed} of 16 training faces were augmented"

@@ -42,6 +42,13 @@ def test_metrics_json_contents_and_best_checkpoint(make_cfg):
     assert sum(map(sum, cm)) == n_test
     # accuracy from the confusion matrix equals the logged test accuracy
     assert sum(cm[i][i] for i in range(7)) / n_test == pytest.approx(written["test/acc"], abs=1e-6)
+    # and macro F1 is the mean of the per-class F1 (2 TP / (2 TP + FP + FN)) over the classes that occur
+    f1 = []
+    for k in range(7):
+        tp, fp, fn = cm[k][k], sum(row[k] for row in cm) - cm[k][k], sum(cm[k]) - cm[k][k]
+        if tp + fp + fn:
+            f1.append(2 * tp / (2 * tp + fp + fn))
+    assert sum(f1) / len(f1) == pytest.approx(written["test/f1_macro"], abs=1e-6)
     assert Path(written["best_ckpt"]).is_file() and "checkpoints" in written["best_ckpt"]
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert (run_dir / "confusion_matrix.png").stat().st_size > 1000
@@ -114,6 +121,34 @@ def test_the_test_split_is_read_with_the_best_on_validation_checkpoint_not_the_l
     last = evaluated(trained["last_ckpt"], "last")  # the spoiled weights: every face in the first class
     assert [sum(col) > 0 for col in zip(*last["test/confusion_matrix"], strict=True)] == [True] + [False] * 6
     assert last["test/confusion_matrix"] != trained["test/confusion_matrix"]
+
+
+def test_the_checkpoint_kept_is_the_first_epoch_of_highest_validation_accuracy(make_cfg):
+    """Selection maximises val/acc and keeps the earlier epoch of a tie (not the lowest, not the last)."""
+    script = [
+        "+callbacks.script._target_=tests.faults.ScriptValidationAccuracy",
+        "+callbacks.script.values=[0.2,0.6,0.4,0.6]",
+    ]
+    cfg = make_cfg([*TINY, "trainer.max_epochs=4", "seed=1", *script], subdir="argmax")
+    trained = train(cfg)
+    assert Path(trained["best_ckpt"]).name == "epoch_001.ckpt"
+
+
+def test_the_seed_decides_the_initial_weights_and_repeats_them(make_cfg):
+    """A job's seed is the replication axis of every table: the same seed gives the same initial
+    weights, another seed other weights (read at learning rate 0, so the checkpoint holds them)."""
+    import torch
+
+    def weights(seed: int, name: str) -> dict:
+        overrides = [*TINY, "trainer.limit_train_batches=1", "model.optimizer.lr=0.0", f"seed={seed}"]
+        state = torch.load(train(make_cfg(overrides, subdir=name))["best_ckpt"], weights_only=True)
+        return {k: v for k, v in state["state_dict"].items() if v.is_floating_point() and "running_" not in k}
+
+    first, again, other = weights(0, "seed0"), weights(0, "seed0-again"), weights(1, "seed1")
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not any(
+        torch.equal(first[k], other[k]) for k in first if first[k].numel() > 1 and first[k].std() > 0
+    )
 
 
 def test_missing_data_root_is_one_clear_line(make_cfg, tmp_path):
