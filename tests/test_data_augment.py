@@ -55,15 +55,15 @@ def test_only_the_training_split_is_augmented(make_cfg):
     )
     dm = build_datamodule(cfg.data)
     dm.setup("fit")
+
+    def decoded(split: str, i: int) -> torch.Tensor:
+        return torch.from_numpy(dm.faces.images[dm.split_indices[split][i]]).float().div(255.0)
+
     for split in ("val", "test"):
-        ds, idx = dm.datasets[split], dm.split_indices[split]
         for i in range(8):
-            x, _ = ds[i]
-            raw = torch.from_numpy(dm.faces.images[idx[i]]).float().div(255.0)
-            torch.testing.assert_close(x[0], raw, rtol=0, atol=0, msg=f"{split} face {i} was transformed")
-    train, idx = dm.datasets["train"], dm.split_indices["train"]
-    changed = sum(
-        not torch.equal(train[i][0][0], torch.from_numpy(dm.faces.images[idx[i]]).float().div(255.0))
-        for i in range(16)
-    )
+            x, _ = dm.datasets[split][i]
+            torch.testing.assert_close(
+                x[0], decoded(split, i), rtol=0, atol=0, msg=f"{split} face {i} was transformed"
+            )
+    changed = sum(not torch.equal(dm.datasets["train"][i][0][0], decoded("train", i)) for i in range(16))
     assert changed >= 8, f"only {changed} of 16 training faces were augmented"
