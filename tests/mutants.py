@@ -174,6 +174,27 @@ MUTANTS = [
         "tests/test_train.py::test_the_seed_decides_the_initial_weights_and_repeats_them",
     ),
     (
+        "seeds filter inverted",
+        "fer_attention/reporting/aggregate.py",
+        "return [j for j in jobs if j.pair_key[1] in seeds]",
+        "return [j for j in jobs if j.pair_key[1] not in seeds]",
+        "tests/test_report.py::test_seeds_pool_into_a_repeated_kfold_table_with_holm_and_labelled_wilcoxon",
+    ),
+    (
+        "along reference ignored",
+        "fer_attention/reporting/along.py",
+        "ref = pick_reference(groups, reference)",
+        "ref = pick_reference(groups, None)",
+        "tests/test_report_along.py::test_each_width_is_paired_within_itself_and_read_from_the_config",
+    ),
+    (
+        "backbone lr scale ignored",
+        "fer_attention/training/optim.py",
+        'optimizer = factory(params=[{"params": p, "lr": base_lr * s} for p, s in groups])',
+        'optimizer = factory(params=[{"params": p, "lr": base_lr} for p, s in groups])',
+        "tests/test_transfer.py::test_without_a_schedule_each_group_trains_at_its_own_scale_of_the_lr",
+    ),
+    (
         "tta choice inverted",
         "experiments/tta_choice.py",
         'result["chosen"] = "tencrop" if result["acc"]["val_tencrop"] > result["acc"]["val_null"] else "null"',

@@ -253,6 +253,9 @@ def test_seeds_pool_into_a_repeated_kfold_table_with_holm_and_labelled_wilcoxon(
     # one seed of the pooled jobs is the one-seed table again; a seed that is not there names those that are
     one = report([tmp_path / "s0", tmp_path / "s1"], tmp_path / "r0", seeds=["0"])
     assert {r["ablation"]: r["pairs"] for r in one["rows"]} == {"full": None, "vgg16": 5, "no_lbp": 5}
+    seed0 = paired_comparison(np.array(VGG), np.array(FULL), TEST / TRAIN)  # seed 1 has the rows swapped
+    vgg_seed0 = next(r for r in one["rows"] if r["ablation"] == "vgg16")
+    assert vgg_seed0["mean_diff"] == pytest.approx(seed0.mean_diff) and seed0.mean_diff != 0
     with pytest.raises(ReportError, match=r"^--seeds 7 matches no job; seeds here: 0,1$"):
         report([tmp_path / "s0", tmp_path / "s1"], tmp_path / "r0", seeds=["7"])
 

@@ -51,6 +51,19 @@ def test_each_width_is_paired_within_itself_and_read_from_the_config(tmp_path, c
         assert len(list(csv.DictReader(f))) == 4
     assert (tmp_path / "r" / "along.png").stat().st_size > 10_000
     assert "| 0.125 | ablation=vgg16 |" in out["table"]
+    # --reference makes another row the one every width is paired against
+    flipped = along_report(
+        [tmp_path / "narrow", tmp_path / "wide"],
+        "model.net.backbone.width",
+        tmp_path / "r1",
+        reference="vgg16",
+    )
+    by = {(p["model.net.backbone.width"], p["row"]): p for p in flipped["points"]}
+    for width in ("0.125", "0.25"):
+        assert by[(width, "ablation=vgg16")]["mean_diff"] is None
+        assert by[(width, "ablation=full")]["mean_diff"] == pytest.approx(
+            -got[(width, "ablation=vgg16")]["mean_diff"]
+        )
     # --rows keeps the two rows of a width curve out of a wider table
     fake_sweep(tmp_path / "more", {"no_lbp": [0.9] * 5})
     _set_width(tmp_path / "more", 0.25, override=False)

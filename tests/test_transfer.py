@@ -11,6 +11,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import pytest
 import torch
+from torch import nn
 
 from fer_attention.config import validate_config
 from fer_attention.errors import ConfigError
@@ -324,3 +325,15 @@ def test_a_checkpoint_recording_the_class_count_in_its_data_config_still_loads(m
     check_transfer_config(tcfg)
     summary = apply_init_from(target.net, path, target.class_names)
     assert summary["loaded"] == len(target.net.state_dict()) and summary["head"] == "loaded (same classes)"
+
+
+def test_without_a_schedule_each_group_trains_at_its_own_scale_of_the_lr():
+    from omegaconf import OmegaConf
+
+    from fer_attention.training.optim import configure_optimization
+
+    head, stream = nn.Linear(2, 2), nn.Linear(2, 2)
+    sgd = OmegaConf.create({"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.01})
+    groups = [(list(head.parameters()), 1.0), (list(stream.parameters()), 0.1)]
+    optimizer = configure_optimization(head, sgd, None, groups)
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.01, 0.001])
