@@ -64,8 +64,9 @@ CORES := $(shell nproc 2>/dev/null || echo 1)
 JOBS ?= $(if $(filter 1,$(CORES)),1,2)
 # JOBS defaults to 2 on 2+ cores, chosen by timing one 10-job CK+48 sweep at 1 x 2 and 2 x 1 threads
 # (1.09x on an AVX2 EPYC in fp32, experiments/results/sweep_jobs_ckplus48_cpu; 1.23x on an AMX Xeon in bf16,
-# sweep_jobs_ckplus48_intel_amx; 1.15x on an AVX-512 BF16 EPYC, sweep_jobs_ckplus48_amd_avx512bf16). JOBS > 1: Hydra's joblib launcher, n processes of
-# cores / n threads (jobs x threads = cores); a JOBS above the cores is clamped to the cores, with one line
+# sweep_jobs_ckplus48_intel_amx; 1.15x on an AVX-512 BF16 EPYC, sweep_jobs_ckplus48_amd_avx512bf16).
+# JOBS > 1: Hydra's joblib launcher, n processes of cores / n threads (jobs x threads = cores); a JOBS
+# above the cores is clamped to the cores, with one line
 JOBS_OVER := $(shell [ $(JOBS) -gt $(CORES) ] && echo over)
 JOBS_USED = $(if $(JOBS_OVER),$(CORES),$(JOBS))
 JOBS_ARGS = $(if $(filter-out 1,$(JOBS_USED)),hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS_USED) \
