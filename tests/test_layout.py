@@ -12,18 +12,30 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fer_attention"
 # Each part of the package (a subpackage or a top-level module) and its layer: a module may import its
 # own part and parts of lower layers, never a higher or an equal other one. A new part needs a layer here.
 LAYERS = {
-    0: ("errors", "runtime", "tracking", "classes", "prediction", "lbp_sampler"),
-    1: ("lbp", "data", "onnx_io"),
-    2: ("models", "faces"),
+    0: ("errors", "runtime", "tracking", "classes", "lbp_sampler"),
+    1: ("lbp", "data"),
+    2: ("models",),
     3: ("config",),
     4: ("reporting",),
-    5: ("callbacks", "video_io", "prediction_outputs"),
-    6: ("training", "video"),
+    5: ("callbacks",),
+    6: ("training",),
     7: ("inference",),
-    8: ("predict", "quantize"),
-    9: ("export",),
-    10: ("cli",),
+    8: ("cli",),
 }
+# Inside inference/, each module imports only those before it: one face's result, ONNX files, faces from
+# an image, video files, fer-predict's files, video prediction, the predictor, then the tasks built on it.
+INFERENCE_ORDER = (
+    "prediction",
+    "onnx_io",
+    "faces",
+    "video_io",
+    "prediction_outputs",
+    "video",
+    "predictor",
+    "predict",
+    "quantize",
+    "export",
+)
 LAYER_OF = {part: layer for layer, parts in LAYERS.items() for part in parts}
 
 
@@ -86,7 +98,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_import_graph_has_no_cycle_even_through_function_local_imports():
     graph = import_graph()
-    assert len(graph) > 40 and "fer_attention.inference" in graph["fer_attention.export"]
+    assert len(graph) > 40 and "fer_attention.inference.predictor" in graph["fer_attention.inference.export"]
     cycle = find_cycle(graph)
     assert cycle is None, " -> ".join(cycle)
 
@@ -120,11 +132,37 @@ def test_imports_up_names_an_import_from_a_lower_layer_to_a_higher_one():
     ]
 
 
+def imports_forward(graph: dict[str, set[str]], package: str, order: tuple[str, ...]) -> list[str]:
+    """Every import between two modules of ``package`` that goes to a module at or after its own place in
+    ``order``, as "a -> b"."""
+    place = {f"fer_attention.{package}.{name}": i for i, name in enumerate(order)}
+    return sorted(
+        f"{name} -> {dep}"
+        for name, deps in graph.items()
+        if name in place
+        for dep in deps
+        if dep in place and place[dep] >= place[name]
+    )
+
+
+def test_inside_inference_each_module_imports_only_those_before_it():
+    graph = import_graph()
+    inside = {name.rpartition(".")[2] for name in graph if part_of(name) == "inference"}
+    assert inside == set(INFERENCE_ORDER), "give each module of inference/ its place in INFERENCE_ORDER"
+    assert imports_forward(graph, "inference", INFERENCE_ORDER) == []
+    wrong = {"fer_attention.inference.faces": {"fer_attention.inference.predictor", "fer_attention.errors"}}
+    assert imports_forward(wrong, "inference", INFERENCE_ORDER) == [
+        "fer_attention.inference.faces -> fer_attention.inference.predictor"
+    ]
+
+
 def test_errors_is_a_leaf_module():
     graph = import_graph()
     assert graph["fer_attention.errors"] == set()
     users = {name for name, deps in graph.items() if "fer_attention.errors" in deps}
-    assert {"fer_attention.config", "fer_attention.onnx_io", "fer_attention.inference"} <= users
+    assert {"fer_attention.config", "fer_attention.inference.onnx_io", "fer_attention.inference.predictor"} <= (
+        users
+    )
 
 
 def test_find_cycle_reports_the_loop():

@@ -13,10 +13,10 @@ from PIL import Image
 from fer_attention.cli.common import run_task
 from fer_attention.data.synthetic import render_synthetic_faces
 from fer_attention.errors import CheckpointError, ConfigError
-from fer_attention.export import export_checkpoint, summary_line
+from fer_attention.inference.export import export_checkpoint, summary_line
 from fer_attention.inference import load_model
-from fer_attention.onnx_io import META_PREFIX, export_onnx
-from fer_attention.predict import predict_files
+from fer_attention.inference.onnx_io import META_PREFIX, export_onnx
+from fer_attention.inference.predict import predict_files
 
 from .conftest import SHARED_DATA, compose_cfg
 from .test_predict import CLASSES, tiny_checkpoint
@@ -159,7 +159,7 @@ def test_uint8_activations_run_every_convolution_as_qlinearconv(model, faces, tm
     import onnx
     import onnxruntime as ort
 
-    from fer_attention.quantize import quantize_onnx
+    from fer_attention.inference.quantize import quantize_onnx
 
     fp32 = export_onnx(model.net, model.image_size, tmp_path / "fp32.onnx")
     out = tmp_path / "u8.onnx"

@@ -15,9 +15,9 @@ from PIL import Image
 from fer_attention.cli.common import run_task
 from fer_attention.data.synthetic import render_synthetic_faces
 from fer_attention.inference import FERPredictor
-from fer_attention.predict import predict_files
-from fer_attention.video import IoUTracker, box_iou
-from fer_attention.video_io import is_video
+from fer_attention.inference.predict import predict_files
+from fer_attention.inference.video import IoUTracker, box_iou
+from fer_attention.inference.video_io import is_video
 
 from .conftest import compose_cfg
 from .test_predict import CLASSES, VIDEO_COLUMNS, tiny_checkpoint

@@ -1,6 +1,6 @@
 """Timing inference: eager (NCHW and channels_last) against the exports of `fer-export` (TorchScript, ONNX
-Runtime, int8 ONNX Runtime), all through the package's export helpers (fer_attention.export,
-fer_attention.quantize), and video end to end on a generated 640x480 clip."""
+Runtime, int8 ONNX Runtime), all through the package's export helpers (fer_attention.inference.export,
+fer_attention.inference.quantize), and video end to end on a generated 640x480 clip."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from fer_attention.data.synthetic import render_synthetic_faces
-from fer_attention.export import export_torchscript
-from fer_attention.onnx_io import OnnxRuntimeNet, example_faces, export_onnx, ort_session
+from fer_attention.inference.export import export_torchscript
+from fer_attention.inference.onnx_io import OnnxRuntimeNet, example_faces, export_onnx, ort_session
 
 from . import config, decide
 from .measure import build, timeit
@@ -84,7 +84,7 @@ def bench_int8(
     weights: the accuracy drop on a trained model is what `fer-export` prints)."""
     if not onnx_available():
         return {"skipped": ONNX_SKIPPED}
-    from fer_attention.quantize import ACTIVATIONS, quantize_onnx
+    from fer_attention.inference.quantize import ACTIVATIONS, quantize_onnx
 
     settings = config.configured_int8()
     net = build("full", size, width).eval()
@@ -158,7 +158,7 @@ def bench_video(width: float, frames: int, repeats: int, channels_last: bool) ->
     face) on a generated 640x480 clip with one face, every frame labelled (stride 1): frames per second."""
     from fer_attention.data.synthetic import CLASS_NAMES
     from fer_attention.inference import FERPredictor
-    from fer_attention.video import predict_video
+    from fer_attention.inference.video import predict_video
 
     net = build("full", 48, width).eval()
     if channels_last:

@@ -1,6 +1,6 @@
 """`fer-export ckpt_path=<file.ckpt> format=torchscript|onnx [quantize=int8 calib=...] [output=...]`: the whole
-network as one model. The task is :func:`fer_attention.export.export_checkpoint`; int8 is
-:mod:`fer_attention.quantize`."""
+network as one model. The task is :func:`fer_attention.inference.export.export_checkpoint`; int8 is
+:mod:`fer_attention.inference.quantize`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 
 from fer_attention.cli.common import run_task
 from fer_attention.config import config_dir
-from fer_attention.export import export_checkpoint, summary_line
+from fer_attention.inference.export import export_checkpoint, summary_line
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="export")

@@ -1,6 +1,6 @@
 """`fer-predict ckpt_path=<file.ckpt | file.onnx> input=<file, folder or glob>`: the expression of every face in
-images and videos. The task is :func:`fer_attention.predict.predict_files`; videos are
-:mod:`fer_attention.video`."""
+images and videos. The task is :func:`fer_attention.inference.predict.predict_files`; videos are
+:mod:`fer_attention.inference.video`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 
 from fer_attention.cli.common import run_task
 from fer_attention.config import config_dir
-from fer_attention.predict import predict_files
+from fer_attention.inference.predict import predict_files
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="predict")

@@ -23,8 +23,8 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 from experiments.bench.measure import build, timeit  # noqa: E402
-from fer_attention import quantize  # noqa: E402
-from fer_attention.onnx_io import example_faces, export_onnx  # noqa: E402
+from fer_attention.inference import quantize  # noqa: E402
+from fer_attention.inference.onnx_io import example_faces, export_onnx  # noqa: E402
 
 SIZE, WIDTH, THREADS = 48, 0.25, 2
 EXTRA_OPS = ["Add", "Mul", "Concat", "GlobalAveragePool", "Sigmoid", "Resize", "Flatten"]

@@ -7,14 +7,14 @@
     model = load_model("checkpoints/epoch_021.ckpt")
     rows = model.predict_video("clip.mp4", stride=2, timeline="clip.png")  # one dict per face per frame
 
-Frames are decoded with OpenCV's ``VideoCapture`` (:mod:`fer_attention.video_io`: any file the opencv
+Frames are decoded with OpenCV's ``VideoCapture`` (:mod:`fer_attention.inference.video_io`: any file the opencv
 wheel's FFmpeg reads; no ffmpeg binary needed), converted to 8-bit gray with ITU-R 601-2 luma (OpenCV's fixed-point ``BGR2GRAY``, within one
 grey level of PIL's ``L``) and prepared as still images are (:meth:`FERPredictor.faces`, the same
 ``detect`` modes: with ``auto`` a video whose frames are no larger than about twice the model's input size
 is taken as a video of one face crop). Skipped frames are only grabbed, not decoded to pixels. Faces of
 several frames run through the network together in batches. Each face is a
-:class:`~fer_attention.prediction.FacePrediction` (:func:`video_predictions`), its row that
-:meth:`~fer_attention.prediction.FacePrediction.to_row` (:func:`predict_video`).
+:class:`~fer_attention.inference.prediction.FacePrediction` (:func:`video_predictions`), its row that
+:meth:`~fer_attention.inference.prediction.FacePrediction.to_row` (:func:`predict_video`).
 
 Tracking (:class:`IoUTracker`): each face of a labelled frame joins the track whose last box overlaps it
 most (intersection over union at least ``iou``, greedily, best overlaps first); a face that joins none
@@ -33,8 +33,8 @@ import cv2
 import numpy as np
 
 from fer_attention.data.preprocess import parse_detect
-from fer_attention.prediction import Box, FacePrediction
-from fer_attention.video_io import AnnotatedCopy, FrameReader, open_video
+from fer_attention.inference.prediction import Box, FacePrediction
+from fer_attention.inference.video_io import AnnotatedCopy, FrameReader, open_video
 
 # frames whose decoded count falls short of the container's frame count by more than this (and 1%) are
 # reported as a truncated video (container counts are estimates for some formats)
@@ -183,7 +183,7 @@ def label_frames(
     """The predictions of each frame's faces, all frames' faces run through the network together.
 
     Returns:
-        Per frame, its faces' :class:`~fer_attention.prediction.FacePrediction` (left to right), or None for
+        Per frame, its faces' :class:`~fer_attention.inference.prediction.FacePrediction` (left to right), or None for
         a frame that is not labelled.
     """
     crops = [c for f in frames for c in f.crops]
@@ -249,7 +249,7 @@ def video_predictions(
     iou: float = 0.3,
     max_missed: int = 5,
 ) -> Iterator[FacePrediction]:
-    """:func:`predict_video` as :class:`~fer_attention.prediction.FacePrediction` (rows: their
+    """:func:`predict_video` as :class:`~fer_attention.inference.prediction.FacePrediction` (rows: their
     ``to_row(model.class_names, video=True)``); the arguments are :func:`predict_video`'s."""
     path = Path(path)
     detect = parse_detect(detect)
@@ -321,7 +321,7 @@ def predict_video(
         ``time_s`` (frame / fps), ``track``, ``face`` (index within the frame, left to right), the box
         ``x``, ``y``, ``w``, ``h`` (None for face crops), ``detected``, ``label``, one probability per
         class, ``error`` (None); error rows have the same keys (:meth:`FacePrediction.to_row
-        <fer_attention.prediction.FacePrediction.to_row>` with ``video=True``).
+        <fer_attention.inference.prediction.FacePrediction.to_row>` with ``video=True``).
 
     Raises:
         ValueError: ``detect`` is invalid (on the first iteration).

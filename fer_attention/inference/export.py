@@ -1,4 +1,4 @@
-"""`fer-export`: a checkpoint as one TorchScript or ONNX file (fp32, or int8 through :mod:`fer_attention.quantize`).
+"""`fer-export`: a checkpoint as one TorchScript or ONNX file (fp32, or int8 through :mod:`fer_attention.inference.quantize`).
 
 The exported model includes the LBP layer and the input normalisation: it takes faces ``[N, 1, S, S]``
 in [0, 1] (S = the checkpoint's image size, any N) and returns logits ``[N, classes]``. Prepare faces as
@@ -6,7 +6,7 @@ in [0, 1] (S = the checkpoint's image size, any N) and returns logits ``[N, clas
 TorchScript: ``torch.jit.trace`` then ``torch.jit.freeze``. ONNX: ``torch.onnx.export`` with a dynamic
 batch axis, input ``faces``, output ``logits``; needs ``pip install 'fer-attention[export]'``.
 
-The ONNX files, their metadata and running them: :mod:`fer_attention.onnx_io`.
+The ONNX files, their metadata and running them: :mod:`fer_attention.inference.onnx_io`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import torch
 from omegaconf import DictConfig
 
 from fer_attention.errors import ConfigError
-from fer_attention.inference import load_model
-from fer_attention.onnx_io import (
+from fer_attention.inference.predictor import load_model
+from fer_attention.inference.onnx_io import (
     OnnxRuntimeNet,
     check_onnx_available,
     example_faces,
@@ -30,10 +30,10 @@ from fer_attention.onnx_io import (
     onnx_metadata,
     ort_session,
 )
-from fer_attention.quantize import check_calibration_arg, quantize_checkpoint, report_lines
+from fer_attention.inference.quantize import check_calibration_arg, quantize_checkpoint, report_lines
 from fer_attention.reporting.files import write_json_atomic
 
-log = logging.getLogger("fer_attention.export")
+log = logging.getLogger("fer_attention.inference.export")
 
 FORMATS = {"torchscript": ".pt", "onnx": ".onnx"}
 QUANTIZE = ("none", "int8")
@@ -78,7 +78,7 @@ def default_output(ckpt: Path, fmt: str, quantize: str) -> Path:
 def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     """The `fer-export` task: returns ``{"output", "format", "quantize", "image_size", "class_names",
     "max_abs_diff"}`` and, with ``quantize=int8``, the calibration report (``agreement``, ``heldout``,
-    ``calib_faces``, ``test`` accuracies; see :func:`fer_attention.quantize.quantize_checkpoint`)."""
+    ``calib_faces``, ``test`` accuracies; see :func:`fer_attention.inference.quantize.quantize_checkpoint`)."""
     fmt = str(cfg.get("format", "torchscript")).lower()
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt} is not one of {', '.join(FORMATS)}")

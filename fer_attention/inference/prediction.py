@@ -1,7 +1,7 @@
 """One predicted face (or one input that gave none) and the row it becomes in `fer-predict`'s output.
 
 :class:`FacePrediction` is what :meth:`FERPredictor.predict <fer_attention.inference.FERPredictor.predict>`
-returns for every face, what :func:`fer_attention.video.predict_video` turns into its rows and what
+returns for every face, what :func:`fer_attention.inference.video.predict_video` turns into its rows and what
 `fer-predict` writes, for images, folders and videos alike: :meth:`FacePrediction.to_row` gives the
 columns of :func:`row_fields` in their order, with JSON-ready values (str, int, float, bool or None).
 """

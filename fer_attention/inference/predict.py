@@ -25,14 +25,14 @@ from omegaconf import DictConfig
 from fer_attention.data.preprocess import parse_detect
 from fer_attention.data.sources.base import is_image, natural_key
 from fer_attention.errors import ConfigError
-from fer_attention.inference import FERPredictor, load_model
+from fer_attention.inference.predictor import FERPredictor, load_model
 from fer_attention.models.tta import check_tta
-from fer_attention.prediction import Box, FacePrediction
-from fer_attention.prediction_outputs import PredictionOutputs
-from fer_attention.video import video_predictions
-from fer_attention.video_io import is_video, opens_as_video
+from fer_attention.inference.prediction import Box, FacePrediction
+from fer_attention.inference.prediction_outputs import PredictionOutputs
+from fer_attention.inference.video import video_predictions
+from fer_attention.inference.video_io import is_video, opens_as_video
 
-log = logging.getLogger("fer_attention.predict")
+log = logging.getLogger("fer_attention.inference.predict")
 
 OUTPUT_FORMATS = (".jsonl", ".csv")
 
@@ -253,7 +253,7 @@ def predict_all(
 def predict_files(cfg: DictConfig) -> dict[str, Any]:
     """The `fer-predict` task: label every face of the input files and write one row per face.
 
-    Rows go to ``output`` (columns :func:`~fer_attention.prediction.row_fields`, the video columns when any
+    Rows go to ``output`` (columns :func:`~fer_attention.inference.prediction.row_fields`, the video columns when any
     input may be a video); a file that cannot be read or has no face gives one row with ``error`` set and
     the run goes on. Pictures (``save_annotated``, ``save_attention``, ``video.timeline``) go to
     ``annotated/``, ``attention/`` and ``timelines/`` beside ``output``.

@@ -18,7 +18,7 @@ from PIL import Image
 
 from fer_attention.data.preprocess import center_square, crop_square, read_gray, resize, to_gray8
 from fer_attention.data.preprocess import detect_faces as preprocess_detect_faces
-from fer_attention.prediction import Box
+from fer_attention.inference.prediction import Box
 
 # smallest face relative to the shorter image side: photos may hold several small faces
 MIN_FACE_FRACTION = 0.1

@@ -9,14 +9,14 @@
         print(face.box, face.label, face.probabilities)
 
 ``detect`` (every ``predict`` call and `fer-predict`): ``"auto"`` (the default) takes an image no larger than
-twice the model's input size as a face crop and looks for faces in a larger one (:mod:`fer_attention.faces`);
-each result (a :class:`~fer_attention.prediction.FacePrediction`) says whether a detector found the face
+twice the model's input size as a face crop and looks for faces in a larger one (:mod:`fer_attention.inference.faces`);
+each result (a :class:`~fer_attention.inference.prediction.FacePrediction`) says whether a detector found the face
 (``detected``).
 
-Videos: ``model.predict_video("clip.mp4", stride=2)`` (see :mod:`fer_attention.video`). An exported
+Videos: ``model.predict_video("clip.mp4", stride=2)`` (see :mod:`fer_attention.inference.video`). An exported
 ``.onnx`` file (`fer-export format=onnx`, fp32 or int8) loads with the same ``load_model``.
 
-Faces are prepared exactly as for training (:mod:`fer_attention.faces`), resized to the checkpoint's
+Faces are prepared exactly as for training (:mod:`fer_attention.inference.faces`), resized to the checkpoint's
 ``data_config.image_size`` and scaled to [0, 1].
 """
 
@@ -33,12 +33,12 @@ import torch
 
 from fer_attention.data.preprocess import parse_detect
 from fer_attention.errors import CheckpointError, ConfigError
-from fer_attention.faces import ImageLike, face_inputs, is_face_crop, to_gray
+from fer_attention.inference.faces import ImageLike, face_inputs, is_face_crop, to_gray
 from fer_attention.models.tta import check_tta, ten_crop_logits
-from fer_attention.onnx_io import ONNX_HINT, OnnxRuntimeNet, ort_session, read_onnx_metadata
-from fer_attention.prediction import Box, FacePrediction, image_predictions
+from fer_attention.inference.onnx_io import ONNX_HINT, OnnxRuntimeNet, ort_session, read_onnx_metadata
+from fer_attention.inference.prediction import Box, FacePrediction, image_predictions
 from fer_attention.training.checkpoint import read_checkpoint
-from fer_attention.video import predict_video
+from fer_attention.inference.video import predict_video
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class FERPredictor:
 
         Returns:
             True when the longer side is at most ``AUTO_CROP_FACTOR`` (2) times ``image_size``
-            (:func:`fer_attention.faces.is_face_crop`).
+            (:func:`fer_attention.inference.faces.is_face_crop`).
         """
         return is_face_crop(shape, self.image_size)
 
@@ -213,7 +213,7 @@ class FERPredictor:
             batch_size: faces per forward pass.
 
         Returns:
-            For one image, a list of :class:`~fer_attention.prediction.FacePrediction` (one per face, left
+            For one image, a list of :class:`~fer_attention.inference.prediction.FacePrediction` (one per face, left
             to right; ``file`` set for a path); for a list or tuple, one such list per image, in order.
 
         Raises:
@@ -272,19 +272,19 @@ class FERPredictor:
 
         A bad video does not raise: a video that cannot be opened, or has no face, gives one row with
         ``error`` set; one that stops decoding early keeps the rows of the frames that decoded and ends
-        with an error row naming the frame. See :func:`fer_attention.video.predict_video`.
+        with an error row naming the frame. See :func:`fer_attention.inference.video.predict_video`.
 
         Args:
             path, stride, detect, batch_size, annotated, progress: as in
-                :func:`~fer_attention.video.predict_video` (``detect`` is decided once per video from its
+                :func:`~fer_attention.inference.video.predict_video` (``detect`` is decided once per video from its
                 frame size; ``annotated`` is a copy with boxes, tracks and labels drawn).
             timeline: also write a PNG of each track's probabilities over time there.
             **tracking: ``iou`` (default 0.3) and ``max_missed`` (default 5) of
-                :class:`fer_attention.video.IoUTracker`, or ``decimals`` (default 6) of the probabilities.
+                :class:`fer_attention.inference.video.IoUTracker`, or ``decimals`` (default 6) of the probabilities.
 
         Returns:
             One dict per face per labelled frame, as `fer-predict` writes them
-            (:meth:`FacePrediction.to_row <fer_attention.prediction.FacePrediction.to_row>` with ``video``).
+            (:meth:`FacePrediction.to_row <fer_attention.inference.prediction.FacePrediction.to_row>` with ``video``).
 
         Raises:
             ValueError: ``detect`` is invalid.

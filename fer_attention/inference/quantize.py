@@ -12,7 +12,7 @@
    ranges from the calibration faces (``calib_method``: MinMax by default) fed by a
    ``CalibrationDataReader``. Convolutions, fully connected layers, ReLU and max pooling are quantised;
    the LBP layer (thresholds on pixel differences of 1/255) and the attention arithmetic stay fp32;
-3. the metadata of :mod:`fer_attention.onnx_io` (class names, preprocessing) with the quantisation settings;
+3. the metadata of :mod:`fer_attention.inference.onnx_io` (class names, preprocessing) with the quantisation settings;
 4. the top-1 agreement of int8 with the fp32 (eager PyTorch) model on the held-out faces, and with a data
    config the accuracy of both on its test split.
 """
@@ -31,10 +31,10 @@ from fer_attention.config import config_dir
 from fer_attention.data.preprocess import resize
 from fer_attention.data.sources.base import walk_files
 from fer_attention.errors import ConfigError
-from fer_attention.inference import load_onnx
-from fer_attention.onnx_io import export_onnx, onnx_metadata, write_onnx_metadata
+from fer_attention.inference.predictor import load_onnx
+from fer_attention.inference.onnx_io import export_onnx, onnx_metadata, write_onnx_metadata
 
-log = logging.getLogger("fer_attention.quantize")
+log = logging.getLogger("fer_attention.inference.quantize")
 
 CALIB_DATA = "data"
 CALIB_METHODS = ("minmax", "percentile", "entropy")
@@ -261,7 +261,7 @@ def faces_per_second(path: str | Path, faces: np.ndarray, repeats: int = AUTO_RE
     import statistics
     import time
 
-    from fer_attention.onnx_io import ort_session
+    from fer_attention.inference.onnx_io import ort_session
 
     session = ort_session(path)
     batch = {"faces": (faces.astype(np.float32) / 255.0)[:, None]}

@@ -1,5 +1,5 @@
 """The files a `fer-predict` run writes: the rows (JSON lines or CSV, columns
-:func:`~fer_attention.prediction.row_fields`) and the pictures beside them: ``annotated/`` copies,
+:func:`~fer_attention.inference.prediction.row_fields`) and the pictures beside them: ``annotated/`` copies,
 ``attention/`` pictures of each face and ``timelines/`` of each video.
 """
 
@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from fer_attention.prediction import FacePrediction, row_fields
+from fer_attention.inference.prediction import FacePrediction, row_fields
 from fer_attention.reporting.annotate import draw_faces
 
 # the warnings of fer-predict's files, under the logger of the task
-log = logging.getLogger("fer_attention.predict")
+log = logging.getLogger("fer_attention.inference.predict")
 
 
 class RowWriter:
@@ -50,7 +50,7 @@ class RowWriter:
 
 class PredictionOutputs:
     """Where a `fer-predict` run's results go: the rows, the pictures beside them (``annotated/``,
-    ``attention/``, ``timelines/``) and the counts of :func:`~fer_attention.predict.predict_files`'s result.
+    ``attention/``, ``timelines/``) and the counts of :func:`~fer_attention.inference.predict.predict_files`'s result.
 
     Args:
         out: the rows' file.
