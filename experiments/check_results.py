@@ -6,8 +6,10 @@ Two kinds of citation are checked, in README.md, experiments/README.md and docs/
 - a markdown table whose preceding paragraph links `experiments/results/<folder>/`: each row's cells
   under the headers the folder's `table.md` also has (test accuracy, Δ with its interval, the p
   columns, W/T/L) must equal that folder's row of the same name;
-- a percentage with two decimals (`92.69%`) in a paragraph that links exactly one result folder must
-  appear in that folder's `table.md` or `README.md`.
+- a percentage with two decimals (`92.69%`), a difference with its interval (`-1.22 [-4.91, +2.47]`) or a
+  p-value (`p 0.498`, `Holm 0.971`) in a paragraph that links exactly one result folder, or in a table row
+  that links result folders itself (the README's verdict rows), must appear in the `table.md` or
+  `README.md` of one of those folders.
 
 Exits 1 with one line per figure that differs, naming the file, the line, the figure and the folder.
 """
@@ -23,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results"
 LINK = re.compile(r"experiments/results/([A-Za-z0-9_.\-]+)|\(results/([A-Za-z0-9_.\-]+)/")
 PERCENT = re.compile(r"(?<![\d.])(\d{1,3}\.\d{2})%")
+INTERVAL = re.compile(r"[+-]\d+\.\d{2} \[[+-]?\d+\.\d{2}, [+-]?\d+\.\d{2}\]")
+P_VALUE = re.compile(r"\b(?:p|Holm)(?: >=| ≥| <=)? (\d\.\d{3})\b")
 # README header -> the header of table.md it cites (by prefix); other columns are not checked
 COLUMNS = (
     (("test acc", "privatetest acc", "acc (%)"), "test acc (%)"),
@@ -100,6 +104,37 @@ def _blocks(lines: list[str]) -> list[tuple[int, list[str]]]:
     return blocks
 
 
+def _figures(line: str) -> list[tuple[str, str]]:
+    """(as written, as the folder writes it) for each percentage, difference interval and p-value."""
+    found = [(m.group(0), m.group(1)) for m in PERCENT.finditer(line)]
+    found += [(m.group(0), m.group(0)) for m in INTERVAL.finditer(line)]
+    found += [(m.group(0), m.group(1)) for m in P_VALUE.finditer(line)]
+    return found
+
+
+def _known(folders: list[str], notes: bool) -> str:
+    """The tables fer-report wrote in the folders (table.md, along.md), and with ``notes`` their READMEs,
+    whose notes may quote an older table: differences and p-values are looked up in the tables only
+    (in the README where a folder has no other table)."""
+    texts = []
+    for name in folders:
+        tables = sorted(p for p in (RESULTS / name).glob("*.md") if p.name != "README.md")
+        readme = RESULTS / name / "README.md"
+        if notes or not tables:
+            tables.append(readme)
+        texts += [f.read_text() for f in tables if f.is_file()]
+    return "".join(texts)
+
+
+def _check_figures(path: Path, number: int, line: str, folders: list[str]) -> list[Mismatch]:
+    with_notes, tables = _known(folders, notes=True), _known(folders, notes=False)
+    return [
+        Mismatch(path, number, written, " or ".join(folders), "no such figure")
+        for written, figure in _figures(line)
+        if figure not in (with_notes if written.endswith("%") else tables)
+    ]
+
+
 def check_file(path: Path) -> tuple[list[Mismatch], int]:
     """The citations of one markdown file that differ from their folder, and how many were checked."""
     lines = path.read_text().splitlines()
@@ -111,7 +146,14 @@ def check_file(path: Path) -> tuple[list[Mismatch], int]:
         if block[0].startswith("|") and len(block) >= 3:
             # a table cites the folder linked in the paragraph right above it (or in its own rows)
             folders = _folders(text) or last_folders
-            if len(folders) == 1 and (rows := _folder_rows(RESULTS / folders[0])):
+            if len(folders) != 1:
+                # rows that name their own folders (the README's verdict table): each row's figures
+                for offset, line in enumerate(block[2:], 2):
+                    if own := _folders(line):
+                        checked += len(_figures(line))
+                        mismatches += _check_figures(path, start + offset, line, own)
+                continue
+            if rows := _folder_rows(RESULTS / folders[0]):
                 header, by_name = rows
                 readme_header = _cells(block[0])
                 for offset, line in enumerate(block[2:], 2):
@@ -135,15 +177,9 @@ def check_file(path: Path) -> tuple[list[Mismatch], int]:
         folders = _folders(text)
         last_folders = folders or last_folders
         if len(folders) == 1:
-            folder = RESULTS / folders[0]
-            known = "".join(f.read_text() for f in (folder / "table.md", folder / "README.md") if f.is_file())
             for offset, line in enumerate(block):
-                for match in PERCENT.finditer(line):
-                    checked += 1
-                    if match.group(1) not in known:
-                        mismatches.append(
-                            Mismatch(path, start + offset, match.group(0), folders[0], "no such figure")
-                        )
+                checked += len(_figures(line))
+                mismatches += _check_figures(path, start + offset, line, folders)
     return mismatches, checked
 
 

@@ -29,3 +29,25 @@ def test_a_table_figure_or_a_prose_figure_that_differs_from_its_folder_fails(tmp
     )
     assert check_results.main([str(prose)]) == 1
     assert "'12.34%' is not in fer2013_full_long_cpu (no such figure)" in capsys.readouterr().out
+
+
+def test_a_verdict_row_is_checked_against_the_folders_it_links_and_not_against_old_notes(tmp_path, capsys):
+    rows = check_results._folder_rows(check_results.RESULTS / "width05_fer2013_cpu")
+    header, by_name = rows
+    delta = by_name["vgg16"][next(i for i, h in enumerate(header) if h.startswith("Δ"))]
+    p = by_name["vgg16"][next(i for i, h in enumerate(header) if h.startswith("p (paired t"))]
+    page = tmp_path / "README.md"
+    page.write_text(
+        "| claim | regime | what the rows show |\n|---|---|---|\n"
+        f"| a | one | `vgg16` {delta}, paired t p {p} ([table](experiments/results/width05_fer2013_cpu/README.md)) |\n"
+        "| | two | `vgg16` -1.22 [-4.91, +2.48]; corrected p 0.498, Holm 0.971 "
+        "([table](experiments/results/pretrained_modules_ckplus48_cpu/README.md)) |\n"
+    )
+    assert check_results.main([str(page)]) == 1
+    out = capsys.readouterr().out
+    assert f"'{delta}'" not in out and f"p {p}" not in out
+    assert "README.md:4: '-1.22 [-4.91, +2.48]' is not in pretrained_modules_ckplus48_cpu" in out
+    # 0.971 is quoted in that folder's notes (an older table), but not in its table.md
+    assert "README.md:4: 'Holm 0.971' is not in pretrained_modules_ckplus48_cpu" in out
+    assert "'p 0.498'" not in out
+    assert "5 cited figures checked in 1 files, 2 differ" in out
