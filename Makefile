@@ -154,7 +154,7 @@ run_pretrained = $(BIN)/python -m experiments.pretrained pretrain $(call pretrai
 ablation-modules-pretrained: install ## the module table in the pretrained regime (FER2013 per row, then CK+48)
 	$(call run_pretrained,ablation_modules)
 
-ablation-lbp-pretrained: install ## the LBP table pretrained per row (e.g. ROWS=circle,uniform)
+ablation-lbp-pretrained: install ## the LBP table pretrained per row (e.g. ROWS=circle,uniform,ror)
 	$(call run_pretrained,ablation_lbp)
 
 ablation-dilation-pretrained: install ## the dilation table pretrained per row (e.g. ROWS=d123,d135)

@@ -6,7 +6,7 @@
     python -m experiments.pretrained finetune --table ablation_modules [--rows ...] [--seeds 0,1] \
         [--data ckplus --data-root ../shared/data/ckplus48] [--sweep-dir DIR] [-- more overrides]
 
-(`make ablation-modules-pretrained`, `make ablation-lbp-pretrained ROWS=circle,uniform`, ...). `pretrain`
+(`make ablation-modules-pretrained`, `make ablation-lbp-pretrained ROWS=circle,uniform,ror`, ...). `pretrain`
 skips rows whose checkpoint exists, and copies the checkpoint of a row already trained whose config is the
 same network (the paper's own choice is one network in every table: `ablation=full` = `lbp=circle` =
 `dilation=d123`); `finetune` stops with one line naming the make target when one is missing, so no row is
