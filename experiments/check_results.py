@@ -8,8 +8,10 @@ Two kinds of citation are checked, in README.md, experiments/README.md and docs/
   columns, W/T/L) must equal that folder's row of the same name;
 - a percentage with two decimals (`92.69%`), a difference with its interval (`-1.22 [-4.91, +2.47]`) or a
   p-value (`p 0.498`, `Holm 0.971`) in a paragraph that links exactly one result folder, or in a table row
-  that links result folders itself (the README's verdict rows), must appear in the `table.md` or
-  `README.md` of one of those folders.
+  that links result folders itself (the README's verdict rows), must appear in one of those folders:
+  a percentage in its `table.md` or `README.md`, an interval or a p-value in the tables fer-report wrote
+  there (`table.md`, `along.md`; the README only where a folder has no other table), since a folder's
+  notes may quote an older table.
 
 Exits 1 with one line per figure that differs, naming the file, the line, the figure and the folder.
 """
