@@ -6,9 +6,11 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fer_attention.errors import CheckpointError, ConfigError
+from fer_attention.reporting.files import read_predictions
 from fer_attention.training.task import evaluate, train
 
 from .conftest import TINY
@@ -53,6 +55,16 @@ def test_metrics_json_contents_and_best_checkpoint(make_cfg):
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert (run_dir / "confusion_matrix.png").stat().st_size > 1000
     assert (run_dir / "attention" / "epoch_000.png").stat().st_size > 1000
+    # per-face predictions of the test split: one row a face, agreeing with the confusion matrix
+    assert written["predictions"] == "predictions.npz"
+    faces = read_predictions(run_dir / "predictions.npz")
+    assert faces["split"] == "test" and list(faces["class_names"]) == written["class_names"]
+    assert faces["probs"].shape == (n_test, 7) and faces["probs"].dtype == np.float16
+    assert np.allclose(faces["probs"].astype(np.float32).sum(axis=1), 1.0, atol=5e-3)
+    assert len(set(faces["ids"].tolist())) == n_test and all(i.startswith("synthetic:") for i in faces["ids"])
+    rebuilt = np.zeros((7, 7), dtype=int)
+    np.add.at(rebuilt, (faces["labels"], faces["preds"]), 1)
+    assert rebuilt.tolist() == cm
     assert "trainer.max_epochs=2" in written["overrides"]
     assert metrics["epochs"] == 2
     assert written["precision"] == "32-true"
@@ -102,6 +114,11 @@ def test_eval_reproduces_test_metrics(make_cfg):
             else evaluated[key] == trained[key]
         )
     assert read_metrics(ecfg.paths.output_dir)["test/acc"] == pytest.approx(trained["test/acc"])
+    # the evaluated split's per-face predictions are the training run's test predictions, face by face
+    before = read_predictions(Path(cfg.paths.output_dir) / "predictions.npz")
+    after = read_predictions(Path(ecfg.paths.output_dir) / "predictions.npz")
+    assert after["ids"].tolist() == before["ids"].tolist()
+    assert (after["preds"] == before["preds"]).all() and (after["labels"] == before["labels"]).all()
 
 
 def test_the_test_split_is_read_with_the_best_on_validation_checkpoint_not_the_last(make_cfg):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +26,21 @@ PROTOCOLS = ("fixed", "kfold", "auto")
 SAMPLERS = (None, "weighted")
 
 log = logging.getLogger(__name__)
+
+
+def face_ids(faces: FaceArrays, index: np.ndarray, name: str, root: str | None) -> list[str]:
+    """Names of the faces at ``index``: their source files relative to ``root`` (as given when outside it),
+    or ``<name>:<index>`` when the faces have no files."""
+    if faces.sources is None:
+        return [f"{name}:{int(i)}" for i in index]
+    base = os.path.abspath(root) if root else None
+    out = []
+    for i in index:
+        src = str(faces.sources[i])
+        if base and os.path.isabs(src) and os.path.commonpath([base, src]) == base:
+            src = os.path.relpath(src, base)
+        out.append(src)
+    return out
 
 
 class FaceDataModule(pl.LightningDataModule):
@@ -201,6 +217,12 @@ class FaceDataModule(pl.LightningDataModule):
                 "per_class": dict(zip(self.class_names, counts.tolist(), strict=True)),
             }
         return out
+
+    def face_ids(self, split: str) -> list[str]:
+        """Each face of ``split`` in loader order, named by its file relative to ``data.root`` (a source
+        with no files: ``<dataset>:<index>``); what per-face predictions are paired by."""
+        assert self.faces is not None, "call setup() first"
+        return face_ids(self.faces, self.split_indices[split], self.name, self.root)
 
     def class_counts(self, split: str = "train") -> np.ndarray:
         """Faces per class in ``split`` (after ``setup``; calls it if needed)."""

@@ -14,12 +14,12 @@ import numpy as np
 import yaml
 
 from fer_attention.errors import ReportError
-from fer_attention.reporting.files import METRICS_FILE, STATUS_FILE
+from fer_attention.reporting.files import METRICS_FILE, PREDICTIONS_FILE, STATUS_FILE
 from fer_attention.reporting.results import kept_notes, machine
 
 EVAL_SPLITS = ("all", "test", "val")
 # what a published eval run keeps, relative to its run dir
-RUN_FILES = (METRICS_FILE, STATUS_FILE, ".hydra/overrides.yaml")
+RUN_FILES = (METRICS_FILE, PREDICTIONS_FILE, STATUS_FILE, ".hydra/overrides.yaml")
 
 
 def _split_of(metrics: dict[str, Any]) -> str | None:

@@ -1,5 +1,5 @@
-"""A result folder that stands on its own: a sweep's jobs (configs, overrides, metrics, status, per-epoch
-CSV; never checkpoints or images), the exact command, the machine, the date and the wall time, so that
+"""A result folder that stands on its own: a sweep's jobs (configs, overrides, metrics, per-face
+predictions, status, per-epoch CSV; never checkpoints or images), the exact command, the machine, the date and the wall time, so that
 ``fer-report <folder>/jobs`` re-aggregates it anywhere."""
 
 from __future__ import annotations
@@ -14,11 +14,18 @@ from typing import Any
 
 import yaml
 
-from fer_attention.reporting.files import METRICS_FILE, STATUS_FILE
+from fer_attention.reporting.files import METRICS_FILE, PREDICTIONS_FILE, STATUS_FILE
 from fer_attention.runtime import cpu_description
 
 # what a published job keeps, relative to its job dir
-JOB_FILES = (METRICS_FILE, STATUS_FILE, ".hydra/config.yaml", ".hydra/overrides.yaml", "csv/metrics.csv")
+JOB_FILES = (
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    STATUS_FILE,
+    ".hydra/config.yaml",
+    ".hydra/overrides.yaml",
+    "csv/metrics.csv",
+)
 
 
 def machine() -> dict[str, Any]:
@@ -219,7 +226,8 @@ def write_readme(out_dir: str | Path, info: dict[str, Any], table_md: str) -> Pa
             lines += [f"Sweep {number} of {len(sweeps)} (`{Path(str(sweep.get('sweep_dir'))).name}`):", ""]
         lines += _sweep_lines(sweep) + [""]
     lines += [
-        f"`jobs/` holds every job's config, overrides, `metrics.json`, status and per-epoch CSV (no "
+        f"`jobs/` holds every job's config, overrides, `metrics.json`, per-face `predictions.npz` (where the "
+        "job wrote one), status and per-epoch CSV (no "
         f"checkpoints); `fer-report {out_dir}/jobs --out {out_dir}` re-aggregates this folder, and "
         "`folds.csv` has every job's test accuracy.",
         "",

@@ -146,6 +146,9 @@ class FERModule(pl.LightningModule):
         )
         self.val_acc_best = MaxMetric()
         self.last_confusion: dict[str, list[list[int]]] = {}
+        # the last test epoch's per-face labels and class probabilities, in loader order
+        self._test_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.test_predictions: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor, return_mask: bool = False):
         x = self._to_memory_format(x)
@@ -190,6 +193,8 @@ class FERModule(pl.LightningModule):
                 "lower model.optimizer.lr or check the data"
             )
         preds = logits.argmax(dim=1)
+        if stage == "test":
+            self._test_outputs.append((y.detach().cpu(), logits.detach().float().softmax(dim=1).cpu()))
         key = f"{stage}_stage"
         self.losses[key](loss.detach())
         self.metrics[key](preds, y)
@@ -219,8 +224,15 @@ class FERModule(pl.LightningModule):
         self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
         self._store_confusion("val")
 
+    def on_test_epoch_start(self) -> None:
+        self._test_outputs = []
+
     def on_test_epoch_end(self) -> None:
         self._store_confusion("test")
+        if self._test_outputs:
+            labels, probs = zip(*self._test_outputs, strict=True)
+            self.test_predictions = (torch.cat(labels), torch.cat(probs))
+        self._test_outputs = []
 
     # ----- transfer: frozen or slower backbone -----
     def backbone_modules(self) -> list[nn.Module]:

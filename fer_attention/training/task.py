@@ -18,7 +18,7 @@ from fer_attention.callbacks.epoch_seed import EpochSeed
 from fer_attention.config import validate_config
 from fer_attention.errors import ConfigError
 from fer_attention.models.tta import check_tta
-from fer_attention.reporting.files import METRICS_FILE
+from fer_attention.reporting.files import METRICS_FILE, PREDICTIONS_FILE, write_predictions
 from fer_attention.runtime import configure_process, resolve_precision
 from fer_attention.training.builders import (
     build_callbacks,
@@ -52,6 +52,26 @@ def _results(model: FERModule, test_metrics: dict[str, Any], split: str) -> dict
     out[f"{split}/confusion_matrix"] = model.last_confusion.get("test")
     out["class_names"] = list(model.class_names)
     return out
+
+
+def _save_predictions(
+    trainer: pl.Trainer, model: FERModule, run_dir: Path, ids: list[str], split: str, class_names=None
+) -> str | None:
+    """``predictions.npz`` of the split just tested (its file name, for metrics.json), or None when the test
+    ran sharded over several processes (each holds only its shard) or produced nothing."""
+    if model.test_predictions is None:
+        return None
+    if trainer.world_size > 1:
+        log.warning("per-face predictions are not written by a %d-process test", trainer.world_size)
+        return None
+    labels, probs = model.test_predictions
+    model.test_predictions = None
+    if len(ids) != len(labels):
+        raise ValueError(f"{len(ids)} face ids for {len(labels)} predictions of the {split} split")
+    write_predictions(
+        run_dir / PREDICTIONS_FILE, ids, labels.numpy(), probs.numpy(), class_names or model.class_names, split
+    )
+    return PREDICTIONS_FILE
 
 
 def _checkpoint_paths(trainer: pl.Trainer) -> tuple[str | None, str | None]:
@@ -179,6 +199,7 @@ def _fit_and_test(cfg: DictConfig, run, resume_ckpt: Path | None) -> dict[str, A
             model, datamodule=datamodule, ckpt_path=best_ckpt, weights_only=True, verbose=False
         )
         metrics.update(_results(model, test_out[0] if test_out else {}, "test"))
+        metrics["predictions"] = _save_predictions(trainer, model, run_dir, datamodule.face_ids("test"), "test")
     metrics.update(
         {
             "class_names": list(model.class_names),
@@ -249,26 +270,34 @@ def _class_mapping(hparams: dict[str, Any], data_cfg: dict[str, Any]):
 
 
 def _eval_loader(datamodule, split: str):
-    """The loader of ``split``: ``test`` / ``val`` of the data's protocol, or ``all`` of its faces."""
+    """The loader of ``split`` (``test`` / ``val`` of the data's protocol, or ``all`` of its faces) and its
+    faces' ids in loader order."""
     if split != "all":
         datamodule.setup("test")
-        return datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader()
+        loader = datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader()
+        return loader, datamodule.face_ids(split)
+    import numpy as np
     from torch.utils.data import DataLoader
 
+    from fer_attention.data.datamodule import face_ids
     from fer_attention.data.dataset import FaceArrayDataset
 
     faces = datamodule.load()
     log.info("split=all: every face of %s (%d)", datamodule.name, len(faces))
-    return DataLoader(
+    loader = DataLoader(
         FaceArrayDataset(faces.images, faces.labels),
         batch_size=datamodule.eval_batch_size,
         shuffle=False,
         num_workers=datamodule.num_workers,
     )
+    return loader, face_ids(faces, np.arange(len(faces)), datamodule.name, datamodule.root)
 
 
-def _cross_results(trainer: pl.Trainer, model: FERModule, loader, mapping, split: str) -> dict[str, Any]:
-    """Metrics over the classes the model and the target share (cross-dataset evaluation).
+def _cross_results(
+    trainer: pl.Trainer, model: FERModule, loader, mapping, split: str, ids: list[str], run_dir: Path
+) -> dict[str, Any]:
+    """Metrics over the classes the model and the target share (cross-dataset evaluation), and the
+    per-face predictions of the faces evaluated, over the shared classes, in ``run_dir``.
 
     Faces of target classes the model lacks are left out; logits of model classes the target lacks are
     masked out before the argmax (the model can only answer with a class the target has), so accuracy,
@@ -306,7 +335,11 @@ def _cross_results(trainer: pl.Trainer, model: FERModule, loader, mapping, split
     f1 = float(multiclass_f1_score(preds, y, num_classes=k, average="macro")) if k > 1 else acc
     cm = multiclass_confusion_matrix(preds, y, num_classes=k).long().tolist() if k > 1 else [[n]]
     log.info("%s: accuracy %.4f, macro F1 %.4f on %d faces of the shared classes", split, acc, f1, n)
+    kept_ids = [face for face, k in zip(ids, keep.tolist(), strict=True) if k]
+    model.test_predictions = (y, shared_logits.softmax(dim=1))
+    predictions = _save_predictions(trainer, model, run_dir, kept_ids, split, class_names=names)
     return {
+        "predictions": predictions,
         f"{split}/acc": acc,
         f"{split}/f1_macro": f1,
         f"{split}/loss": float(F.cross_entropy(shared_logits, y)),
@@ -353,13 +386,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             ckpt_path, map_location="cpu", weights_only=True, test_time_augmentation=tta
         )
         trainer = build_trainer(cfg.trainer, callbacks=[], loggers=build_loggers(cfg.get("logger")))
-        loader = _eval_loader(datamodule, split)
+        loader, ids = _eval_loader(datamodule, split)
         metrics = {"val/acc_best": _best_val_score(ckpt)}
         if mapping is None or mapping.identity:
             out = trainer.test(model, dataloaders=loader, verbose=False)
             metrics.update(_results(model, out[0] if out else {}, split))
+            metrics["predictions"] = _save_predictions(trainer, model, run.run_dir, ids, split)
         else:
-            metrics.update(_cross_results(trainer, model, loader, mapping, split))
+            metrics.update(_cross_results(trainer, model, loader, mapping, split, ids, run.run_dir))
         metrics.update(
             {
                 "best_ckpt": ckpt_path,
