@@ -295,7 +295,9 @@ def test_seeds_on_one_fixed_split_are_the_plain_paired_t_test_even_with_split_si
     )
     assert "| p (paired t) |" in out["table"]
     assert "p (paired t): the paired t-test over seeds on the one fixed split" in out["table"]
-    assert out["warnings"] == []
+    # no per-face predictions: the decision falls back to the seeds' variance, said once
+    assert len(out["warnings"]) == 1 and out["warnings"][0].startswith("jobs without per-face predictions")
+    assert row["variance"] == "seeds"
 
 
 def test_kfold_jobs_without_split_sizes_warn_and_are_never_called_a_fixed_split(tmp_path, caplog):

@@ -1,5 +1,5 @@
 """`fer-report <multirun dir> [<more dirs>] [--out DIR] [--name NAME] [--reference ROW] [--seeds S,..]
-[--publish [--append]]`: aggregate a sweep (or pool several) into a table with paired tests against a
+[--rope POINTS] [--decide P] [--publish [--append]]`: aggregate a sweep (or pool several) into a table with paired tests against a
 reference row, folds.csv and plots. `fer-report --cross <dir>`: the cross-dataset table of the fer-eval
 runs under <dir>."""
 
@@ -50,6 +50,17 @@ def _add_table_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seeds", default=None, help="only these seeds, comma-separated (e.g. 0 for a one-seed table)"
     )
+    parser.add_argument(
+        "--rope",
+        default=None,
+        help="region of practical equivalence, in accuracy points: a row within ±ROPE of the reference is "
+        "'equivalent' (default 2)",
+    )
+    parser.add_argument(
+        "--decide",
+        default=None,
+        help="posterior probability at which a row's outcome is decided, in (0.5, 1) (default 0.95)",
+    )
 
 
 def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,15 +76,19 @@ def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
         "--publish",
         action="store_true",
         help="also copy the jobs' configs, metrics and status (no checkpoints) into OUT/jobs/ and write "
-        "OUT/run.json and OUT/README.md (command, machine, dates, wall time; a '## Notes' section in an "
-        "existing README is kept): a folder that `fer-report OUT/jobs --out OUT` re-aggregates",
+        "OUT/run.json and OUT/README.md (command, machine, dates, wall time, and this report's --reference, "
+        "--seeds, --name, --rope, --decide as run.json's report_args; a '## Notes' section in an existing "
+        "README is kept): a folder that `fer-report OUT/jobs --out OUT` re-aggregates into the same table, "
+        "reusing report_args for each option not given",
     )
     parser.add_argument(
         "--along",
         default=None,
         metavar="KEY",
         help="compare the rows with the reference separately at each value of a config key (e.g. "
-        "model.net.backbone.width): along.md, along.csv and along.png in OUT",
+        "model.net.backbone.width): along.md, along.csv and along.png in OUT; with --publish, or when "
+        "OUT/jobs is one of the dirs and OUT/run.json exists, recorded in its report_args, so that "
+        "`fer-report OUT/jobs` makes the table and along.csv again",
     )
     parser.add_argument(
         "--rows", default=None, help="with --along: only these rows, comma-separated (e.g. full,vgg16)"

@@ -15,11 +15,19 @@ import numpy as np
 import yaml
 
 from fer_attention.errors import ReportError
+from fer_attention.reporting.decision import (
+    DEFAULT_DECIDE,
+    DEFAULT_ROPE,
+    decide_comparison,
+    face_differences,
+    kfold_posterior,
+    two_level_posterior,
+)
 from fer_attention.reporting.files import METRICS_FILE, read_status
 from fer_attention.reporting.jobs import COMPARED, Job, Row, sort_key
 from fer_attention.reporting.plots import plot_confusion_matrix, plot_curves, plot_rows
 from fer_attention.reporting.stats import holm, mean_interval, paired_comparison
-from fer_attention.reporting.tables import table_markdown, write_csv_tables
+from fer_attention.reporting.tables import table_markdown, table_verdict, write_csv_tables
 
 log = logging.getLogger(__name__)
 
@@ -159,37 +167,28 @@ def pick_reference(rows: list[Row], reference: str | None = None) -> Row | None:
     return rows[0]
 
 
-def compare_rows(rows: list[Row], reference: Row | None) -> list[str]:
-    """Fill each row's paired comparison with ``reference`` (Holm-adjusted across the rows), and the jobs
-    (of the row, or of the reference) that have no partner with the same fold and seed. Returns warnings
-    (one line each) about what the statistics could not use."""
+def compare_rows(
+    rows: list[Row], reference: Row | None, rope: float = DEFAULT_ROPE, decide: float = DEFAULT_DECIDE
+) -> list[str]:
+    """Fill each row's paired comparison with ``reference`` (Holm-adjusted across the rows) and its decision
+    against a ROPE of ``rope`` points at posterior probability ``decide``
+    (:mod:`fer_attention.reporting.decision`), and the jobs (of the row, or of the reference) that have no
+    partner with the same fold and seed. Returns warnings (one line each) about what the statistics could
+    not use.
+
+    Raises:
+        ReportError: two paired jobs' per-face predictions are for different faces."""
     if reference is None:
         return []
     warnings: list[str] = []
-    ref = reference.by_pair()
+    no_predictions: list[str] = []
     for row in rows:
-        if row is reference:
-            continue
-        mine = row.by_pair()
-        common = sorted(set(mine) & set(ref))
-        row.unmatched = [j for j in row.jobs if j.metrics and j.pair_key not in ref]
-        row.unmatched += [j for j in reference.jobs if j.metrics and j.pair_key not in mine]
-        folds = {fold for fold, _ in common}
-        # k-fold: folds differ between jobs, so training sets overlap -> the corrected t-test
-        kfold = len(folds) > 1
-        ratios = [j.test_train_ratio for j in row.jobs if j.test_train_ratio is not None]
-        if kfold and not ratios:
-            warnings.append(
-                f"{row.label}: k-fold jobs without split sizes (metrics.json 'splits'): p is the "
-                "uncorrected paired t-test, which overstates significance on overlapping folds"
-            )
-        ratio = float(np.mean(ratios)) if kfold and ratios else 0.0
-        row.comparison = paired_comparison(
-            np.array([mine[k] for k in common]),
-            np.array([ref[k] for k in common]),
-            ratio,
-            folds=len(folds),
-            repeats=len({seed for _, seed in common}),
+        if row is not reference:
+            warnings += _compare_row(row, reference, rope, decide, no_predictions)
+    if no_predictions:
+        warnings.append(
+            f"jobs without per-face predictions ({', '.join(no_predictions)}): on this fixed split the "
+            "decision counts the seeds' variance only, not the test faces'"
         )
     compared = [r for r in rows if r.comparison is not None]
     for row, p in zip(compared, holm([r.comparison.p_corrected for r in compared]), strict=True):
@@ -199,14 +198,84 @@ def compare_rows(rows: list[Row], reference: Row | None) -> list[str]:
     return warnings
 
 
+def _compare_row(
+    row: Row, reference: Row, rope: float, decide: float, no_predictions: list[str]
+) -> list[str]:
+    """One row's paired comparison and decision against ``reference`` (see :func:`compare_rows`); adds the
+    fixed-split jobs without predictions to ``no_predictions``; returns warnings."""
+    warnings = []
+    ref, mine = reference.by_pair(), row.by_pair()
+    common = sorted(set(mine) & set(ref))
+    row.unmatched = [j for j in row.jobs if j.metrics and j.pair_key not in ref]
+    row.unmatched += [j for j in reference.jobs if j.metrics and j.pair_key not in mine]
+    folds = {fold for fold, _ in common}
+    # k-fold: folds differ between jobs, so training sets overlap -> the corrected t-test
+    kfold = len(folds) > 1
+    ratios = [j.test_train_ratio for j in row.jobs if j.test_train_ratio is not None]
+    if kfold and not ratios:
+        warnings.append(
+            f"{row.label}: k-fold jobs without split sizes (metrics.json 'splits'): p is the "
+            "uncorrected paired t-test, which overstates significance on overlapping folds"
+        )
+    ratio = float(np.mean(ratios)) if kfold and ratios else 0.0
+    row_accs, ref_accs = np.array([mine[k] for k in common]), np.array([ref[k] for k in common])
+    seeds = len({seed for _, seed in common})
+    row.comparison = paired_comparison(row_accs, ref_accs, ratio, folds=len(folds), repeats=seeds)
+    posterior = kfold_posterior(row_accs - ref_accs, ratio, len(folds), seeds)
+    if not kfold and len(common) > 1:
+        mine_jobs, ref_jobs = row.jobs_by_pair(), reference.jobs_by_pair()
+        faces = face_differences([(mine_jobs[k].path, ref_jobs[k].path) for k in common])
+        if faces is None:
+            for job in (j for k in common for j in (mine_jobs[k], ref_jobs[k])):
+                if job.predictions is None and job.path.name not in no_predictions:
+                    no_predictions.append(job.path.name)
+        else:
+            posterior = two_level_posterior(faces)
+            row.comparison.faces = int(faces.shape[1])
+    decide_comparison(row.comparison, posterior, rope, decide)
+    return warnings
+
+
+def _reference_row(jobs: list[Job], rows: list[Row], reference: str | None) -> tuple[Row | None, str | None]:
+    """The reference row, or None and a warning when the jobs mix datasets or protocols (an error when
+    ``reference`` was named)."""
+    mixed = check_one_dataset(jobs)
+    if not mixed:
+        return pick_reference(rows, reference), None
+    both = f"{'/'.join(mixed[0])} and {'/'.join(mixed[1])}"
+    if reference is not None:
+        raise ReportError(
+            f"the jobs mix datasets or protocols ({both}): rows of different data cannot be paired against "
+            "--reference"
+        )
+    return None, f"the jobs mix datasets or protocols ({both}): no paired comparison"
+
+
+def check_one_dataset(jobs: list[Job]) -> tuple[str, str] | None:
+    """The (dataset, protocol) pairs of the finished jobs: None when they are all one, else the first two
+    that differ (rows of different datasets or protocols cannot be paired)."""
+    seen: list[tuple[str, str]] = []
+    for job in jobs:
+        if job.metrics is None:
+            continue
+        kind = (str(job.config_value("data.name")), str(job.config_value("data.protocol")))
+        if kind not in seen:
+            seen.append(kind)
+        if len(seen) > 1:
+            return seen[0], seen[1]
+    return None
+
+
 def report(
     multirun_dir: str | Path | list[str | Path],
     out_dir: str | Path | None = None,
     name: str | None = None,
     reference: str | None = None,
     seeds: list[str] | None = None,
+    rope: float = DEFAULT_ROPE,
+    decide: float = DEFAULT_DECIDE,
 ) -> dict[str, Any]:
-    """Aggregate a sweep into a table with paired tests, folds.csv and plots.
+    """Aggregate a sweep into a table with paired tests and decisions, folds.csv and plots.
 
     Args:
         multirun_dir: a multirun directory, or a list of them whose jobs are pooled.
@@ -215,25 +284,29 @@ def report(
         reference: the row the others are compared with, by label (``lbp=uniform``) or value; default
             the row of the config defaults, i.e. the paper's choices.
         seeds: only the jobs of these seeds (default all).
+        rope, decide: the region of practical equivalence (points) and the posterior probability at
+            which a row is decided (:mod:`fer_attention.reporting.decision`).
 
     Returns:
         A dict with ``name``, ``out_dir``, ``table`` (markdown), ``rows`` (table.csv's rows),
         ``reference``, ``failed``, ``unmatched`` and ``warnings``.
 
     Raises:
-        ReportError: ``reference`` or ``seeds`` matches no row or job (one line naming what exists).
+        ReportError: ``reference`` or ``seeds`` matches no row or job (one line naming what exists); a
+            ``reference`` is named but the jobs mix datasets or protocols; paired jobs' predictions are of
+            different faces.
         FileNotFoundError: no jobs under ``multirun_dir``.
     """
     dirs = list(multirun_dir) if isinstance(multirun_dir, list | tuple) else [multirun_dir]
     jobs = select_seeds(find_jobs(dirs), seeds)
     name = name or _table_name(jobs, Path(dirs[0]))
     swept, rows = group_jobs(jobs)
-    ref_row = pick_reference(rows, reference)
-    warnings = compare_rows(rows, ref_row)
+    ref_row, mixed = _reference_row(jobs, rows, reference)
+    warnings = compare_rows(rows, ref_row, rope, decide) + ([mixed] if mixed else [])
     out = Path(out_dir) if out_dir else Path("logs") / "reports" / name
     out.mkdir(parents=True, exist_ok=True)
     failed = [j for j in jobs if j.metrics is None]
-    table = table_markdown(rows, swept, name, ref_row, failed, warnings)
+    table = table_markdown(rows, swept, name, ref_row, failed, warnings, decide)
     (out / "table.md").write_text(table)
     summary = write_csv_tables(out, rows, swept)
     _plot_report(rows, ref_row, out, name)
@@ -246,6 +319,7 @@ def report(
         "failed": [str(j.path) for j in failed],
         "unmatched": [str(j.path) for r in rows for j in r.unmatched],
         "warnings": warnings,
+        "verdict": table_verdict(rows, ref_row),
     }
 
 

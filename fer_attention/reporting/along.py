@@ -11,25 +11,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from matplotlib.figure import Figure
 
 from fer_attention.errors import ReportError
 from fer_attention.reporting.aggregate import compare_rows, find_jobs, group_jobs, pick_reference
+from fer_attention.reporting.decision import DEFAULT_DECIDE, DEFAULT_ROPE
 from fer_attention.reporting.jobs import COMPARED, Job, Row, sort_key
 from fer_attention.reporting.plots import save_figure
 from fer_attention.reporting.stats import format_p
 
+# the decision's fields each point of along.csv carries
+ALONG_DECISION = ("rope", "p_ref_better", "p_rope", "p_row_better", "p_tost", "outcome", "rope_equivalent")
+
 
 def config_value(job: Job, key: str) -> str | None:
     """``key`` (dotted) in the job's composed config, as text; None when the job has no such value."""
-    file = job.path / ".hydra" / "config.yaml"
-    node: Any = yaml.safe_load(file.read_text()) if file.is_file() else None
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return None if node is None else str(node)
+    return job.config_value(key)
 
 
 def along_report(
@@ -38,8 +35,11 @@ def along_report(
     out_dir: str | Path,
     reference: str | None = None,
     rows: list[str] | None = None,
+    rope: float = DEFAULT_ROPE,
+    decide: float = DEFAULT_DECIDE,
 ) -> dict[str, Any]:
-    """Compare the rows with the reference row separately at each value of ``key``.
+    """Compare the rows with the reference row separately at each value of ``key``, with each comparison's
+    decision against a ROPE of ``rope`` points at probability ``decide``.
 
     Args:
         multirun_dirs: sweep directories whose jobs are pooled.
@@ -57,7 +57,7 @@ def along_report(
     by_value = _jobs_by_value(multirun_dirs, key)
     points = []
     for value in sorted(by_value, key=sort_key):
-        points += _points_at(by_value[value], key, value, reference, rows)
+        points += _points_at(by_value[value], key, value, reference, rows, rope, decide)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _write_csv(points, out / "along.csv")
@@ -83,7 +83,13 @@ def _jobs_by_value(multirun_dirs: list[str | Path], key: str) -> dict[str, list[
 
 
 def _points_at(
-    jobs: list[Job], key: str, value: str, reference: str | None, rows: list[str] | None
+    jobs: list[Job],
+    key: str,
+    value: str,
+    reference: str | None,
+    rows: list[str] | None,
+    rope: float,
+    decide: float,
 ) -> list[dict[str, Any]]:
     """The rows of the jobs at ``key=value``, each compared with the reference row: one point per row."""
     _, groups = group_jobs(jobs)
@@ -95,7 +101,7 @@ def _points_at(
             f"({', '.join(g.label for g in groups) or 'none'})"
         )
     ref = pick_reference(groups, reference)
-    compare_rows(groups, ref)
+    compare_rows(groups, ref, rope, decide)
     return [_point(row, ref, key, value) for row in groups]
 
 
@@ -118,6 +124,7 @@ def _point(row: Row, ref: Row, key: str, value: str) -> dict[str, Any]:
         "ci_high": c.ci_high if c else None,
         "p_corrected": c.p_corrected if c else None,
         "seeds": c.repeats if c else None,
+        **{name: getattr(c, name) if c else None for name in ALONG_DECISION},
     }
 
 
@@ -134,13 +141,15 @@ def _markdown(points: list[dict[str, Any]], key: str) -> str:
     lines = [
         f"### Paired comparisons along {key}",
         "",
-        f"| {key} | row | test acc (%) | min / job | Δ vs reference [95% CI] | p (corrected t) | pairs (seeds) |",
-        "|---|---|---|---|---|---|---|",
+        f"| {key} | row | test acc (%) | min / job | Δ vs reference [95% CI] | p (corrected t) | pairs (seeds) "
+        "| P(ref / ROPE / row) | outcome |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for p in points:
         acc = f"{p['test/acc mean']:.2f}" + (
             f" ± {p['test/acc std']:.2f}" if p["test/acc std"] is not None else ""
         )
+        decision = ""
         if p["mean_diff"] is None:
             diff, pval, pairs = "reference", "", ""
         else:
@@ -148,14 +157,26 @@ def _markdown(points: list[dict[str, Any]], key: str) -> str:
             if p["ci_low"] is not None:
                 diff += f" [{p['ci_low']:+.2f}, {p['ci_high']:+.2f}]"
             pval, pairs = format_p(p["p_corrected"]), f"{p['pairs']} ({p['seeds']})"
+            if p["p_rope"] is not None:
+                decision = f"{p['p_ref_better']:.2f} / {p['p_rope']:.2f} / {p['p_row_better']:.2f}"
+            decision += f" | {p['outcome']}"
         minutes = "" if p["minutes per job"] is None else f"{p['minutes per job']:.2f}"
-        lines.append(f"| {p[key]} | {p['row']} | {acc} | {minutes} | {diff} | {pval} | {pairs} |")
+        lines.append(
+            f"| {p[key]} | {p['row']} | {acc} | {minutes} | {diff} | {pval} | {pairs} | {decision or ' |'} |"
+        )
     lines += [
         "",
         "At each value, every row is paired with the reference row on jobs of that value with the same fold "
-        "and seed (corrected k-fold t-test, as in the tables).",
+        "and seed (corrected k-fold t-test, as in the tables). P(ref / ROPE / row) and outcome: the "
+        f"Bayesian correlated t-test's decision at a ROPE of ±{_rope(points)} points "
+        "(docs/statistics.md, as in the tables).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _rope(points: list[dict[str, Any]]) -> str:
+    rope = next((p["rope"] for p in points if p.get("rope") is not None), None)
+    return "n/a" if rope is None else f"{rope:g}"
 
 
 def _plot(points: list[dict[str, Any]], key: str, path: Path) -> Path:

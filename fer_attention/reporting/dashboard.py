@@ -26,6 +26,11 @@ SUMMARY_COLUMNS = {
     "p_corrected": "p_corrected",
     "p_holm": "p_holm",
     "p_wilcoxon_uncorrected": "p_wilcoxon",
+    "p_ref_better": "p_ref_better",
+    "p_rope": "p_rope",
+    "p_row_better": "p_row_better",
+    "p_tost": "p_tost",
+    "outcome": "outcome",
     "pairs": "pairs",
 }
 
@@ -56,6 +61,17 @@ def sweep_identity(sweep_dir: Path, table_name: str) -> dict[str, str]:
         cfg = yaml.safe_load(cfg_file.read_text()) or {}
         project = ((cfg.get("logger") or {}).get("wandb") or {}).get("project") or project
     return {"project": str(project), "group": f"{table_name}/{sweep_dir.name}"}
+
+
+def _run_config(result: dict[str, Any], command: str | None) -> dict[str, Any]:
+    """The W&B config of a report run: its command, reference row, table and claim verdict."""
+    verdict = result.get("verdict")
+    return {
+        "command": command,
+        "reference": result.get("reference"),
+        "table": result["name"],
+        "verdict": list(verdict) if verdict else None,
+    }
 
 
 def log_report(result: dict[str, Any], sweep_dir: str | Path, command: str | None = None) -> Path:
@@ -93,7 +109,7 @@ def log_report(result: dict[str, Any], sweep_dir: str | Path, command: str | Non
         name=f"report-{result['name']}",
         dir=str(out),
         mode=mode,
-        config={"command": command, "reference": result.get("reference"), "table": result["name"]},
+        config=_run_config(result, command),
         reinit="finish_previous",
     )
     try:

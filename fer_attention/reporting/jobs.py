@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
+from fer_attention.reporting.files import PREDICTIONS_FILE
 from fer_attention.reporting.stats import PairedComparison
 
 METRICS = ("test/acc", "test/f1_macro", "val/acc_best")
@@ -31,6 +33,22 @@ class Job:
         """(fold, seed): what a job is paired on across rows."""
         seed = self.overrides.get("seed", str((self.metrics or {}).get("seed", "")))
         return self.overrides.get("data.fold", "-"), seed
+
+    def config_value(self, key: str) -> str | None:
+        """``key`` (dotted) in the job's composed ``.hydra/config.yaml``, as text; None when it has none."""
+        file = self.path / ".hydra" / "config.yaml"
+        node: Any = yaml.safe_load(file.read_text()) if file.is_file() else None
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        return None if node is None else str(node)
+
+    @property
+    def predictions(self) -> Path | None:
+        """The job's per-face ``predictions.npz``, None when it wrote none."""
+        path = self.path / PREDICTIONS_FILE
+        return path if path.is_file() else None
 
     @property
     def test_train_ratio(self) -> float | None:
@@ -58,6 +76,10 @@ class Row:
         """``metric`` of each finished job that recorded it."""
         vals = [j.metrics.get(metric) for j in self.jobs if j.metrics and j.metrics.get(metric) is not None]
         return np.asarray(vals, dtype=float)
+
+    def jobs_by_pair(self) -> dict[tuple[str, str], Job]:
+        """The finished jobs by their (fold, seed)."""
+        return {j.pair_key: j for j in self.jobs if j.metrics and j.metrics.get(COMPARED) is not None}
 
     def by_pair(self, metric: str = COMPARED) -> dict[tuple[str, str], float]:
         """``metric`` of each finished job, by its (fold, seed)."""

@@ -1,6 +1,7 @@
 """A result folder that stands on its own: a sweep's jobs (configs, overrides, metrics, per-face
 predictions, status, per-epoch CSV; never checkpoints or images), the exact command, the machine, the date and the wall time, so that
-``fer-report <folder>/jobs`` re-aggregates it anywhere."""
+``fer-report <folder>/jobs`` re-aggregates it anywhere, with the report's own arguments that ``run.json``
+records under ``report_args``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from fer_attention.errors import ReportError
 from fer_attention.reporting.files import METRICS_FILE, PREDICTIONS_FILE, STATUS_FILE
 from fer_attention.runtime import cpu_description
 
@@ -26,6 +28,11 @@ JOB_FILES = (
     ".hydra/overrides.yaml",
     "csv/metrics.csv",
 )
+
+# fer-report's options that shape a published table (and its along.csv): run.json's ``report_args``
+REPORT_ARGS = ("reference", "seeds", "name", "along", "rows", "rope", "decide")
+# the sweep dirs along.csv pools, relative to the result folder (``jobs`` is the folder's own)
+ALONG_DIRS = "along_dirs"
 
 
 def machine() -> dict[str, Any]:
@@ -89,9 +96,15 @@ def wall_time(sweep_dir: Path, job_dirs: list[Path]) -> dict[str, Any]:
     }
 
 
-def publish(sweep_dir: str | Path, out_dir: str | Path, append: bool = False) -> dict[str, Any]:
+def publish(
+    sweep_dir: str | Path,
+    out_dir: str | Path,
+    append: bool = False,
+    report_args: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Copy the jobs of ``sweep_dir`` into ``out_dir/jobs/`` (only :data:`JOB_FILES`) and write
-    ``out_dir/run.json`` with the command, machine, dates and wall time of each sweep.
+    ``out_dir/run.json`` with the command, machine, dates and wall time of each sweep, and the
+    fer-report arguments the table is made with.
 
     Args:
         sweep_dir: the multirun directory.
@@ -99,10 +112,13 @@ def publish(sweep_dir: str | Path, out_dir: str | Path, append: bool = False) ->
         append: keep the jobs already in ``out_dir/jobs/`` and add this sweep's under
             ``jobs/<sweep dir name>/`` (more seeds of a committed table, possibly from another
             machine); run.json then lists every sweep.
+        report_args: the table's fer-report options (:data:`REPORT_ARGS`, only those given), recorded
+            as ``report_args`` so that ``fer-report out_dir/jobs`` makes the same table again; None
+            writes no ``report_args``.
 
     Returns:
         run.json's content: ``sweeps`` (one entry per sweep) and the totals ``jobs`` and ``finished``;
-        the last sweep's ``command`` and ``wall_seconds`` at the top level.
+        the last sweep's ``command`` and ``wall_seconds`` at the top level; ``report_args`` if given.
 
     Raises:
         FileNotFoundError: no jobs (directories with ``.hydra/``) under ``sweep_dir``, or, with
@@ -133,11 +149,65 @@ def publish(sweep_dir: str | Path, out_dir: str | Path, append: bool = False) ->
         "jobs": sum(int(s.get("jobs") or 0) for s in sweeps),
         "finished": sum(int(s.get("finished") or 0) for s in sweeps),
     }
+    if report_args is not None:
+        info["report_args"] = dict(report_args)
     _swap_in(staging, jobs_out)
+    _write_run_json(out_dir, info)
+    return info
+
+
+def _write_run_json(out_dir: Path, info: dict[str, Any]) -> None:
+    """``out_dir/run.json``, written beside and renamed in (a kill leaves the old file or the new one)."""
     tmp = out_dir / f".run.json.{os.getpid()}"
     tmp.write_text(json.dumps(info, indent=2) + "\n")
     os.replace(tmp, out_dir / "run.json")
-    return info
+
+
+def read_report_args(folder: str | Path) -> dict[str, Any]:
+    """The ``report_args`` of ``folder/run.json`` ({} without either): each of :data:`REPORT_ARGS` as
+    fer-report's option takes it (text; a list of seeds or rows is joined with commas), and
+    :data:`ALONG_DIRS` as a list of paths relative to ``folder``.
+
+    Raises:
+        ReportError: run.json is no JSON object, or ``report_args`` is no mapping of known keys.
+    """
+    file = Path(folder) / "run.json"
+    if not file.is_file():
+        return {}
+    try:
+        info = json.loads(file.read_text())
+    except json.JSONDecodeError as err:
+        raise ReportError(f"{file} is not JSON ({err})") from err
+    recorded = info.get("report_args") if isinstance(info, dict) else None
+    if recorded is None:
+        return {}
+    if not isinstance(recorded, dict):
+        raise ReportError(f"{file}: report_args must be a mapping of fer-report options, got {recorded!r}")
+    unknown = sorted(set(recorded) - {*REPORT_ARGS, ALONG_DIRS})
+    if unknown:
+        raise ReportError(
+            f"{file}: report_args has unknown key {unknown[0]!r}; known: {', '.join([*REPORT_ARGS, ALONG_DIRS])}"
+        )
+    out: dict[str, Any] = {}
+    for key, value in recorded.items():
+        if value is None:
+            continue
+        if key == ALONG_DIRS:
+            out[key] = [str(d) for d in (value if isinstance(value, list) else [value])]
+        else:
+            out[key] = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+    return out
+
+
+def record_report_args(folder: str | Path, updates: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``updates`` into the ``report_args`` of ``folder/run.json`` (a None value removes its key);
+    returns the new ``report_args``."""
+    folder = Path(folder)
+    info = json.loads((folder / "run.json").read_text())
+    recorded = {**read_report_args(folder), **updates}
+    info["report_args"] = {k: v for k, v in recorded.items() if v is not None}
+    _write_run_json(folder, info)
+    return info["report_args"]
 
 
 def _stage_appended(
@@ -228,8 +298,9 @@ def write_readme(out_dir: str | Path, info: dict[str, Any], table_md: str) -> Pa
     lines += [
         f"`jobs/` holds every job's config, overrides, `metrics.json`, per-face `predictions.npz` (where the "
         "job wrote one), status and per-epoch CSV (no "
-        f"checkpoints); `fer-report {out_dir}/jobs --out {out_dir}` re-aggregates this folder, and "
-        "`folds.csv` has every job's test accuracy.",
+        f"checkpoints); `fer-report {out_dir}/jobs --out {out_dir}` re-aggregates this folder (with the "
+        "report arguments `run.json` records under `report_args`; an option given on the command line wins), "
+        "and `folds.csv` has every job's test accuracy.",
         "",
     ]
     path.write_text("\n".join(lines) + ("\n" + notes if notes else ""))

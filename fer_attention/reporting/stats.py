@@ -52,6 +52,17 @@ class PairedComparison:
     folds: int = 0
     repeats: int = 0
     p_holm: float | None = None
+    # the decision against a region of practical equivalence (fer_attention.reporting.decision)
+    rope: float | None = None
+    p_ref_better: float | None = None
+    p_rope: float | None = None
+    p_row_better: float | None = None
+    p_tost: float | None = None
+    outcome: str | None = None
+    variance: str | None = None
+    rope_equivalent: float | None = None
+    seeds_to_decide: int | None = None
+    faces: int | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -10,8 +10,23 @@ from typing import Any
 
 import numpy as np
 
+from fer_attention.reporting.decision import UNDECIDED, claim_verdict
 from fer_attention.reporting.jobs import METRICS, Job, Row, sort_key
 from fer_attention.reporting.stats import format_p
+
+# table.csv's decision columns, after the paired test's
+DECISION_FIELDS = (
+    "rope",
+    "p_ref_better",
+    "p_rope",
+    "p_row_better",
+    "p_tost",
+    "outcome",
+    "variance",
+    "faces",
+    "rope_equivalent",
+    "seeds_to_decide",
+)
 
 
 def _fmt(vals: np.ndarray) -> str:
@@ -46,6 +61,9 @@ def summarise(rows: list[Row], swept: list[str]) -> list[dict[str, Any]]:
             entry[name] = _num(getattr(c, name), 4 if name.startswith("p_") else 3) if c else None
         for name in ("wins", "ties", "losses"):
             entry[name] = getattr(c, name) if c else None
+        for name in DECISION_FIELDS:
+            value = getattr(c, name) if c else None
+            entry[name] = _num(value, 4) if isinstance(value, float) else value
         entry["reference"] = c is None and any(r.comparison for r in rows)
         out.append(entry)
     return out
@@ -55,10 +73,10 @@ def _comparison_cells(row: Row, reference: Row | None) -> list[str]:
     if reference is None:
         return []
     if row is reference:
-        return ["reference", "", "", "", "", ""]
+        return ["reference", "", "", "", "", "", "", "", ""]
     c = row.comparison
     if c is None or c.pairs == 0:
-        return ["n/a", "n/a", "n/a", "n/a", "n/a", "0"]
+        return ["n/a", "n/a", "n/a", "n/a", "n/a", "0", "n/a", "n/a", UNDECIDED]
     diff = f"{c.mean_diff:+.2f}"
     if c.ci_low is not None:
         diff += f" [{c.ci_low:+.2f}, {c.ci_high:+.2f}]"
@@ -69,7 +87,16 @@ def _comparison_cells(row: Row, reference: Row | None) -> list[str]:
         format_p(c.p_wilcoxon),
         f"{c.wins}/{c.ties}/{c.losses}",
         str(c.pairs),
+        _probabilities(c),
+        format_p(c.p_tost),
+        c.outcome or UNDECIDED,
     ]
+
+
+def _probabilities(c) -> str:
+    if c.p_rope is None:
+        return "n/a"
+    return f"{c.p_ref_better:.2f} / {c.p_rope:.2f} / {c.p_row_better:.2f}"
 
 
 def _test_name(rows: list[Row]) -> str:
@@ -109,15 +136,37 @@ def _legend(rows: list[Row], reference: Row) -> str:
         )
     else:
         text += "; p (paired t): the paired t-test over seeds on the one fixed split"
-    return text + (
+    text += (
         "; p (Holm): the t-test's p adjusted with Holm's method across the rows compared with the "
         "reference; p (Wilcoxon, uncorrected): signed-rank test, corrected neither for overlapping "
         "training sets nor for the number of rows; W/T/L: jobs (fold, seed) where the row wins / ties / "
         "loses against the reference."
     )
+    rope = next((c.rope for c in comparisons if c.rope is not None), None)
+    if rope is None:
+        return text
+    sources = sorted({c.variance for c in comparisons if c.variance})
+    return text + (
+        f" P(ref / ROPE / row): posterior probabilities of the Bayesian correlated t-test (Benavoli et al. "
+        f"2017) that the reference is better by more than {rope:g} points, that the two are within ±{rope:g} "
+        f"points (the region of practical equivalence, ROPE), and that the row is better by more than "
+        f"{rope:g}; its variance: {'; '.join(VARIANCE_TEXT[v] for v in sources) or 'n/a'}; "
+        f"p (TOST ±{rope:g}): two one-sided t-tests of equivalence at the ROPE, with the same variance; "
+        "outcome: the region whose probability reaches the decision threshold, else undecided."
+    )
 
 
-def markdown_table(rows: list[Row], swept: list[str], title: str, reference: Row | None = None) -> str:
+# what each source of a posterior's variance means, for the legend
+VARIANCE_TEXT = {
+    "corrected k-fold": "corrected k-fold, as the t-test's interval",
+    "seeds + faces": "seeds + faces, the seeds x faces variance components of the jobs' per-face predictions",
+    "seeds": "seeds, the paired differences over seeds only (no per-face predictions)",
+}
+
+
+def markdown_table(
+    rows: list[Row], swept: list[str], title: str, reference: Row | None = None, decide: float | None = None
+) -> str:
     """The markdown table under ``### title``: one line per row, then what its columns mean."""
     header = [*(swept or ["configuration"]), "test acc (%)", "test macro F1 (%)", "val acc best (%)", "runs"]
     if reference is not None:
@@ -128,6 +177,9 @@ def markdown_table(rows: list[Row], swept: list[str], title: str, reference: Row
             "p (Wilcoxon, uncorrected)",
             "W/T/L",
             "pairs",
+            "P(ref / ROPE / row)",
+            f"p (TOST ±{_rope_text(rows)})",
+            "outcome",
         ]
     lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
@@ -140,7 +192,44 @@ def markdown_table(rows: list[Row], swept: list[str], title: str, reference: Row
     lines.append("Mean ± sample standard deviation over seeds and folds; runs = finished / launched jobs.")
     if reference is not None:
         lines.append(_legend(rows, reference))
+        if decide is not None:
+            lines += ["", verdict_line(rows, reference, decide)]
     return "\n".join(lines) + "\n"
+
+
+def _rope_text(rows: list[Row]) -> str:
+    rope = next((r.comparison.rope for r in rows if r.comparison and r.comparison.rope is not None), None)
+    return "n/a" if rope is None else f"{rope:g}"
+
+
+def table_verdict(rows: list[Row], reference: Row | None) -> tuple[str, str] | None:
+    """The claim verdict of the reference row against every other row
+    (:func:`fer_attention.reporting.decision.claim_verdict`); None without a reference."""
+    if reference is None:
+        return None
+    compared = [r for r in rows if r is not reference and r.comparison is not None]
+    return claim_verdict([(r.label, r.comparison.outcome or UNDECIDED) for r in compared])
+
+
+def verdict_line(rows: list[Row], reference: Row, decide: float) -> str:
+    """One paragraph: the verdict on the reference row being best, and for each undecided row what budget
+    would decide it (more seeds, or none: the smallest ROPE at which it would be equivalent)."""
+    verdict, reason = table_verdict(rows, reference) or ("undecided", "")
+    text = f"**Verdict** for {reference.label} (ROPE ±{_rope_text(rows)} points, P ≥ {decide:g}): **{verdict}**; {reason}."
+    budget = []
+    for row in rows:
+        c = row.comparison
+        if row is reference or c is None or c.outcome != UNDECIDED or c.rope_equivalent is None:
+            continue
+        if c.seeds_to_decide is not None:
+            budget.append(f"{row.label}: about {c.seeds_to_decide} seeds would decide it")
+        else:
+            budget.append(
+                f"{row.label}: no number of seeds would (equivalent only at a ROPE of ±{c.rope_equivalent:.2f})"
+            )
+    if budget:
+        text += " What would decide the rest, if the mean and the variance stay: " + "; ".join(budget) + "."
+    return text
 
 
 def folds_table(rows: list[Row]) -> tuple[list[str], list[dict[str, Any]]]:
@@ -190,9 +279,11 @@ def table_markdown(
     reference: Row | None,
     failed: list[Job],
     warnings: list[str],
+    decide: float | None = None,
 ) -> str:
-    """table.md: the table, then the unfinished and unmatched jobs and the warnings, if any."""
-    table = markdown_table(rows, swept, title, reference)
+    """table.md: the table (with the verdict at ``decide``), then the unfinished and unmatched jobs and the
+    warnings, if any."""
+    table = markdown_table(rows, swept, title, reference, decide)
     table += _unfinished_lines(failed, rows)
     if warnings:
         table += "\nWarnings:\n\n" + "\n".join(f"- {w}" for w in warnings) + "\n"

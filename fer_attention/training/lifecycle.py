@@ -4,6 +4,7 @@ runs one task per process); the W&B run always ends, so the next multirun job st
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,9 +14,11 @@ from typing import Any
 
 from lightning.pytorch.utilities import rank_zero_only
 
-from fer_attention.reporting.files import METRICS_FILE, write_json_atomic
+from fer_attention.reporting.files import METRICS_FILE, PREDICTIONS_FILE, write_json_atomic, write_predictions
 from fer_attention.reporting.files import write_status as _write_status
 from fer_attention.tracking import finish_wandb
+
+log = logging.getLogger(__name__)
 
 
 def write_status(run_dir: Path, state: str, **extra: Any) -> None:
@@ -75,3 +78,28 @@ def run_lifecycle(run_dir: str | Path, start: float | None = None) -> Iterator[R
         raise
     finally:
         finish_wandb()
+
+
+def save_test_predictions(
+    trainer, model, run_dir: Path, ids: list[str], split: str, class_names=None
+) -> str | None:
+    """``predictions.npz`` of the split the FERModule ``model`` just tested (its file name, for metrics.json), or None when the test
+    ran sharded over several processes (each holds only its shard) or produced nothing."""
+    if model.test_predictions is None:
+        return None
+    if trainer.world_size > 1:
+        log.warning("per-face predictions are not written by a %d-process test", trainer.world_size)
+        return None
+    labels, probs = model.test_predictions
+    model.test_predictions = None
+    if len(ids) != len(labels):
+        raise ValueError(f"{len(ids)} face ids for {len(labels)} predictions of the {split} split")
+    write_predictions(
+        run_dir / PREDICTIONS_FILE,
+        ids,
+        labels.numpy(),
+        probs.numpy(),
+        class_names or model.class_names,
+        split,
+    )
+    return PREDICTIONS_FILE

@@ -18,7 +18,7 @@ from fer_attention.callbacks.epoch_seed import EpochSeed
 from fer_attention.config import validate_config
 from fer_attention.errors import ConfigError
 from fer_attention.models.tta import check_tta
-from fer_attention.reporting.files import METRICS_FILE, PREDICTIONS_FILE, write_predictions
+from fer_attention.reporting.files import METRICS_FILE
 from fer_attention.runtime import configure_process, resolve_precision
 from fer_attention.training.builders import (
     build_callbacks,
@@ -29,7 +29,7 @@ from fer_attention.training.builders import (
     to_dict,
 )
 from fer_attention.training.checkpoint import find_resume_dir, read_checkpoint, resolve_resume_path
-from fer_attention.training.lifecycle import run_lifecycle, write_status
+from fer_attention.training.lifecycle import run_lifecycle, save_test_predictions, write_status
 from fer_attention.training.module import FERModule
 from fer_attention.training.transfer import apply_init_from, check_transfer_config
 
@@ -52,26 +52,6 @@ def _results(model: FERModule, test_metrics: dict[str, Any], split: str) -> dict
     out[f"{split}/confusion_matrix"] = model.last_confusion.get("test")
     out["class_names"] = list(model.class_names)
     return out
-
-
-def _save_predictions(
-    trainer: pl.Trainer, model: FERModule, run_dir: Path, ids: list[str], split: str, class_names=None
-) -> str | None:
-    """``predictions.npz`` of the split just tested (its file name, for metrics.json), or None when the test
-    ran sharded over several processes (each holds only its shard) or produced nothing."""
-    if model.test_predictions is None:
-        return None
-    if trainer.world_size > 1:
-        log.warning("per-face predictions are not written by a %d-process test", trainer.world_size)
-        return None
-    labels, probs = model.test_predictions
-    model.test_predictions = None
-    if len(ids) != len(labels):
-        raise ValueError(f"{len(ids)} face ids for {len(labels)} predictions of the {split} split")
-    write_predictions(
-        run_dir / PREDICTIONS_FILE, ids, labels.numpy(), probs.numpy(), class_names or model.class_names, split
-    )
-    return PREDICTIONS_FILE
 
 
 def _checkpoint_paths(trainer: pl.Trainer) -> tuple[str | None, str | None]:
@@ -199,7 +179,9 @@ def _fit_and_test(cfg: DictConfig, run, resume_ckpt: Path | None) -> dict[str, A
             model, datamodule=datamodule, ckpt_path=best_ckpt, weights_only=True, verbose=False
         )
         metrics.update(_results(model, test_out[0] if test_out else {}, "test"))
-        metrics["predictions"] = _save_predictions(trainer, model, run_dir, datamodule.face_ids("test"), "test")
+        metrics["predictions"] = save_test_predictions(
+            trainer, model, run_dir, datamodule.face_ids("test"), "test"
+        )
     metrics.update(
         {
             "class_names": list(model.class_names),
@@ -337,7 +319,7 @@ def _cross_results(
     log.info("%s: accuracy %.4f, macro F1 %.4f on %d faces of the shared classes", split, acc, f1, n)
     kept_ids = [face for face, k in zip(ids, keep.tolist(), strict=True) if k]
     model.test_predictions = (y, shared_logits.softmax(dim=1))
-    predictions = _save_predictions(trainer, model, run_dir, kept_ids, split, class_names=names)
+    predictions = save_test_predictions(trainer, model, run_dir, kept_ids, split, class_names=names)
     return {
         "predictions": predictions,
         f"{split}/acc": acc,
@@ -391,7 +373,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         if mapping is None or mapping.identity:
             out = trainer.test(model, dataloaders=loader, verbose=False)
             metrics.update(_results(model, out[0] if out else {}, split))
-            metrics["predictions"] = _save_predictions(trainer, model, run.run_dir, ids, split)
+            metrics["predictions"] = save_test_predictions(trainer, model, run.run_dir, ids, split)
         else:
             metrics.update(_cross_results(trainer, model, loader, mapping, split, ids, run.run_dir))
         metrics.update(
