@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-all check-results lint format clean bench profile gpu ablation-lbp ablation-modules ablation-dilation ablation-modules-pretrained ablation-lbp-pretrained ablation-dilation-pretrained datasets cv paper pretrain pretext transfer cross
+.PHONY: help install train test test-all check-results rederive lint format clean bench profile gpu ablation-lbp ablation-modules ablation-dilation ablation-modules-pretrained ablation-lbp-pretrained ablation-dilation-pretrained datasets cv paper pretrain pretext transfer cross
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ test-all: install ## run every test, the slow ones too
 
 check-results: install ## every figure README.md and docs/ cite from experiments/results/ is that folder's figure
 	$(BIN)/python -m experiments.check_results
+
+rederive: install ## re-aggregate every committed result folder from its jobs (ARGS=--check: compare, write nothing)
+	$(BIN)/python -m experiments.rederive $(ARGS)
 
 # --- the paper's tables as Hydra multiruns; each ends with `fer-report` on its sweep dir ---------------
 # DATA=synthetic|ckplus|fer2013|..., DATA_ROOT=<path>, BUDGET=quick|cpu|paper (QUICK=1 = BUDGET=quick),

@@ -12,8 +12,8 @@ import torch
 from fer_attention.cli.common import run_task
 from fer_attention.data.synthetic import render_synthetic_faces
 from fer_attention.errors import ConfigError
-from fer_attention.inference.export import export_checkpoint, export_torchscript
 from fer_attention.inference import load_model
+from fer_attention.inference.export import export_checkpoint, export_torchscript
 from fer_attention.inference.onnx_io import ONNX_HINT, export_onnx
 
 from .conftest import compose_cfg

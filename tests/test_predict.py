@@ -17,8 +17,8 @@ from PIL import Image
 from fer_attention.cli.common import checkpoint_argument, run_task
 from fer_attention.data.synthetic import render_synthetic_faces
 from fer_attention.errors import CheckpointError, ConfigError
-from fer_attention.inference.faces import detect_faces, to_gray
 from fer_attention.inference import FERPredictor
+from fer_attention.inference.faces import detect_faces, to_gray
 from fer_attention.inference.predict import predict_files
 from fer_attention.inference.prediction import FacePrediction, row_fields
 from fer_attention.training.task import train

@@ -13,8 +13,8 @@ from PIL import Image
 from fer_attention.cli.common import run_task
 from fer_attention.data.synthetic import render_synthetic_faces
 from fer_attention.errors import CheckpointError, ConfigError
-from fer_attention.inference.export import export_checkpoint, summary_line
 from fer_attention.inference import load_model
+from fer_attention.inference.export import export_checkpoint, summary_line
 from fer_attention.inference.onnx_io import META_PREFIX, export_onnx
 from fer_attention.inference.predict import predict_files
 

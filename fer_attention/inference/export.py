@@ -21,7 +21,6 @@ import torch
 from omegaconf import DictConfig
 
 from fer_attention.errors import ConfigError
-from fer_attention.inference.predictor import load_model
 from fer_attention.inference.onnx_io import (
     OnnxRuntimeNet,
     check_onnx_available,
@@ -30,6 +29,7 @@ from fer_attention.inference.onnx_io import (
     onnx_metadata,
     ort_session,
 )
+from fer_attention.inference.predictor import load_model
 from fer_attention.inference.quantize import check_calibration_arg, quantize_checkpoint, report_lines
 from fer_attention.reporting.files import write_json_atomic
 

@@ -25,12 +25,12 @@ from omegaconf import DictConfig
 from fer_attention.data.preprocess import parse_detect
 from fer_attention.data.sources.base import is_image, natural_key
 from fer_attention.errors import ConfigError
-from fer_attention.inference.predictor import FERPredictor, load_model
-from fer_attention.models.tta import check_tta
 from fer_attention.inference.prediction import Box, FacePrediction
 from fer_attention.inference.prediction_outputs import PredictionOutputs
+from fer_attention.inference.predictor import FERPredictor, load_model
 from fer_attention.inference.video import video_predictions
 from fer_attention.inference.video_io import is_video, opens_as_video
+from fer_attention.models.tta import check_tta
 
 log = logging.getLogger("fer_attention.inference.predict")
 

@@ -34,11 +34,11 @@ import torch
 from fer_attention.data.preprocess import parse_detect
 from fer_attention.errors import CheckpointError, ConfigError
 from fer_attention.inference.faces import ImageLike, face_inputs, is_face_crop, to_gray
-from fer_attention.models.tta import check_tta, ten_crop_logits
 from fer_attention.inference.onnx_io import ONNX_HINT, OnnxRuntimeNet, ort_session, read_onnx_metadata
 from fer_attention.inference.prediction import Box, FacePrediction, image_predictions
-from fer_attention.training.checkpoint import read_checkpoint
 from fer_attention.inference.video import predict_video
+from fer_attention.models.tta import check_tta, ten_crop_logits
+from fer_attention.training.checkpoint import read_checkpoint
 
 log = logging.getLogger(__name__)
 

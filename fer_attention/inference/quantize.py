@@ -31,8 +31,8 @@ from fer_attention.config import config_dir
 from fer_attention.data.preprocess import resize
 from fer_attention.data.sources.base import walk_files
 from fer_attention.errors import ConfigError
-from fer_attention.inference.predictor import load_onnx
 from fer_attention.inference.onnx_io import export_onnx, onnx_metadata, write_onnx_metadata
+from fer_attention.inference.predictor import load_onnx
 
 log = logging.getLogger("fer_attention.inference.quantize")
 
