@@ -6,10 +6,11 @@ Two kinds of citation are checked, in README.md, experiments/README.md and docs/
 - a markdown table whose preceding paragraph links `experiments/results/<folder>/`: each row's cells
   under the headers the folder's `table.md` also has (test accuracy, Δ with its interval, the p
   columns, W/T/L) must equal that folder's row of the same name;
-- a percentage with two decimals (`92.69%`), a difference with its interval (`-1.22 [-4.91, +2.47]`) or a
-  p-value (`p 0.498`, `Holm 0.971`) in a paragraph that links exactly one result folder, or in a table row
+- a percentage with two decimals (`92.69%`), a difference with its interval (`-1.22 [-4.91, +2.47]`), a
+  p-value (`p 0.498`, `Holm 0.971`), the decision's probabilities (`0.33 / 0.63 / 0.04`) or a smallest ROPE
+  of equivalence (`±4.32`) in a paragraph that links exactly one result folder, or in a table row
   that links result folders itself (the README's verdict rows), must appear in one of those folders:
-  a percentage in its `table.md` or `README.md`, an interval or a p-value in the tables fer-report wrote
+  a percentage in its `table.md` or `README.md`, any other figure in the tables fer-report wrote
   there (`table.md`, `along.md`; the README only where a folder has no other table), since a folder's
   notes may quote an older table.
 
@@ -29,6 +30,9 @@ LINK = re.compile(r"experiments/results/([A-Za-z0-9_.\-]+)|\(results/([A-Za-z0-9
 PERCENT = re.compile(r"(?<![\d.])(\d{1,3}\.\d{2})%")
 INTERVAL = re.compile(r"[+-]\d+\.\d{2} \[[+-]?\d+\.\d{2}, [+-]?\d+\.\d{2}\]")
 P_VALUE = re.compile(r"\b(?:p|Holm)(?: >=| ≥| <=)? (\d\.\d{3})\b")
+# the decision's posterior probabilities (ref / ROPE / row) and the smallest ROPE of equivalence (±6.44)
+PROBABILITIES = re.compile(r"(?<![\d.])\d\.\d{2} / \d\.\d{2} / \d\.\d{2}(?![\d])")
+ROPE_EQUIVALENT = re.compile(r"±(\d+\.\d{2})(?![\d])")
 # README header -> the header of table.md it cites (by prefix); other columns are not checked
 COLUMNS = (
     (("test acc", "privatetest acc", "acc (%)"), "test acc (%)"),
@@ -38,6 +42,9 @@ COLUMNS = (
     (("p (holm)",), "p (Holm)"),
     (("p (wilcoxon",), "p (Wilcoxon"),
     (("w/t/l",), "W/T/L"),
+    (("p(ref / rope / row)",), "P(ref / ROPE / row)"),
+    (("p (tost",), "p (TOST"),
+    (("outcome",), "outcome"),
 )
 
 
@@ -111,6 +118,8 @@ def _figures(line: str) -> list[tuple[str, str]]:
     found = [(m.group(0), m.group(1)) for m in PERCENT.finditer(line)]
     found += [(m.group(0), m.group(0)) for m in INTERVAL.finditer(line)]
     found += [(m.group(0), m.group(1)) for m in P_VALUE.finditer(line)]
+    found += [(m.group(0), m.group(0)) for m in PROBABILITIES.finditer(line)]
+    found += [(m.group(0), m.group(1)) for m in ROPE_EQUIVALENT.finditer(line)]
     return found
 
 

@@ -142,8 +142,8 @@ def _markdown(points: list[dict[str, Any]], key: str) -> str:
         f"### Paired comparisons along {key}",
         "",
         f"| {key} | row | test acc (%) | min / job | Δ vs reference [95% CI] | p (corrected t) | pairs (seeds) "
-        "| P(ref / ROPE / row) | outcome |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| P(ref / ROPE / row) | outcome | equivalent at ± |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for p in points:
         acc = f"{p['test/acc mean']:.2f}" + (
@@ -159,17 +159,19 @@ def _markdown(points: list[dict[str, Any]], key: str) -> str:
             pval, pairs = format_p(p["p_corrected"]), f"{p['pairs']} ({p['seeds']})"
             if p["p_rope"] is not None:
                 decision = f"{p['p_ref_better']:.2f} / {p['p_rope']:.2f} / {p['p_row_better']:.2f}"
-            decision += f" | {p['outcome']}"
+            decision += f" | {p['outcome']} | "
+            decision += "" if p["rope_equivalent"] is None else f"{p['rope_equivalent']:.2f}"
         minutes = "" if p["minutes per job"] is None else f"{p['minutes per job']:.2f}"
         lines.append(
-            f"| {p[key]} | {p['row']} | {acc} | {minutes} | {diff} | {pval} | {pairs} | {decision or ' |'} |"
+            f"| {p[key]} | {p['row']} | {acc} | {minutes} | {diff} | {pval} | {pairs} | {decision or ' | |'} |"
         )
     lines += [
         "",
         "At each value, every row is paired with the reference row on jobs of that value with the same fold "
         "and seed (corrected k-fold t-test, as in the tables). P(ref / ROPE / row) and outcome: the "
         f"Bayesian correlated t-test's decision at a ROPE of ±{_rope(points)} points "
-        "(docs/statistics.md, as in the tables).",
+        "(docs/statistics.md, as in the tables); equivalent at ±: the smallest ROPE at which the row would be "
+        "equivalent to the reference.",
     ]
     return "\n".join(lines) + "\n"
 
