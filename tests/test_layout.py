@@ -31,6 +31,7 @@ INFERENCE_ORDER = (
     "video_io",
     "prediction_outputs",
     "video",
+    "shipped",
     "predictor",
     "predict",
     "quantize",

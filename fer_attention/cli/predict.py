@@ -1,5 +1,5 @@
-"""`fer-predict ckpt_path=<file.ckpt | file.onnx> input=<file, folder or glob>`: the expression of every face in
-images and videos. The task is :func:`fer_attention.inference.predict.predict_files`; videos are
+"""`fer-predict input=<file, folder or glob> [ckpt_path=<file.ckpt | file.onnx>]`: the expression of every face
+in images and videos, by the model that ships with the package unless ``ckpt_path`` names another. The task is :func:`fer_attention.inference.predict.predict_files`; videos are
 :mod:`fer_attention.inference.video`."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def main(cfg: DictConfig) -> None:
     if stats is not None:
         print(
             f"{stats['faces']} faces in {stats['files_ok']} of {stats['files']} files "
-            f"({stats['files_failed']} failed) -> {stats['output']}"
+            f"({stats['files_failed']} failed) -> {stats['output']}; answered by {stats['model']}"
         )
 
 

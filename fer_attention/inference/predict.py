@@ -265,8 +265,9 @@ def predict_files(cfg: DictConfig) -> dict[str, Any]:
             ``paths.output_dir`` (the default output's folder).
 
     Returns:
-        ``{"output", "files", "files_ok", "files_failed", "faces"}``: the rows' file (a str) and the
-        counts of input files, files with at least one face, files that failed, and rows of faces.
+        ``{"output", "files", "files_ok", "files_failed", "faces", "model"}``: the rows' file (a str), the
+        counts of input files, files with at least one face, files that failed, and rows of faces, and
+        which model answered (the shipped model's description, or the checkpoint file).
 
     Raises:
         ConfigError: ``output`` does not end with .jsonl or .csv, ``input`` matches no file, or
@@ -279,7 +280,9 @@ def predict_files(cfg: DictConfig) -> dict[str, Any]:
     detect = parse_detect(cfg.get("detect", "auto"))
     tta = check_tta(cfg.get("test_time_augmentation"))
     files, root = collect_inputs(str(cfg.input))
-    model = load_model(str(cfg.ckpt_path), device=str(cfg.get("device", "cpu")))
+    ckpt = cfg.get("ckpt_path")
+    model = load_model(None if ckpt in (None, "") else str(ckpt), device=str(cfg.get("device", "cpu")))
+    log.info("model: %s", model.model_name)
     model.test_time_augmentation = tta
     options = PredictOptions.from_cfg(cfg, detect)
     stats = predict_all(files, root, out, model, options, show=bool(cfg.get("progress", True)))
@@ -291,6 +294,7 @@ def predict_files(cfg: DictConfig) -> dict[str, Any]:
         stats["files_failed"],
         out,
     )
+    stats["model"] = model.model_name
     if stats["files_ok"] == 0:
         raise ValueError(
             f"no input could be processed ({stats['files_failed']} files failed, reasons in {out})"

@@ -1,23 +1,17 @@
-"""Using a trained model: ``load_model(checkpoint)`` -> :class:`FERPredictor`.
+"""Using a trained model: ``load_model()`` (the shipped model) or ``load_model(checkpoint)`` -> :class:`FERPredictor`.
 
 .. code-block:: python
 
     from fer_attention import load_model
 
-    model = load_model("logs/train/runs/.../checkpoints/epoch_012.ckpt")
+    model = load_model()  # or load_model("logs/train/runs/.../checkpoints/epoch_012.ckpt")
     for face in model.predict("photo.jpg"):  # one result per face found
         print(face.box, face.label, face.probabilities)
 
-``detect`` (every ``predict`` call and `fer-predict`): ``"auto"`` (the default) takes an image no larger than
-twice the model's input size as a face crop and looks for faces in a larger one (:mod:`fer_attention.inference.faces`);
-each result (a :class:`~fer_attention.inference.prediction.FacePrediction`) says whether a detector found the face
-(``detected``).
-
-Videos: ``model.predict_video("clip.mp4", stride=2)`` (see :mod:`fer_attention.inference.video`). An exported
-``.onnx`` file (`fer-export format=onnx`, fp32 or int8) loads with the same ``load_model``.
-
-Faces are prepared exactly as for training (:mod:`fer_attention.inference.faces`), resized to the checkpoint's
-``data_config.image_size`` and scaled to [0, 1].
+``detect="auto"`` takes an image no larger than twice the model's input size as a face crop and looks for faces
+in a larger one; each result says whether a detector found its face. Videos: ``model.predict_video("clip.mp4")``.
+An exported ``.onnx`` file (fp32 or int8) loads with the same ``load_model``. Faces are prepared exactly as
+for training (:mod:`fer_attention.inference.faces`), resized to ``data_config.image_size``, scaled to [0, 1].
 """
 
 from __future__ import annotations
@@ -36,6 +30,7 @@ from fer_attention.errors import CheckpointError, ConfigError
 from fer_attention.inference.faces import ImageLike, face_inputs, is_face_crop, to_gray
 from fer_attention.inference.onnx_io import ONNX_HINT, OnnxRuntimeNet, ort_session, read_onnx_metadata
 from fer_attention.inference.prediction import Box, FacePrediction, image_predictions
+from fer_attention.inference.shipped import SHIPPED_DIR, describe, shipped_card
 from fer_attention.inference.video import predict_video
 from fer_attention.models.tta import check_tta, ten_crop_logits
 from fer_attention.training.checkpoint import read_checkpoint
@@ -82,6 +77,8 @@ class FERPredictor:
         self.image_size = int(image_size)
         self.data_config = dict(data_config or {})
         self.checkpoint = checkpoint
+        # what answered, in one line (the shipped model's description, else the file)
+        self.model_name = str(checkpoint) if checkpoint else "an in-memory network"
 
     def __repr__(self) -> str:
         return (
@@ -298,13 +295,14 @@ class FERPredictor:
         return rows
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> FERPredictor:
+def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> FERPredictor:
     """Load a fer-attention checkpoint (weights only, never arbitrary pickles) or a model exported by
-    `fer-export format=onnx` (``.onnx``, fp32 or int8, run by ONNX Runtime) for inference.
+    `fer-export format=onnx` (``.onnx``, fp32 or int8, run by ONNX Runtime) for inference; with no path,
+    the model that ships with the package (:mod:`fer_attention.inference.shipped`).
 
     Args:
         path: a `fer-train` checkpoint (``checkpoints/epoch_NNN.ckpt``), or an ``.onnx`` file (then
-            :func:`load_onnx` loads it).
+            :func:`load_onnx` loads it); None: the shipped model's fp16 weights.
         device: where the network runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``).
 
     Returns:
@@ -313,12 +311,18 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> FERPredi
     Raises:
         CheckpointError: one line for a missing, unreadable or foreign file (a fer-pretrain pretext
             checkpoint included), a checkpoint without an image size, or weights that do not fit the
-            network the checkpoint's config describes.
+            network the checkpoint's config describes; with no path, a shipped model missing from the
+            install (saying how to rebuild it).
         ConfigError: an ``.onnx`` file when onnxruntime is not installed.
     """
     # function-local: Lightning is only needed for checkpoints
     from fer_attention.training.module import FERModule
 
+    if path is None:
+        card = shipped_card()
+        predictor = load_model(SHIPPED_DIR / card["files"]["fp16"], device)
+        predictor.model_name = describe(card)
+        return predictor
     if Path(path).suffix.lower() == ".onnx":
         predictor = load_onnx(path, device=device)
         log.info("loaded %r", predictor)
