@@ -42,6 +42,10 @@ def test_wheel_ships_the_config_tree(tmp_path):
     shipped = {n.removeprefix("fer_attention/conf/") for n in names if n.startswith("fer_attention/conf/")}
     expected = {str(p.relative_to(ROOT / "conf")) for p in (ROOT / "conf").rglob("*.yaml")}
     assert expected <= shipped, sorted(expected - shipped)
+    # and the shipped model's files, every one of them
+    model_dir = ROOT / "fer_attention" / "inference" / "shipped"
+    model_files = {f"fer_attention/inference/shipped/{p.name}" for p in model_dir.glob("*") if p.is_file()}
+    assert model_files <= names, sorted(model_files - names)
 
 
 def test_commands_find_their_configs_from_another_directory(tmp_path):
