@@ -77,6 +77,10 @@ def composition_error(err: BaseException) -> str:
     kind = getattr(cause, "object_type", None)
     if isinstance(cause, AttributeError | KeyError) and dataclasses.is_dataclass(kind):
         line += f"; its keys: {', '.join(f.name for f in dataclasses.fields(kind))}"
+    if key == "data.source.target":  # a dataset whose source has no vote counts
+        from fer_attention.data.datamodule import VOTE_DATASETS
+
+        line += f"; only {VOTE_DATASETS} has vote counts to train on (data=ferplus data.source.target=votes)"
     return line
 
 

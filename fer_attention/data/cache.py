@@ -98,7 +98,7 @@ def resolve_face_crop(source: FileSource, root: Path, face_crop: str | None) -> 
 
 
 # ----- reading and writing -----
-_ARRAYS = ("images", "labels", "subjects", "splits", "sequences", "frames", "sources")
+_ARRAYS = ("images", "labels", "subjects", "splits", "sequences", "frames", "sources", "targets")
 
 
 def save_faces(path: Path, faces: FaceArrays) -> None:
@@ -207,6 +207,8 @@ def decode_manifest(
         sequences=pick("sequences", str),
         frames=pick("frames", np.int64),
         sources=np.asarray(manifest.sources, dtype=str)[idx],
+        # a source with soft targets (FER+'s vote distributions) lists them in its manifest
+        targets=pick("targets", np.float32) if hasattr(manifest, "targets") else None,
         skipped=list(bad.items),
         info=info,
     )

@@ -10,7 +10,7 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from torch.utils.data import DataLoader
 
 from fer_attention.data.augment import build_augmentation
@@ -24,6 +24,8 @@ from fer_attention.errors import DataError
 
 PROTOCOLS = ("fixed", "kfold", "auto")
 SAMPLERS = (None, "weighted")
+TARGETS = ("label", "votes")
+VOTE_DATASETS = "data=ferplus (FER2013Train/Valid/Test folders, or fer2013new.csv beside fer2013.csv)"
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,25 @@ def face_ids(faces: FaceArrays, index: np.ndarray, name: str, root: str | None) 
     return out
 
 
+def check_target(source: dict[str, Any], name: str) -> str:
+    """``data.source.target``: ``label`` (the default, every dataset) or ``votes`` (train on the taggers'
+    vote distributions: only a source with ``has_votes``). A ``+data.source.target=label`` on a dataset
+    without votes is taken out of ``source`` (its source has no such setting). One line naming the key."""
+    if "target" not in source:
+        return "label"
+    target = source["target"]
+    if target not in TARGETS:
+        raise ValueError(f"data.source.target='{target}' is not one of {', '.join(TARGETS)}")
+    if not getattr(get_class(str(source["_target_"])), "has_votes", False):
+        if target == "votes":
+            raise ValueError(
+                f"data.source.target=votes but dataset '{name}' has no vote counts; only {VOTE_DATASETS} "
+                "has them: use data=ferplus or data.source.target=label"
+            )
+        del source["target"]
+    return target
+
+
 class FaceDataModule(pl.LightningDataModule):
     """Loads a face dataset through its ``source`` (a config with ``_target_``), splits it by the
     dataset's fixed protocol or subject-independent k-fold, and serves train / val / test loaders.
@@ -55,6 +76,9 @@ class FaceDataModule(pl.LightningDataModule):
     ``protocol``: ``fixed`` (the dataset's own train/val/test), ``kfold`` (subject-independent, fold
     ``fold`` of ``num_folds`` is the test set), ``auto`` (fixed when the dataset defines a split, else
     kfold). ``sampler: weighted`` draws training faces with inverse-class-frequency weights.
+
+    ``source.target: votes`` (FER+): the training faces also yield their vote distribution, the loss's
+    target; validation and test faces have the hard label only (:func:`check_target`).
 
     The class count is the number of ``class_names``; ``num_classes``, recorded beside them in data configs
     of checkpoints written before, must agree with it.
@@ -96,6 +120,7 @@ class FaceDataModule(pl.LightningDataModule):
         check_classes(class_names, num_classes, name)
         self.name = name
         self.source_cfg = dict(source)
+        self.target = check_target(self.source_cfg, name)
         self.class_names = tuple(class_names)
         self.num_classes = len(self.class_names)
         self.image_size = image_size
@@ -193,8 +218,9 @@ class FaceDataModule(pl.LightningDataModule):
         train_tf = build_augmentation(self.augment.get("train"))
         for split in SPLIT_NAMES:
             idx = self.split_indices[split]
+            targets = self._soft_targets(faces, idx) if split == "train" else None
             self.datasets[split] = FaceArrayDataset(
-                faces.images[idx], faces.labels[idx], train_tf if split == "train" else None
+                faces.images[idx], faces.labels[idx], train_tf if split == "train" else None, targets
             )
         self.faces = faces
         log.info(
@@ -204,6 +230,22 @@ class FaceDataModule(pl.LightningDataModule):
             len(np.unique(faces.subjects)),
             ", ".join(f"{s} {len(i)}" for s, i in self.split_indices.items()),
         )
+
+    def _soft_targets(self, faces: FaceArrays, idx: np.ndarray) -> np.ndarray | None:
+        """The training faces' soft targets under ``data.source.target=votes``, else None."""
+        if self.target != "votes":
+            return None
+        if faces.targets is None:
+            raise DataError(
+                f"data.source.target=votes but dataset '{self.name}' came without vote distributions"
+            )
+        return faces.targets[idx]
+
+    def label_rules(self) -> dict[str, str]:
+        """What metrics.json records of the labels: the training target (``label`` or ``votes``) and the
+        rule of the evaluated (val / test) labels (FER+: ``plurality`` or ``majority``; else ``label``)."""
+        info = self.faces.info if self.faces is not None else {}
+        return {"train_target": self.target, "eval_label": str(info.get("eval_label", "label"))}
 
     def split_summary(self) -> dict[str, Any]:
         """Counts per split and class, and subjects per split (after ``setup``)."""

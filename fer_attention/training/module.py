@@ -90,6 +90,11 @@ class FERModule(pl.LightningModule):
     epochs; ``backbone_lr_scale`` gives the streams their own parameter group at ``lr x scale`` (a
     one-cycle ``max_lr`` is scaled the same way).
 
+    Loss: cross-entropy against the hard label, or, when a training batch carries soft targets (FER+'s
+    vote distributions, ``data.source.target=votes``), against those class probabilities; label smoothing
+    then mixes the distribution with the uniform one and class weights weight each class's term (mean over
+    faces). The metrics always use the hard label.
+
     Fast paths (same results up to floating-point rounding): ``channels_last`` converts the network's
     weights and every batch to the NHWC memory format; ``compile`` compiles the network's forward in
     place (``nn.Module.compile``), so the state dict keeps its keys and checkpoints load into an
@@ -180,13 +185,14 @@ class FERModule(pl.LightningModule):
         self._restored_val_acc_best = checkpoint.get("val_acc_best")
 
     def _step(self, batch, stage: str) -> torch.Tensor:
-        x, y = batch
+        # a batch with soft targets (data.source.target=votes, training only): (x, hard label, target)
+        x, y, *soft = batch
         x = self._to_memory_format(x)
         if stage == "test" and self.hparams.get("test_time_augmentation") == "tencrop":
             logits = ten_crop_logits(self.net, x)
         else:
             logits = self.net(x)
-        loss = self.criterion(logits, y)
+        loss = self.criterion(logits.float(), soft[0].float()) if soft else self.criterion(logits, y)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"{stage} loss is {loss.item()} at global step {self.global_step} (epoch {self.current_epoch}); "

@@ -190,6 +190,7 @@ def _fit_and_test(cfg: DictConfig, run, resume_ckpt: Path | None) -> dict[str, A
             "epochs": int(trainer.current_epoch),
             "num_parameters": int(sum(p.numel() for p in model.net.parameters() if p.requires_grad)),
             "splits": datamodule.split_summary() if hasattr(datamodule, "split_summary") else None,
+            **(datamodule.label_rules() if hasattr(datamodule, "label_rules") else {}),
             "seed": int(cfg.seed),
             "threads": _threads(),
             "overrides": _overrides(),

@@ -14,12 +14,23 @@ of all votes (``vote: majority``, as the FERPlus reference code's majority mode)
 the top vote is ``unknown`` or ``NF`` (not a face), when two or more classes tie for the top, or when it
 has no image name (FER+ removed it). Split: Training = train, PublicTest = val, PrivateTest = test.
 Each image is its own subject.
+
+Target (``target``): ``label`` trains on that label; ``votes`` trains on each face's vote distribution over
+the 8 emotions (``unknown`` and ``NF`` dropped, the rest normalised: the FER+ paper's "probability"
+scheme). Under ``votes`` a training face is kept whenever an emotion has at least as many votes as
+``unknown`` and ``NF`` (ties between emotions included: the distribution carries them), and its hard label,
+used by training metrics and samplers only, is the first most-voted emotion. Validation and test faces
+always have the ``vote`` rule's label. Every face carries its distribution (:class:`VoteManifest`).
+A PNG of the folders that is not 48x48 8-bit grey is a bad input (``data.on_bad_file``).
 """
 
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from PIL import Image
 
 from fer_attention.data.sources.base import BadInputs, FileSource, Manifest
 from fer_attention.data.sources.fer2013 import USAGE_SPLIT, find_csv, read_fer2013_csv
@@ -38,6 +49,47 @@ CLASS_NAMES: tuple[str, ...] = (
 VOTE_COLUMNS: tuple[str, ...] = (*CLASS_NAMES, "unknown", "NF")
 FOLDER_SPLITS = {"FER2013Train": "train", "FER2013Valid": "val", "FER2013Test": "test"}
 VOTES = ("plurality", "majority")
+TARGETS = ("label", "votes")
+SIDE = 48
+
+
+@dataclass
+class VoteManifest(Manifest):
+    """A FER+ manifest: each face also has its vote distribution over the 8 emotions (``targets``)."""
+
+    targets: list[list[float]] = field(default_factory=list)
+
+
+def vote_target(votes: list[int]) -> list[float]:
+    """The 8 emotions' shares of their votes (``unknown`` and ``NF`` dropped); all 0 without emotion votes."""
+    emotions = votes[: len(CLASS_NAMES)]
+    total = sum(emotions)
+    return [v / total for v in emotions] if total else [0.0] * len(emotions)
+
+
+def train_vote_label(votes: list[int]) -> tuple[int | None, str | None]:
+    """With ``target: votes``, a training face's hard label (for training metrics and samplers): the first
+    most-voted emotion, ties included; ``(None, why)`` when ``unknown`` or ``NF`` has more votes than every
+    emotion (so also when no emotion has a vote)."""
+    if max(votes) <= 0:
+        return None, "no votes"
+    emotions, other = votes[: len(CLASS_NAMES)], votes[len(CLASS_NAMES) :]
+    if max(other) > max(emotions):
+        return None, f"top vote is {VOTE_COLUMNS[len(CLASS_NAMES) + other.index(max(other))]}"
+    return emotions.index(max(emotions)), None
+
+
+def png_problem(path: Path) -> str | None:
+    """Why ``path`` is not one of FER2013's 48x48 8-bit grey faces (its header only), or None; a file PIL
+    cannot open is left to the decoder, which reports it."""
+    try:
+        with Image.open(path) as im:
+            (width, height), mode = im.size, im.mode
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+    if (width, height) != (SIDE, SIDE) or mode != "L":
+        return f"expected a {SIDE}x{SIDE} 8-bit grey image (mode L), got {width}x{height} mode {mode}"
+    return None
 
 
 def vote_label(votes: list[int], rule: str = "plurality") -> tuple[int | None, str | None]:
@@ -62,10 +114,18 @@ class FERPlusSource(FileSource):
         "fer2013new.csv + fer2013.csv, or FER2013Train/label.csv, FER2013Valid/..., FER2013Test/..."
     )
 
-    def __init__(self, fer2013_csv: str | None = None, vote: str = "plurality") -> None:
+    #: each face has its taggers' votes: ``data.source.target=votes`` trains on them
+    has_votes = True
+
+    def __init__(
+        self, fer2013_csv: str | None = None, vote: str = "plurality", target: str = "label"
+    ) -> None:
         if vote not in VOTES:
             raise DataError(f"data.source.vote='{vote}' is not one of {', '.join(VOTES)}")
-        super().__init__(fer2013_csv=None if fer2013_csv is None else str(fer2013_csv), vote=vote)
+        if target not in TARGETS:
+            raise DataError(f"data.source.target='{target}' is not one of {', '.join(TARGETS)}")
+        fer2013_csv = None if fer2013_csv is None else str(fer2013_csv)
+        super().__init__(fer2013_csv=fer2013_csv, vote=vote, target=target)
 
     def class_names_for(self, configured):
         return CLASS_NAMES
@@ -109,12 +169,32 @@ class FERPlusSource(FileSource):
 
     def index(self, root: Path, class_names, bad: BadInputs) -> Manifest:
         layout = self.layout(root)
-        manifest = Manifest(info={"layout": layout, "vote": self.settings["vote"]})
+        vote, target = self.settings["vote"], self.settings["target"]
+        info = {"layout": layout, "vote": vote, "target": target, "eval_label": vote}
+        manifest = VoteManifest(info={**info, "excluded_by_split": {}})
         if layout == "csv":
             self._index_csv(*self._csvs(root), manifest, bad)
         else:
             self._index_folders(root, manifest, bad)
         return manifest
+
+    def _label(self, votes: list[int], split: str | None, manifest: VoteManifest) -> int | None:
+        """The face's label (the training rule of ``target: votes`` for training faces, else ``vote``'s), or
+        None after counting why it is left out (in ``excluded`` and, per split, ``excluded_by_split``)."""
+        if self.settings["target"] == "votes" and split == "train":
+            label, why = train_vote_label(votes)
+        else:
+            label, why = vote_label(votes, self.settings["vote"])
+        if label is None:
+            manifest.exclude(why)
+            per_split = manifest.info["excluded_by_split"].setdefault(str(split), {})
+            per_split[why] = per_split.get(why, 0) + 1
+        return label
+
+    @staticmethod
+    def _add(manifest: VoteManifest, item, label: int, votes: list[int], subject: str, source: str, split):
+        manifest.targets.append(vote_target(votes))
+        manifest.add(item, label, subject, source, split=split)
 
     def _votes(self, fields: list[str], where: str, bad: BadInputs) -> list[int] | None:
         try:
@@ -160,15 +240,14 @@ class FERPlusSource(FileSource):
             votes = self._votes(fields[first_vote : first_vote + len(VOTE_COLUMNS)], where, bad)
             if votes is None:
                 continue
-            label, why = vote_label(votes, self.settings["vote"])
-            if label is None:
-                manifest.exclude(why)
-                continue
             split = USAGE_SPLIT.get(usage)
+            label = self._label(votes, split, manifest)
+            if label is None:
+                continue
             if split is None:
                 bad(where, f"unknown Usage '{usage}' (expected {', '.join(USAGE_SPLIT)})")
                 continue
-            manifest.add(face["pixels"], label, f"row{i}", f"{old}:{face['line']}", split=split)
+            self._add(manifest, face["pixels"], label, votes, f"row{i}", f"{old}:{face['line']}", split)
 
     def _index_folders(self, root: Path, manifest: Manifest, bad: BadInputs) -> None:
         for folder, split in FOLDER_SPLITS.items():
@@ -189,12 +268,15 @@ class FERPlusSource(FileSource):
                     votes = self._votes(fields[2:], where, bad)
                     if votes is None:
                         continue
-                    label, why = vote_label(votes, self.settings["vote"])
+                    label = self._label(votes, split, manifest)
                     if label is None:
-                        manifest.exclude(why)
                         continue
                     image = root / folder / fields[0].strip()
                     if not image.is_file():
                         bad(image, f"listed in {label_file} line {line_no} but missing")
                         continue
-                    manifest.add(image, label, f"{folder}/{image.stem}", str(image), split=split)
+                    problem = png_problem(image)
+                    if problem is not None:
+                        bad(image, problem)
+                        continue
+                    self._add(manifest, image, label, votes, f"{folder}/{image.stem}", str(image), split)
