@@ -331,7 +331,14 @@ def test_fer_predict_writes_rows_and_error_rows(ckpt, model, image_dir, tmp_path
     assert [list(r) for r in rows] == [IMAGE_COLUMNS] * len(rows)  # error rows too
     by_file = {Path(r["file"]).name: r for r in rows}
     assert set(by_file) == {"face0.png", "face1.png", "face2.png", "colour.jpg", "zero.jpg", "text.jpg"}
-    assert stats == {"files": 6, "files_ok": 4, "files_failed": 2, "faces": 4, "output": str(out)}
+    assert stats == {
+        "files": 6,
+        "files_ok": 4,
+        "files_failed": 2,
+        "faces": 4,
+        "output": str(out),
+        "model": str(ckpt),
+    }
     for name in ("face0.png", "face1.png", "face2.png", "colour.jpg"):
         r = by_file[name]
         assert r["error"] is None and r["face"] == 0 and r["x"] is None and r["detected"] is False

@@ -315,9 +315,6 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
             install (saying how to rebuild it).
         ConfigError: an ``.onnx`` file when onnxruntime is not installed.
     """
-    # function-local: Lightning is only needed for checkpoints
-    from fer_attention.training.module import FERModule
-
     if path is None:
         card = shipped_card()
         predictor = load_model(SHIPPED_DIR / card["files"]["fp16"], device)
@@ -334,19 +331,22 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
     image_size = data_config.get("image_size") or (hparams.get("net") or {}).get("image_size")
     if not image_size:
         raise CheckpointError(f"checkpoint {path}: records no image size (data_config.image_size)")
-    del ckpt
-    try:
-        # inference runs eager (a compiled forward would recompile per batch shape, and cannot be traced
-        # for export); the weights are the same either way
-        module = FERModule.load_from_checkpoint(
-            str(path), map_location="cpu", weights_only=True, compile=False
-        )
+    try:  # the network alone, eager, without Lightning: the "net." tensors (fp16 ones are cast)
+        from hydra.utils import instantiate
+
+        net = instantiate(hparams["net"])
+        state = {
+            k.removeprefix("net.").replace("_orig_mod.", ""): v
+            for k, v in ckpt["state_dict"].items()
+            if k.startswith("net.")
+        }
+        net.load_state_dict(state, strict=True)
     except Exception as err:  # noqa: BLE001 - a state dict that does not fit its own config
         raise CheckpointError(
             f"checkpoint {path}: cannot build the network ({str(err).splitlines()[0][:200]})"
         ) from None
     predictor = FERPredictor(
-        module.net, hparams["class_names"], int(image_size), data_config, device=device, checkpoint=str(path)
+        net, hparams["class_names"], int(image_size), data_config, device=device, checkpoint=str(path)
     )
     log.info("loaded %r", predictor)
     return predictor

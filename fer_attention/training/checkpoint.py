@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from fer_attention.errors import CheckpointError, ConfigError
 from fer_attention.reporting.files import read_status
@@ -85,26 +84,41 @@ def resolve_resume_path(ckpt_path: str | None, run_dir: str | Path) -> str | Non
     return str(ckpt_path)
 
 
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes each checkpoint to a temporary file beside its target, flushes it to disk and renames it
-    into place, so a run killed while saving leaves the previous checkpoint intact, never half a file.
-    Remote paths (``s3://`` ...) go through Lightning's own writer."""
+def _atomic_checkpoint_io() -> type:
+    """The class :data:`AtomicCheckpointIO` names, built on first use: Lightning is imported only by what
+    writes checkpoints, so that reading one (``load_model``, ``fer-predict``) starts without it."""
+    from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
-        if "://" in str(path) or storage_options is not None:
-            return super().save_checkpoint(checkpoint, path, storage_options)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        """Writes each checkpoint to a temporary file beside its target, flushes it to disk and renames it
+        into place, so a run killed while saving leaves the previous checkpoint intact, never half a file.
+        Remote paths (``s3://`` ...) go through Lightning's own writer."""
+
+        def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
+            if "://" in str(path) or storage_options is not None:
+                return super().save_checkpoint(checkpoint, path, storage_options)
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    torch.save(checkpoint, f)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+
+    return AtomicCheckpointIO
+
+
+def __getattr__(name: str):
+    if name == "AtomicCheckpointIO":
+        cls = _atomic_checkpoint_io()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 RESUME_IGNORED_KEYS = ("resume", "skip_done", "ckpt_path", "threads")
