@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-all check-results rederive lint format clean bench profile gpu ablation-lbp ablation-modules ablation-dilation ablation-modules-pretrained ablation-lbp-pretrained ablation-dilation-pretrained datasets cv paper pretrain pretext transfer cross
+.PHONY: help install train test test-all check-results rederive lint format clean bench profile gpu gpu-bundle gpu-dryrun gpu-fer-root ablation-lbp ablation-modules ablation-dilation ablation-modules-pretrained ablation-lbp-pretrained ablation-dilation-pretrained datasets cv paper pretrain pretext transfer cross
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -170,8 +170,20 @@ profile: install ## where a training step's time goes: torch.profiler, top opera
 	$(BIN)/python -m experiments.bench.profile $(ARGS)
 
 # no `install` prerequisite: on a copied checkout pyproject.toml may look newer than .venv, and pip has no internet
-gpu: ## one GPU session under OUT (logs/gpu): bench, FER2013 full vs vgg16 at width 1.0, nvidia-smi (EPOCHS, FER_ROOT, TINY=1, DRY_RUN=1)
-	bash experiments/gpu.sh
+gpu: ## FER2013 full vs vgg16 at width 1.0 on one GPU, epochs fitted to 8 min, 4 files in OUT (logs/gpu); gpu_bundle/ where it is, else FER_ROOT (TINY=1, DRY_RUN=1)
+	BUNDLE=$(GPU_BUNDLE) bash experiments/gpu.sh
+
+# the lent GPU machine (docs/scaling.md#a-lent-gpu-machine): no internet, no ../shared, 64 MiB travel with the tree
+GPU_BUNDLE ?= gpu_bundle
+# first among gpu-bundle's prerequisites: without FER_ROOT, one line (make's own) and nothing else done
+gpu-fer-root:
+	@$(if $(wildcard $(FER_ROOT)/.),:,$(error FER_ROOT=$(FER_ROOT) is not a folder (FER2013's train/ and test/ image folders)))
+
+gpu-bundle: gpu-fer-root install ## wheels the GPU image lacks + FER2013 as one file into gpu_bundle/ (FER_ROOT); fails over the 64 MiB that travels
+	$(BIN)/python -m experiments.gpu.bundle --fer-root $(FER_ROOT) --out $(GPU_BUNDLE)
+
+gpu-dryrun: gpu-bundle ## the GPU run end to end on this CPU, in a venv with only the GPU image's packages (logs/gpu_dryrun; FRESH=1)
+	BUNDLE=$(GPU_BUNDLE) bash experiments/gpu/dryrun.sh
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check fer_attention tests experiments

@@ -339,3 +339,13 @@ def test_ten_crop_test_time_augmentation(make_cfg, monkeypatch):
         evaluate(
             make_cfg([f"ckpt_path={trained['best_ckpt']}", "test_time_augmentation=fivecrop"], "eval", "eval")
         )
+
+
+def test_a_limited_test_split_writes_the_predictions_of_the_faces_it_tested(make_cfg):
+    cfg = make_cfg(
+        [*TINY, "trainer.limit_train_batches=1", "trainer.limit_test_batches=1", "data.eval_batch_size=4"]
+    )
+    metrics = train(cfg)
+    faces = read_predictions(Path(cfg.paths.output_dir) / "predictions.npz")
+    assert len(faces["ids"]) == 4 < metrics["splits"]["test"]["faces"]
+    assert json.loads((Path(cfg.paths.output_dir) / "status.json").read_text())["state"] == "finished"

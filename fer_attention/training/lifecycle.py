@@ -92,6 +92,14 @@ def save_test_predictions(
         return None
     labels, probs = model.test_predictions
     model.test_predictions = None
+    if len(labels) < len(ids):  # trainer.limit_test_batches: the loader's first faces, in order
+        log.info(
+            "per-face predictions of the first %d of %d %s faces (a limited test)",
+            len(labels),
+            len(ids),
+            split,
+        )
+        ids = ids[: len(labels)]
     if len(ids) != len(labels):
         raise ValueError(f"{len(ids)} face ids for {len(labels)} predictions of the {split} split")
     write_predictions(
