@@ -201,6 +201,34 @@ MUTANTS = [
         'result["chosen"] = "tencrop" if result["acc"]["val_tencrop"] < result["acc"]["val_null"] else "null"',
         "tests/test_tta_choice.py::test_the_mode_is_chosen_on_validation_and_the_test_figures_only_reported",
     ),
+    (
+        "faces left out of the variance",
+        "fer_attention/reporting/decision.py",
+        "total = max((ms_seed + ms_face - ms_err) / (r * n), 0.0)",
+        "total = max(ms_seed / (r * n), 0.0)",
+        "tests/test_decision.py::test_seeds_and_faces_variance_matches_the_spread_over_fresh_faces_and_seeds",
+    ),
+    (
+        "posterior without the k-fold correction",
+        "fer_attention/reporting/decision.py",
+        "        test_train_ratio * var,",
+        "        0 * test_train_ratio * var,",
+        "tests/test_decision.py::test_kfold_posterior_is_the_corrected_t_and_tost_matches_two_one_sided_tests",
+    ),
+    (
+        "faces paired unchecked",
+        "fer_attention/reporting/decision.py",
+        'if a["ids"].shape != b["ids"].shape or not (a["ids"] == b["ids"]).all():',
+        "if False:",
+        "tests/test_decision.py::test_paired_jobs_of_different_faces_are_an_error_naming_both",
+    ),
+    (
+        "votes ignored in the loss",
+        "fer_attention/training/module.py",
+        "loss = self.criterion(logits.float(), soft[0].float()) if soft else self.criterion(logits, y)",
+        "loss = self.criterion(logits, y)",
+        "tests/test_ferplus.py::test_a_training_step_on_votes_is_cross_entropy_against_the_vote_distribution",
+    ),
 ]
 
 
