@@ -882,3 +882,22 @@ def test_optimizer_probe_times_each_adamw_variant_against_the_loop_and_checks_th
     assert [r[0] for r in body] == list(rows)
     assert body[2][1] == "`+model.optimizer.fused=true`"
     assert body[2][3] == f"{rows['fused']['speedup_vs_loop']:.3f}x"
+
+
+def test_a_cpu_that_emulates_bf16_skips_its_bf16_paths_unless_asked(monkeypatch):
+    """`make bench` on an AVX2-only CPU: the bf16 fast paths and the bf16 matmul are not timed (they would
+    measure a 1 GFLOP/s emulation for over an hour), and bench.md says so; --emulated times them."""
+    monkeypatch.setattr(measure, "native_dtypes", lambda: ["fp32"])
+    assert list(measure.timed_paths()) == ["fp32", "channels_last"]
+    assert list(measure.timed_paths(emulated=True)) == list(measure.FAST_PATHS)
+    assert measure.skipped_emulated() == ["bf16", "channels_last_bf16", "bf16 matmul"]
+    assert measure.skipped_emulated(emulated=True) == []
+    assert list(measure.bench_matmul([64], 1)) == ["fp32"]
+    assert list(measure.bench_matmul([64], 1, emulated=True)) == ["fp32", "bf16"]
+    results = made_up_results()
+    results["meta"]["skipped_emulated"] = measure.skipped_emulated()
+    assert "Not timed: bf16, channels_last_bf16, bf16 matmul. This CPU only emulates bf16" in render.markdown(
+        results
+    )
+    monkeypatch.setattr(measure, "native_dtypes", lambda: ["fp32", "bf16"])
+    assert list(measure.timed_paths()) == list(measure.FAST_PATHS) and measure.skipped_emulated() == []

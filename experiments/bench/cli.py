@@ -59,6 +59,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--rate-widths", default=None, help="widths of the FLOP-counted training steps (default 0.25,0.5,1.0)"
     )
     parser.add_argument("--rate-batch", type=int, default=None, help="their batch (default 32)")
+    parser.add_argument(
+        "--emulated",
+        action="store_true",
+        help="also time bf16 where this CPU only emulates it (no AVX-512 BF16 or AMX): about 1 GFLOP/s, "
+        "85 min on an AVX2 EPYC; skipped by default",
+    )
     parser.add_argument("--out", default="logs/bench")
     parser.add_argument(
         "--quick",
@@ -111,6 +117,7 @@ def run(args: argparse.Namespace) -> dict:
             "lbp_faces": len(faces),
             "quick": args.quick,
             "malloc": {**malloc, "applied": malloc_applied},
+            "skipped_emulated": measure.skipped_emulated(args.emulated),
         },
     }
     start = time.perf_counter()
@@ -125,7 +132,7 @@ def run(args: argparse.Namespace) -> dict:
     )
     done("training step per ablation")
     fast = measure.bench_fast_paths(
-        sizes, args.batch, args.width, args.repeats, results["train_step"], compile_sizes
+        sizes, args.batch, args.width, args.repeats, results["train_step"], compile_sizes, args.emulated
     )
     fast["config"] = config.configured_defaults()
     fast["allocator"] = measure.bench_allocator(sizes, args.batch, args.width, args.threads, args.repeats)
@@ -137,6 +144,7 @@ def run(args: argparse.Namespace) -> dict:
         sizes[0],
         args.rate_batch,
         args.repeats,
+        emulated=args.emulated,
     )
     done("attainable rate")
     results["data"] = measure.bench_data(

@@ -43,6 +43,23 @@ FAST_PATHS = {
 }
 MS_KEYS = ("ms_per_step", "ms_min", "ms_max", "kernel_ms_per_step", "page_faults_per_step")
 MATMUL_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def timed_paths(emulated: bool = False) -> dict[str, dict[str, bool]]:
+    """The FAST_PATHS to time: all of them with ``emulated``, else those of the dtypes this CPU computes
+    natively. An emulated bf16 (no AVX-512 BF16 or AMX) runs at about 1 GFLOP/s and measures the
+    emulation; timing it took `make bench` 85 minutes on an AVX2 EPYC."""
+    native = native_dtypes()
+    return {k: v for k, v in FAST_PATHS.items() if emulated or not v["bf16"] or "bf16" in native}
+
+
+def skipped_emulated(emulated: bool = False) -> list[str]:
+    """What :func:`timed_paths` and the matmul rate leave out on this CPU (empty where nothing is)."""
+    if emulated or "bf16" in native_dtypes():
+        return []
+    return [k for k, v in FAST_PATHS.items() if v["bf16"]] + ["bf16 matmul"]
+
+
 COMPILE_SKIPPED = (
     "not timed at this size (--compile-sizes): compiling takes about a minute per size on 2 cores"
 )
@@ -200,7 +217,13 @@ def bench_compile(size: int, batch: int, width: float, repeats: int, path: str =
 
 
 def bench_fast_paths(
-    sizes: list[int], batch: int, width: float, repeats: int, train_step: dict, compile_sizes: list[int]
+    sizes: list[int],
+    batch: int,
+    width: float,
+    repeats: int,
+    train_step: dict,
+    compile_sizes: list[int],
+    emulated: bool = False,
 ) -> dict:
     """Training step of the full model and of vgg16 under each fast path; ``fp32`` is the plain eager step
     of the ``train_step`` section (same run). Speedups are of the full model against ``fp32``; compile is
@@ -215,7 +238,7 @@ def bench_fast_paths(
                 "vgg16": {k: v for k, v in base["vgg16"].items() if k in MS_KEYS},
             }
         }
-        for name, opts in FAST_PATHS.items():
+        for name, opts in timed_paths(emulated).items():
             if name == "fp32":
                 continue
             row[name] = {
@@ -240,11 +263,15 @@ def count_flops(fn: Callable[[], object]) -> int:
     return counter.get_total_flops()
 
 
-def bench_matmul(sizes: list[int], repeats: int) -> dict:
-    """``torch.matmul`` of two random ``n`` x ``n`` matrices per dtype (MATMUL_DTYPES) and size, with the
-    torch threads as set: dtype -> size -> GFLOP (2 n^3), seconds, GFLOP/s of the median."""
+def bench_matmul(sizes: list[int], repeats: int, emulated: bool = False) -> dict:
+    """``torch.matmul`` of two random ``n`` x ``n`` matrices per dtype (MATMUL_DTYPES; an emulated one only
+    with ``emulated``) and size, with the torch threads as set: dtype -> size -> GFLOP (2 n^3), seconds,
+    GFLOP/s of the median."""
     out: dict = {}
+    native = native_dtypes()
     for name, dtype in MATMUL_DTYPES.items():
+        if not emulated and name not in native:
+            continue
         out[name] = {}
         for n in sizes:
             a, b = torch.rand(n, n).to(dtype), torch.rand(n, n).to(dtype)
@@ -265,19 +292,20 @@ def bench_rate(
     batch: int,
     repeats: int,
     models: Iterable[str] = ("full", "vgg16"),
+    emulated: bool = False,
 ) -> dict:
     """The attainable rate (the best ``bench_matmul`` size per dtype) and, for the full model and vgg16 at
     each width under each fast path of FAST_PATHS (the training step of ``bench_fast_paths``), the step's
     FLOP (``count_flops`` of one step, forward + backward; that step is also the warm-up), its time,
     GFLOP/s and share of the matmul rate of its dtype (bf16 autocast against bf16, else fp32; bf16 against
     fp32 where this CPU only emulates bf16)."""
-    matmul = bench_matmul(matmul_sizes, max(3, repeats))
+    matmul = bench_matmul(matmul_sizes, max(3, repeats), emulated)
     attainable = decide.attainable_rate(matmul)
     native = native_dtypes()
     steps = []
     for width in widths:
         for model in models:
-            for path, opts in FAST_PATHS.items():
+            for path, opts in timed_paths(emulated).items():
                 step = train_step_fn(build(model, size, width), batch, size, **opts)
                 gflop = count_flops(step) / 1e9
                 steps.append(

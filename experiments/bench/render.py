@@ -60,6 +60,13 @@ def markdown(results: dict) -> str:
             "**Quick mode (`--quick`): toy sizes to check the script; these figures mean nothing.**",
             "",
         ]
+    if m.get("skipped_emulated"):
+        lines += [
+            f"Not timed: {', '.join(m['skipped_emulated'])}. This CPU only emulates bf16 (no AVX-512 BF16 or AMX), "
+            "at about 1 GFLOP/s, so those figures would measure the emulation (`--emulated` times them: 85 min "
+            "on an AVX2 EPYC); fer-train falls back to fp32 here.",
+            "",
+        ]
     lines += [
         f"## LBP layer vs scikit-image loop ({m.get('lbp_faces', 1024):,} faces, 48x48, P=8, R=1)",
         "",
@@ -251,13 +258,13 @@ def markdown_rate(rate: dict, threads: int) -> list[str]:
         if emulated
         else ""
     )
+    attainable = ", ".join(f"{d} {b['gflop_per_s']:,.0f} GFLOP/s at n={b['n']}" for d, b in best.items())
     lines = [
         "",
         "## Attainable rate (matmul) and the train step's share of it",
         "",
         f"`torch.matmul` of two square matrices with {threads} threads, per dtype; the best size is the "
-        f"attainable rate (fp32 {best['fp32']['gflop_per_s']:,.0f} GFLOP/s at n={best['fp32']['n']}, bf16 "
-        f"{best['bf16']['gflop_per_s']:,.0f} GFLOP/s at n={best['bf16']['n']}). Training steps as in the fast-path "
+        f"attainable rate ({attainable}). Training steps as in the fast-path "
         f"tables (AdamW) at {rate['size']}x{rate['size']}, batch {rate['batch']}; GFLOP of one step counted by "
         "`torch.utils.flop_counter.FlopCounterMode` (matmuls and convolutions, forward + backward; elementwise "
         "ops and the optimizer count nothing). Share: the step's GFLOP/s over the matmul rate of its dtype "
