@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-all check-results rederive lint format clean bench profile gpu gpu-bundle gpu-dryrun gpu-fer-root ablation-lbp ablation-modules ablation-dilation ablation-modules-pretrained ablation-lbp-pretrained ablation-dilation-pretrained datasets cv paper pretrain pretext transfer cross
+.PHONY: help install train test test-all check-results model rederive lint format clean bench profile gpu gpu-bundle gpu-dryrun gpu-fer-root ablation-lbp ablation-modules ablation-dilation ablation-modules-pretrained ablation-lbp-pretrained ablation-dilation-pretrained datasets cv paper pretrain pretext transfer cross
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,14 @@ test-all: install ## run every test, the slow ones too
 
 check-results: install ## every figure README.md and docs/ cite from experiments/results/ is that folder's figure
 	$(BIN)/python -m experiments.check_results
+
+# the model that ships with the package (fer_attention/inference/shipped/MODEL_CARD.md): conf/experiment/shipped.yaml
+# is the recipe of the run chosen on validation; its table is SHIPPED_FOLDER
+MODEL_RUN ?= logs/model/run
+SHIPPED_FOLDER ?= experiments/results/ablation_modules_fer2013_perface_cpu
+model: install ## rebuild the shipped model end to end: train its recipe on FER_ROOT, then fp16 weights, int8 ONNX and the card
+	$(BIN)/fer-train experiment=shipped data.root=$(FER_ROOT) hydra.run.dir=$(MODEL_RUN) '~callbacks.progress_bar' $(ARGS)
+	$(BIN)/python -m experiments.ship_model build --run $(MODEL_RUN) --folder $(SHIPPED_FOLDER) --command "make model"
 
 rederive: install ## re-aggregate every committed result folder from its jobs (ARGS=--check: compare, write nothing)
 	$(BIN)/python -m experiments.rederive $(ARGS)
