@@ -196,7 +196,7 @@ def git_commit() -> str | None:
 def model_card(card: dict[str, Any]) -> str:
     """MODEL_CARD.md: what the model is, what it was trained on and under what terms, how good it is on
     which split, where the figures come from, how to rebuild it."""
-    recall = " | ".join(f"{n} {100 * r:.1f}%" for n, r in card["per_class_recall"].items())
+    recall = ", ".join(f"{n} {100 * r:.1f}%" for n, r in card["per_class_recall"].items())
     int8 = card.get("test_acc_int8")
     chosen = card.get("chosen") or {}
     lines = [
@@ -225,7 +225,7 @@ def model_card(card: dict[str, Any]) -> str:
         f"| per-class recall | {recall} |",
         f"| result folder | [{card['result_folder']}](../../../{card['result_folder']}/README.md) |",
         f"| files | `{card['files']['fp16']}` (fp16 weights), `{card['files']['int8_onnx']}` (int8 ONNX) |",
-        f"| rebuild | `{card['rebuild']}` |",
+        f"| rebuild | `{card['rebuild']}` (FER_ROOT=<the data>; conf/experiment/shipped.yaml is the recipe) |",
         f"| suite commit | `{card['commit']}` ({card['built']}) |",
         "",
         "![confusion matrix on the test split](confusion.png)",

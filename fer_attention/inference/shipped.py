@@ -50,8 +50,8 @@ def shipped_model_path(fmt: str = "fp16", folder: Path = SHIPPED_DIR) -> Path:
 
 
 def describe(card: dict[str, Any]) -> str:
-    """One line naming the shipped model: what it is and how good, for logs and `fer-predict`'s output."""
+    """One line naming the shipped model and how good it is, for logs and `fer-predict`'s output."""
     return (
-        f"shipped model {card['name']} ({card['data']}, {card['network']}; "
-        f"{100 * card['test_acc']:.2f}% on {card['test_split']})"
+        f"shipped model {card['name']} ({100 * card['test_acc']:.2f}% on {card['test_split']}; "
+        "its card: fer_attention/inference/shipped/MODEL_CARD.md)"
     )
