@@ -47,30 +47,36 @@ REPRODUCED, CONTRADICTED, MIXED = "reproduced", "contradicted", "mixed"
 MAX_SEEDS = 64
 
 
-def check_rope(value: object) -> float:
-    """``--rope`` in accuracy points: a number > 0 (None: the default); else a one-line ReportError."""
+def _flag_number(value: object, default: float, ok, flag: str, must: str) -> float:
+    """A number flag's value (None: ``default``); a value that is not a number or fails ``ok`` is a
+    one-line ReportError naming ``flag`` and what it ``must`` be."""
     if value is None:
-        return DEFAULT_ROPE
+        return default
     try:
-        rope = float(value)  # type: ignore[arg-type]
+        number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        rope = float("nan")
-    if not (math.isfinite(rope) and rope > 0):
-        raise ReportError(f"--rope must be a number of accuracy points > 0 (e.g. --rope 2), got {value!r}")
-    return rope
+        number = float("nan")
+    if not (math.isfinite(number) and ok(number)):
+        raise ReportError(f"{flag} must be {must}, got {value!r}")
+    return number
+
+
+def check_rope(value: object) -> float:
+    """``--rope`` in accuracy points: a number > 0 (None: the default)."""
+    return _flag_number(
+        value, DEFAULT_ROPE, lambda x: x > 0, "--rope", "a number of accuracy points > 0 (e.g. --rope 2)"
+    )
 
 
 def check_decide(value: object) -> float:
-    """``--decide``: a probability in (0.5, 1) (None: the default); else a one-line ReportError."""
-    if value is None:
-        return DEFAULT_DECIDE
-    try:
-        decide = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        decide = float("nan")
-    if not 0.5 < decide < 1:
-        raise ReportError(f"--decide must be a probability in (0.5, 1) (e.g. --decide 0.95), got {value!r}")
-    return decide
+    """``--decide``: a probability in (0.5, 1) (None: the default)."""
+    return _flag_number(
+        value,
+        DEFAULT_DECIDE,
+        lambda x: 0.5 < x < 1,
+        "--decide",
+        "a probability in (0.5, 1) (e.g. --decide 0.95)",
+    )
 
 
 @dataclass
