@@ -161,9 +161,11 @@ def test_errors_is_a_leaf_module():
     graph = import_graph()
     assert graph["fer_attention.errors"] == set()
     users = {name for name, deps in graph.items() if "fer_attention.errors" in deps}
-    assert {"fer_attention.config", "fer_attention.inference.onnx_io", "fer_attention.inference.predictor"} <= (
-        users
-    )
+    assert {
+        "fer_attention.config",
+        "fer_attention.inference.onnx_io",
+        "fer_attention.inference.predictor",
+    } <= (users)
 
 
 def test_find_cycle_reports_the_loop():

@@ -96,7 +96,7 @@ def test_resume_with_nothing_to_resume_starts_from_scratch(make_cfg, caplog):
 
 
 def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
-    from fer_attention.training import checkpoint as ckpt_mod
+    from fer_attention.training import checkpoint_io as ckpt_mod
 
     io = ckpt_mod.AtomicCheckpointIO()
     path = tmp_path / "checkpoints" / "last.ckpt"

@@ -24,11 +24,6 @@ from fer_attention.reporting.stats import format_p
 ALONG_DECISION = ("rope", "p_ref_better", "p_rope", "p_row_better", "p_tost", "outcome", "rope_equivalent")
 
 
-def config_value(job: Job, key: str) -> str | None:
-    """``key`` (dotted) in the job's composed config, as text; None when the job has no such value."""
-    return job.config_value(key)
-
-
 def along_report(
     multirun_dirs: list[str | Path],
     key: str,
@@ -73,7 +68,7 @@ def _jobs_by_value(multirun_dirs: list[str | Path], key: str) -> dict[str, list[
     jobs = [j for j in find_jobs([Path(d) for d in multirun_dirs]) if j.metrics is not None]
     by_value: dict[str, list[Job]] = {}
     for job in jobs:
-        value = config_value(job, key)
+        value = job.config_value(key)
         if value is not None:
             job.overrides = {k: v for k, v in job.overrides.items() if k != key}
             by_value.setdefault(value, []).append(job)

@@ -82,7 +82,7 @@ def write_predictions(
     class_names: Sequence[str],
     split: str,
 ) -> Path:
-    """One evaluated split's per-face predictions, compressed (about 30 KB for FER2013's 3,589 test faces):
+    """One evaluated split's per-face predictions, compressed (about 75 KB for FER2013's 3,589 test faces):
     ``ids`` (each face's file relative to the data root, or its index), ``labels`` and ``preds`` (class
     indices, uint8), ``probs`` (float16 ``[N, classes]``), ``class_names`` and ``split``. No image."""
     path = Path(path)

@@ -102,7 +102,7 @@ def build_loggers(logger_cfg: Any, run_cfg: Any = None) -> list:
 def build_trainer(trainer_cfg: Any, callbacks: list, loggers: list) -> pl.Trainer:
     """The Trainer, saving checkpoints atomically; a learning-rate monitor is dropped when there is no
     logger for it to write to."""
-    from fer_attention.training.checkpoint import AtomicCheckpointIO
+    from fer_attention.training.checkpoint_io import AtomicCheckpointIO
 
     if not loggers:
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.LearningRateMonitor)]

@@ -1,9 +1,9 @@
-"""Safe checkpoint reading: weights_only loading and one clear error line for anything not ours."""
+"""Safe checkpoint reading: weights_only loading and one clear error line for anything not ours. Lightning is
+not imported here, so reading a checkpoint (``load_model``, ``fer-predict``) starts without it; the writer is
+:mod:`fer_attention.training.checkpoint_io`."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -82,43 +82,6 @@ def resolve_resume_path(ckpt_path: str | None, run_dir: str | Path) -> str | Non
         raise ConfigError(f"ckpt_path={ckpt_path} does not exist")
     read_checkpoint(ckpt_path)
     return str(ckpt_path)
-
-
-def _atomic_checkpoint_io() -> type:
-    """The class :data:`AtomicCheckpointIO` names, built on first use: Lightning is imported only by what
-    writes checkpoints, so that reading one (``load_model``, ``fer-predict``) starts without it."""
-    from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-
-    class AtomicCheckpointIO(TorchCheckpointIO):
-        """Writes each checkpoint to a temporary file beside its target, flushes it to disk and renames it
-        into place, so a run killed while saving leaves the previous checkpoint intact, never half a file.
-        Remote paths (``s3://`` ...) go through Lightning's own writer."""
-
-        def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
-            if "://" in str(path) or storage_options is not None:
-                return super().save_checkpoint(checkpoint, path, storage_options)
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    torch.save(checkpoint, f)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-
-    return AtomicCheckpointIO
-
-
-def __getattr__(name: str):
-    if name == "AtomicCheckpointIO":
-        cls = _atomic_checkpoint_io()
-        globals()[name] = cls
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 RESUME_IGNORED_KEYS = ("resume", "skip_done", "ckpt_path", "threads")

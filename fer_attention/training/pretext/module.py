@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from fer_attention.lbp import num_codes
-from fer_attention.training.checkpoint import AtomicCheckpointIO
+from fer_attention.training.checkpoint_io import AtomicCheckpointIO
 from fer_attention.training.optim import configure_optimization
 from fer_attention.training.pretext.losses import histogram_kl, info_nce, lbp_histograms
 
