@@ -4,6 +4,7 @@ made-up numbers, and one quick run end to end whose numbers must agree with each
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import shutil
 import statistics
@@ -12,9 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
-from experiments.bench import config, decide, measure, render
+from experiments.bench import cli, config, decide, measure, render
 from fer_attention.runtime import cpu_has_bf16
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,9 +92,17 @@ def test_adding_an_ablation_yaml_adds_a_timed_row(tmp_path, monkeypatch):
     def fake_step(net, batch, size, **_):
         return Step(ms_per_net[built[-1]] / 1000)
 
-    def fake_timeit(fn, repeats, warmup=1):
+    def fake_timeit(fn, max_run_time):
         s = getattr(fn, "seconds", 0.002)  # the LBP layer alone: 2 ms
-        return {"median": s, "min": s, "max": s, "repeats": repeats, "kernel_s": 0.0, "page_faults": 0.0}
+        return {
+            "median": s,
+            "iqr": 0.0,
+            "min": s,
+            "max": s,
+            "repeats": 1,
+            "kernel_s": 0.0,
+            "page_faults": 0.0,
+        }
 
     monkeypatch.setattr(measure, "build", fake_build)
     monkeypatch.setattr(measure, "train_step_fn", fake_step)
@@ -151,6 +161,45 @@ def test_bench_reaches_the_package_never_the_cli():
         text = path.read_text()
         assert "fer_attention.cli" not in text and "ABLATIONS = {" not in text, path.name
         assert "albumentations." not in text, f"{path.name} copies the augmentation from conf/"
+
+
+# --- the timer: torch.utils.benchmark ---------------------------------------------------------------------
+
+
+def test_timeit_is_timers_adaptive_autorange_with_the_bench_threads_and_usage_per_timed_call():
+    """A call that touches 256 fresh pages (the first call, a warm-up, 2,560): 256 page faults per timed
+    call, so the warm-up and Timer's block-size search are left out and the usage is divided by calls, not
+    runs; the call sees the bench's torch threads (Timer's default is 1); at least 4 runs within 2 s."""
+    seen: list[int] = []
+
+    def touch() -> None:
+        pages = 256 if seen else 2560
+        seen.append(torch.get_num_threads())
+        with mmap.mmap(-1, 4096 * pages) as memory:
+            memory[::4096] = b"\x01" * pages
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        t = measure.timeit(touch, max_run_time=2.0)
+    finally:
+        torch.set_num_threads(before)
+    assert set(seen) == {2}
+    assert t["repeats"] >= 4 and len(seen) > t["repeats"] * t["calls_per_repeat"]  # warm-up not timed
+    assert t["min"] <= t["median"] <= t["max"] and 0 <= t["iqr"] <= t["max"] - t["min"]
+    assert 256 <= t["page_faults"] < 270 and t["kernel_s"] >= 0
+    assert measure.ms(t)["page_faults_per_step"] == t["page_faults"]
+    assert measure.ms(t)["ms_per_step"] == 1000 * t["median"]
+    assert measure.timeit(touch, max_run_time=1e-6)["repeats"] == 1  # --quick: one timed run
+
+
+def test_options_take_the_defaults_or_quicks_and_explicit_ones_win():
+    full, quick = cli.parse_args([]), cli.parse_args(["--quick"])
+    assert (full.max_run_time, full.width, full.sizes, full.lbp_faces) == (10.0, 0.25, "48,96", 1024)
+    assert (quick.max_run_time, quick.width, quick.sizes, quick.lbp_faces) == (1e-3, 0.125, "48", 64)
+    assert (quick.threads, quick.compile_sizes, quick.rate_batch) == (1, "none", 8)
+    assert cli.parse_args(["--quick", "--max-run-time", "2", "--width", "0.5"]).max_run_time == 2.0
+    assert cli.parse_args(["--quick", "--width", "0.5"]).width == 0.5
 
 
 # --- the rules, on made-up numbers ------------------------------------------------------------------------
@@ -487,7 +536,8 @@ def made_up_results(quick: bool = False, ort: bool = True, channels_last: bool =
             "threads": 2,
             "width": 0.25,
             "batch": 64,
-            "repeats": 5,
+            "max_run_time": 10.0,
+            "iqr_threshold": 0.1,
             "lbp_faces": 1024,
             "quick": quick,
             "malloc": {**thresholds, "applied": True},
@@ -539,6 +589,10 @@ def test_markdown_lbp_and_training_step_tables():
     assert "Full vs vgg16: 2.00x (target <= 2.5x: met" in md
     assert "LBP layer = 0.50% of a full step (target < 1%: met)" in md
     assert "Quick mode" not in md and "Quick mode" in render.markdown(made_up_results(quick=True))
+    assert (
+        "width 0.25, batch 64. Medians of torch.utils.benchmark's timed runs after its warm-up: runs until their "
+        "IQR is under 10% of the median (from 4 runs on) or 10 s are spent." in md
+    )
 
     slow = made_up_results()
     slow["train_step"]["48"]["full"]["ratio_vs_vgg16"] = 2.6
@@ -685,6 +739,35 @@ def test_write_puts_the_json_and_its_markdown(tmp_path):
     assert (tmp_path / "bench" / "bench.md").read_text() == md == render.markdown(results)
 
 
+def test_every_committed_bench_json_renders_to_its_bench_md():
+    """The committed bench folders stay readable: each bench.json, written before or after
+    torch.utils.benchmark timed the figures, renders to its bench.md byte for byte."""
+    found = sorted((REPO / "experiments" / "results").glob("*/bench.json"))
+    assert found
+    for path in found:
+        markdown = render.markdown(json.loads(path.read_text()))
+        assert markdown == (path.parent / "bench.md").read_text(), path.parent.name
+
+
+def missing_keys(old, new, at: str = "") -> list[str]:
+    """Key paths of ``old`` (a committed bench.json) that ``new`` lacks, descending where both hold dicts
+    (lists: their first item); sizes, fast paths and compile figures a quick run does not time are not
+    missing."""
+    if isinstance(old, list) and isinstance(new, list) and old and new:
+        return missing_keys(old[0], new[0], f"{at}[0]")
+    if not isinstance(old, dict) or not isinstance(new, dict) or "skipped" in new:
+        return []
+    if new.get("why") == "not measured":
+        return []
+    out = []
+    for key, value in old.items():
+        if key in new:
+            out += missing_keys(value, new[key], f"{at}.{key}")
+        elif not key.isdigit() and key not in measure.FAST_PATHS:
+            out.append(f"{at}.{key}")
+    return out
+
+
 # --- one quick run end to end ---------------------------------------------------------------------------
 
 
@@ -734,6 +817,15 @@ def test_quick_run_times_every_conf_option_and_renders_its_own_numbers(quick):
     assert (fast["loader_workers"]["workers"], fast["loader_workers"]["epochs"]) == (2, 3)
     video = results["video"]
     assert (video["size"], video["frames"]) == ("640x480", 10)
+    # bench.json keeps its keys: every one of a committed file's, but meta.repeats (now max_run_time and
+    # iqr_threshold); the timings add iqr (ms_iqr) and calls_per_repeat
+    for path in sorted((REPO / "experiments" / "results").glob("*/bench.json")):
+        assert missing_keys(json.loads(path.read_text()), results) == [".meta.repeats"], path.parent.name
+    assert results["meta"]["max_run_time"] == 1e-3 and results["meta"]["iqr_threshold"] == 0.1
+    assert set(results["lbp"]["default"]["torch_s"]) == {
+        *("median", "iqr", "min", "max", "repeats", "calls_per_repeat", "kernel_s", "page_faults")
+    }
+    assert set(results["train_step"]["48"]["full"]) == {*measure.MS_KEYS, "params", "ratio_vs_vgg16"}
     assert video["frames_with_face"] >= 8 and video["tracks"] >= 1  # the generated clip shows one face
 
 
@@ -865,7 +957,18 @@ def test_profile_sorts_operators_into_kinds_and_writes_its_tables(tmp_path):
 def test_optimizer_probe_times_each_adamw_variant_against_the_loop_and_checks_they_train_alike(tmp_path):
     from experiments.bench import optimizer_probe
 
-    argv = ["--out", str(tmp_path), "--width", "0.125", "--batch", "4", "--rounds", "2", "--repeats", "1"]
+    argv = [
+        "--out",
+        str(tmp_path),
+        "--width",
+        "0.125",
+        "--batch",
+        "4",
+        "--rounds",
+        "2",
+        "--max-run-time",
+        "1e-3",
+    ]
     optimizer_probe.main([*argv, "--check-steps", "3", "--threads", "1"])
     result = json.loads((tmp_path / "results.json").read_text())
     rows = result["variants"]
@@ -892,8 +995,8 @@ def test_a_cpu_that_emulates_bf16_skips_its_bf16_paths_unless_asked(monkeypatch)
     assert list(measure.timed_paths(emulated=True)) == list(measure.FAST_PATHS)
     assert measure.skipped_emulated() == ["bf16", "channels_last_bf16", "bf16 matmul"]
     assert measure.skipped_emulated(emulated=True) == []
-    assert list(measure.bench_matmul([64], 1)) == ["fp32"]
-    assert list(measure.bench_matmul([64], 1, emulated=True)) == ["fp32", "bf16"]
+    assert list(measure.bench_matmul([64], 1e-3)) == ["fp32"]
+    assert list(measure.bench_matmul([64], 1e-3, emulated=True)) == ["fp32", "bf16"]
     results = made_up_results()
     results["meta"]["skipped_emulated"] = measure.skipped_emulated()
     assert "Not timed: bf16, channels_last_bf16, bf16 matmul. This CPU only emulates bf16" in render.markdown(

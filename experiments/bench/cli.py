@@ -16,26 +16,42 @@ from fer_attention.data.synthetic import render_synthetic_faces
 from fer_attention.runtime import cpu_description, tune_malloc
 
 from . import __doc__ as DESCRIPTION
-from . import config, measure, render
+from . import config, measure, measure_data, render
 from .measure_inference import bench_inference, bench_int8, bench_video
 
-QUICK = dict(width=0.125, batch=8, sizes="48", repeats=1, compile_sizes="none", subjects=4, lbp_faces=64)
-FULL = dict(width=0.25, batch=64, sizes="48,96", repeats=5, compile_sizes="48", subjects=40, lbp_faces=1024)
-# the attainable-rate section: matmul sizes, and the widths and batch of its training steps (at the first
-# of --sizes); batch 32 is the target's (conf/budget/cpu.yaml)
-QUICK.update(matmul_sizes="512,1024", rate_widths="0.25", rate_batch=8)
-FULL.update(matmul_sizes="1024,2048,4096", rate_widths="0.25,0.5,1.0", rate_batch=32)
-RATE_KEYS = ("matmul_sizes", "rate_widths", "rate_batch")
+# option: (default, --quick's). max_run_time: seconds a figure is timed for at most (measure.timeit);
+# --quick's stops after one timed run. The attainable-rate section: matmul sizes, and the widths and batch
+# of its training steps (at the first of --sizes); batch 32 is the target's (conf/budget/cpu.yaml).
+DEFAULTS = {
+    "width": (0.25, 0.125),
+    "batch": (64, 8),
+    "sizes": ("48,96", "48"),
+    "max_run_time": (measure.MAX_RUN_TIME, 1e-3),
+    "compile_sizes": ("48", "none"),
+    "matmul_sizes": ("1024,2048,4096", "512,1024"),
+    "rate_widths": ("0.25,0.5,1.0", "0.25"),
+    "rate_batch": (32, 8),
+    "subjects": (40, 4),  # of the synthetic faces: the loader's; LBP and int8 take the first lbp_faces
+    "lbp_faces": (1024, 64),
+    "threads": (min(2, torch.get_num_threads()), 1),
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options; those not given take DEFAULTS (--quick's with ``--quick``)."""
     parser = argparse.ArgumentParser(prog="python -m experiments.bench", description=DESCRIPTION)
     parser.add_argument(
         "--width", type=float, default=None, help="VGG16 channel multiplier (1.0 = the paper's; default 0.25)"
     )
     parser.add_argument("--batch", type=int, default=None, help="default 64")
     parser.add_argument("--sizes", default=None, help="training-step image sizes (default 48,96)")
-    parser.add_argument("--repeats", type=int, default=None, help="default 5")
+    parser.add_argument(
+        "--max-run-time",
+        type=float,
+        default=None,
+        help="seconds each figure is timed for at most (default 10): torch.utils.benchmark's timed runs "
+        f"stop once their IQR is under {measure.IQR_THRESHOLD:g} of the median (after 4 runs) or then",
+    )
     parser.add_argument(
         "--workers", type=int, default=0, help="loader workers of the loader-vs-training ratio"
     )
@@ -69,17 +85,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="toy sizes (width 0.125, batch 8, 48x48, 1 repeat, 1 thread, no torch.compile; matmul 512 and "
+        help="toy sizes (width 0.125, batch 8, 48x48, 1 timed run, 1 thread, no torch.compile; matmul 512 and "
         "1024, FLOP-counted steps at width 0.25 only) to check the script in seconds; explicit options "
         "still apply",
     )
     args = parser.parse_args(argv)
-    defaults = dict(QUICK if args.quick else FULL)
-    defaults["threads"] = 1 if args.quick else min(2, torch.get_num_threads())
-    for key in ("width", "batch", "sizes", "repeats", "compile_sizes", "threads", *RATE_KEYS):
-        if getattr(args, key) is None:
-            setattr(args, key, defaults[key])
-    args.subjects, args.lbp_faces = defaults["subjects"], defaults["lbp_faces"]
+    for key, (full, quick) in DEFAULTS.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, quick if args.quick else full)
     return args
 
 
@@ -113,7 +126,8 @@ def run(args: argparse.Namespace) -> dict:
             "threads": args.threads,
             "width": args.width,
             "batch": args.batch,
-            "repeats": args.repeats,
+            "max_run_time": args.max_run_time,
+            "iqr_threshold": measure.IQR_THRESHOLD,
             "lbp_faces": len(faces),
             "quick": args.quick,
             "malloc": {**malloc, "applied": malloc_applied},
@@ -125,17 +139,19 @@ def run(args: argparse.Namespace) -> dict:
     def done(section: str) -> None:
         print(f"[bench] {section}: done at {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
 
-    results["lbp"] = measure.bench_lbp(faces, args.repeats)
+    results["lbp"] = measure.bench_lbp(faces, args.max_run_time)
     done("LBP layer")
     results["train_step"] = measure.bench_train_steps(
-        sizes, args.batch, args.width, args.repeats, config.ablations()
+        sizes, args.batch, args.width, args.max_run_time, config.ablations()
     )
     done("training step per ablation")
     fast = measure.bench_fast_paths(
-        sizes, args.batch, args.width, args.repeats, results["train_step"], compile_sizes, args.emulated
+        sizes, args.batch, args.width, args.max_run_time, results["train_step"], compile_sizes, args.emulated
     )
     fast["config"] = config.configured_defaults()
-    fast["allocator"] = measure.bench_allocator(sizes, args.batch, args.width, args.threads, args.repeats)
+    fast["allocator"] = measure.bench_allocator(
+        sizes, args.batch, args.width, args.threads, args.max_run_time
+    )
     results["fast_paths"] = fast
     done("fast paths")
     results["rate"] = measure.bench_rate(
@@ -143,44 +159,28 @@ def run(args: argparse.Namespace) -> dict:
         [float(w) for w in args.rate_widths.split(",")],
         sizes[0],
         args.rate_batch,
-        args.repeats,
+        args.max_run_time,
         emulated=args.emulated,
     )
     done("attainable rate")
-    results["data"] = measure.bench_data(
-        synthetic.images,
-        synthetic.labels,
-        args.batch,
-        args.workers,
-        results["train_step"][str(sizes[0])]["full"]["ms_per_step"],
-        max(2, args.repeats // 2),
-        augment,
+    images, labels, full_ms = synthetic.images, synthetic.labels, results["train_step"][str(sizes[0])]["full"]
+    results["data"] = measure_data.bench_data(
+        images, labels, args.batch, args.workers, full_ms["ms_per_step"], args.max_run_time, augment
     )
-    fast["loader_workers"] = measure.bench_loader_workers(
-        synthetic.images,
-        synthetic.labels,
-        args.batch,
-        args.loader_workers,
-        3,
-        max(1, args.repeats // 2),
-        augment,
-        warmup=0 if args.quick else 1,
+    fast["loader_workers"] = measure_data.bench_loader_workers(
+        images, labels, args.batch, args.loader_workers, 3, args.max_run_time, augment
     )
     done("data loader")
     channels_last = fast["config"]["channels_last"]
-    results["inference"] = bench_inference(48, args.width, args.repeats, args.threads, channels_last)
+    results["inference"] = bench_inference(48, args.width, args.max_run_time, args.threads, channels_last)
     done("inference")
     baseline = results["inference"][results["inference"]["eager_baseline"]]
     results["int8"] = bench_int8(
-        48, args.width, args.repeats, args.threads, baseline, faces, calib=32 if args.quick else 128
+        48, args.width, args.max_run_time, args.threads, baseline, faces, calib=32 if args.quick else 128
     )
     done("int8")
-    results["video"] = bench_video(
-        args.width,
-        frames=10 if args.quick else 150,
-        repeats=1 if args.quick else 3,
-        channels_last=channels_last,
-    )
+    frames = 10 if args.quick else 150
+    results["video"] = bench_video(args.width, frames, args.max_run_time, channels_last)
     done("video")
     results["peak_memory_mb"] = measure.peak_memory_mb(
         48, args.batch, args.width, args.threads, fresh_process=not args.quick
@@ -190,6 +190,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run every section, write bench.json and bench.md, print the Markdown."""
     args = parse_args(argv)
     results = run(args)
     print(render.write(results, args.out))

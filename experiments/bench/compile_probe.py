@@ -6,7 +6,10 @@ Prints one JSON line. `make bench` runs it twice on one empty cache folder: the 
 (cold) and every later one (warm). The malloc thresholds are conf/runtime/default.yaml's, as in fer-train.
 
     python -m experiments.bench.compile_probe --cache DIR [--size 48] [--batch 64] [--width 0.25]
-        [--repeats 5] [--threads 2] [--channels-last] [--bf16]
+        [--max-run-time 10] [--threads 2] [--channels-last] [--bf16]
+
+The first calls are timed once each by hand (a repeat would find the graphs compiled); the steady step by
+``measure.timeit``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from fer_attention.runtime import tune_malloc
 from fer_attention.training.module import compile_in_place, mark_batch_dynamic
 
 from . import config
-from .measure import build, ms, timeit, train_step_fn
+from .measure import MAX_RUN_TIME, build, ms, timeit, train_step_fn
 
 
 def compiled_graphs() -> int:
@@ -30,13 +33,14 @@ def compiled_graphs() -> int:
 
 
 def seconds(fn) -> float:
+    """Wall seconds of one call of ``fn``."""
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
 
 
 def probe(
-    size: int, batch: int, width: float, repeats: int, cache: str, channels_last: bool, bf16: bool
+    size: int, batch: int, width: float, max_run_time: float, cache: str, channels_last: bool, bf16: bool
 ) -> dict:
     """The timings and graph counts of one process (see the module docstring)."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -62,7 +66,7 @@ def probe(
     step = train_step(batch)
     first_s = seconds(step)
     graphs_first = compiled_graphs()
-    steady = ms(timeit(step, repeats, warmup=1))
+    steady = ms(timeit(step, max_run_time))
     short_s = seconds(train_step(max(2, batch // 3)))  # a last short batch of an epoch
     graphs_short = compiled_graphs()
     net.eval()
@@ -86,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=48)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--width", type=float, default=0.25)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--max-run-time", type=float, default=MAX_RUN_TIME)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--bf16", action="store_true")
@@ -94,7 +98,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     tune_malloc(**config.configured_malloc())  # as fer-train does at start
     torch.manual_seed(0)
-    result = probe(args.size, args.batch, args.width, args.repeats, args.cache, args.channels_last, args.bf16)
+    result = probe(
+        args.size, args.batch, args.width, args.max_run_time, args.cache, args.channels_last, args.bf16
+    )
     print(json.dumps(result))
 
 

@@ -1,19 +1,16 @@
 """Timing the training side: the LBP layer against scikit-image, the training step of every ablation, the
 fast paths (channels_last, bf16 autocast, torch.compile, malloc thresholds), the attainable rate (matmul)
-and the training step's FLOP against it, the data loader, and peak memory. Each figure is the median of
-``repeats`` timed calls after a warm-up, with min and max; the ratios between figures come from
-decide.py."""
+and the training step's FLOP against it, and peak memory. Each figure is timed by
+``torch.utils.benchmark.Timer`` (:func:`timeit`); the ratios between figures come from decide.py."""
 
 from __future__ import annotations
 
 import json
 import multiprocessing
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -21,10 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from skimage.feature import local_binary_pattern as sk_lbp
+from torch.utils.benchmark import Timer
 from torch.utils.flop_counter import FlopCounterMode
 
-from fer_attention.data.augment import build_augmentation
-from fer_attention.data.dataset import FaceArrayDataset
 from fer_attention.lbp import LBPLayer
 from fer_attention.models import FERAttentionNet
 from fer_attention.runtime import cpu_has_bf16, tune_malloc
@@ -41,8 +37,12 @@ FAST_PATHS = {
     "bf16": dict(channels_last=False, bf16=True),
     "channels_last_bf16": dict(channels_last=True, bf16=True),
 }
-MS_KEYS = ("ms_per_step", "ms_min", "ms_max", "kernel_ms_per_step", "page_faults_per_step")
+MS_KEYS = ("ms_per_step", "ms_iqr", "ms_min", "ms_max", "kernel_ms_per_step", "page_faults_per_step")
 MATMUL_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+# Timer.adaptive_autorange: timed runs until their IQR is under this share of the median (after 4 runs at
+# least), or until a figure's ``max_run_time`` seconds are spent (MAX_RUN_TIME unless given)
+IQR_THRESHOLD = 0.1
+MAX_RUN_TIME = 10.0
 
 
 def timed_paths(emulated: bool = False) -> dict[str, dict[str, bool]]:
@@ -65,25 +65,34 @@ COMPILE_SKIPPED = (
 )
 
 
-def timeit(fn: Callable[[], object], repeats: int, warmup: int = 1) -> dict[str, float]:
-    """Seconds per call: median, min, max over ``repeats`` after ``warmup`` calls; with the kernel time
-    (``kernel_s``, all threads) and minor page faults per timed call, which show allocator costs."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    before = resource.getrusage(resource.RUSAGE_SELF)
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    after = resource.getrusage(resource.RUSAGE_SELF)
+def timeit(fn: Callable[[], object], max_run_time: float = MAX_RUN_TIME) -> dict[str, float]:
+    """Seconds per call of ``fn``, by ``Timer.adaptive_autorange`` with this process's torch threads: after
+    its warm-up, timed runs of ``calls_per_repeat`` calls each (more than one only for calls under about
+    10 ms) until IQR_THRESHOLD or ``max_run_time`` stops them; their median, IQR, min, max and number
+    (``repeats``), with the kernel time (``kernel_s``, all threads) and minor page faults per timed call,
+    which show allocator costs."""
+    usage = {"kernel_s": 0.0, "page_faults": 0.0}
+
+    def mark() -> None:  # Timer's setup: run before each timed run, outside its timing
+        usage["start"] = resource.getrusage(resource.RUSAGE_SELF)
+
+    def count(_calls: int, _seconds: float) -> None:  # after each timed run, not after the warm-up
+        now, start = resource.getrusage(resource.RUSAGE_SELF), usage["start"]
+        usage["kernel_s"] += now.ru_stime - start.ru_stime
+        usage["page_faults"] += now.ru_minflt - start.ru_minflt
+
+    timer = Timer("fn()", "mark()", globals={"fn": fn, "mark": mark}, num_threads=torch.get_num_threads())
+    m = timer.adaptive_autorange(IQR_THRESHOLD, max_run_time=max_run_time, callback=count)
+    calls = m.number_per_run * len(m.times)
     return {
-        "median": statistics.median(times),
-        "min": min(times),
-        "max": max(times),
-        "repeats": repeats,
-        "kernel_s": (after.ru_stime - before.ru_stime) / repeats,
-        "page_faults": (after.ru_minflt - before.ru_minflt) / repeats,
+        "median": m.median,
+        "iqr": m.iqr,
+        "min": min(m.times),
+        "max": max(m.times),
+        "repeats": len(m.times),
+        "calls_per_repeat": m.number_per_run,
+        "kernel_s": usage["kernel_s"] / calls,
+        "page_faults": usage["page_faults"] / calls,
     }
 
 
@@ -91,6 +100,7 @@ def ms(t: dict[str, float]) -> dict[str, float]:
     """A ``timeit`` result as milliseconds per training step."""
     return {
         "ms_per_step": 1000 * t["median"],
+        "ms_iqr": 1000 * t["iqr"],
         "ms_min": 1000 * t["min"],
         "ms_max": 1000 * t["max"],
         "kernel_ms_per_step": 1000 * t["kernel_s"],
@@ -118,11 +128,11 @@ def train_step_fn(
     bf16: bool = False,
     prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
     adamw: dict | None = None,
-) -> Callable[[], None]:
+) -> Callable[[], torch.Tensor]:
     """One AdamW training step on a fixed random batch, as FERModule runs it with ``model.channels_last``
-    (NHWC weights and batch) and ``trainer.precision=bf16-mixed`` (the forward under bf16 autocast);
-    ``prepare`` is applied to the batch once (e.g. ``mark_batch_dynamic`` under compile); ``adamw``: more
-    AdamW arguments (``foreach``, ``fused``)."""
+    (NHWC weights and batch) and ``trainer.precision=bf16-mixed`` (the forward under bf16 autocast),
+    returning its loss; ``prepare`` is applied to the batch once (e.g. ``mark_batch_dynamic`` under
+    compile); ``adamw``: more AdamW arguments (``foreach``, ``fused``)."""
     x = torch.rand(batch, 1, size, size)
     y = torch.randint(0, 7, (batch,))
     if channels_last:
@@ -133,23 +143,40 @@ def train_step_fn(
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3, **(adamw or {}))
     net.train()
 
-    def step() -> None:
+    def step() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = torch.nn.functional.cross_entropy(net(x), y)
         loss.backward()
         opt.step()
+        return loss.detach()
 
     return step
 
 
-def bench_lbp(faces: np.ndarray, repeats: int) -> dict:
+def time_steps(size: int, batch: int, width: float, max_run_time: float, **path: bool) -> dict:
+    """The timed training step (``ms``) of the full model and of vgg16 on the fast path ``path``
+    (``channels_last``, ``bf16``)."""
+    return {
+        model: ms(timeit(train_step_fn(build(model, size, width), batch, size, **path), max_run_time))
+        for model in ("full", "vgg16")
+    }
+
+
+def in_fresh_process(fn: Callable, *args: object) -> object:
+    """``fn(*args)`` in a fresh (spawned) Python process."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def bench_lbp(faces: np.ndarray, max_run_time: float) -> dict:
+    """Faces/s of the LBP layer and of scikit-image's loop over ``faces``, per method of LBP_METHODS."""
     out = {}
     x = torch.from_numpy(faces).float().div(255).unsqueeze(1)
     for method in LBP_METHODS:
         layer = LBPLayer(method, 8, 1.0)
-        t_torch = timeit(lambda layer=layer: layer(x), repeats)
-        t_sk = timeit(lambda m=method: [sk_lbp(im, 8, 1.0, m) for im in faces], max(1, repeats // 2))
+        t_torch = timeit(lambda layer=layer: layer(x), max_run_time)
+        t_sk = timeit(lambda m=method: [sk_lbp(im, 8, 1.0, m) for im in faces], max_run_time)
         out[method] = {
             "torch_faces_per_s": len(faces) / t_torch["median"],
             "skimage_faces_per_s": len(faces) / t_sk["median"],
@@ -161,7 +188,7 @@ def bench_lbp(faces: np.ndarray, repeats: int) -> dict:
 
 
 def bench_train_steps(
-    sizes: list[int], batch: int, width: float, repeats: int, ablations: Iterable[str]
+    sizes: list[int], batch: int, width: float, max_run_time: float, ablations: Iterable[str]
 ) -> dict:
     """The training step of every option in ``ablations`` (the `ablation` group of conf/), with its ratio
     to vgg16, and the LBP layer's share of the full model's step."""
@@ -174,19 +201,19 @@ def bench_train_steps(
             except ValueError as err:
                 row[name] = {"error": str(err)}
                 continue
-            t = timeit(train_step_fn(net, batch, size), repeats, warmup=2)
+            t = timeit(train_step_fn(net, batch, size), max_run_time)
             row[name] = {**ms(t), "params": sum(p.numel() for p in net.parameters())}
         decide.add_ratios_vs_vgg16(row)
         lbp = config.net_config("full", size, width)["lbp"]  # the full model's LBP layer alone
         layer, x = LBPLayer(lbp["method"], lbp["P"], lbp["R"]), torch.rand(batch, 1, size, size)
-        lbp_ms = 1000 * timeit(lambda layer=layer, x=x: layer(x), repeats)["median"]
+        lbp_ms = 1000 * timeit(lambda layer=layer, x=x: layer(x), max_run_time)["median"]
         row["lbp_share_of_full_step"] = lbp_ms / row["full"]["ms_per_step"]
         out[str(size)] = row
     out["ratio_full_vs_vgg16"] = {size: row["full"]["ratio_vs_vgg16"] for size, row in out.items()}
     return out
 
 
-def bench_compile(size: int, batch: int, width: float, repeats: int, path: str = "fp32") -> dict:
+def bench_compile(size: int, batch: int, width: float, max_run_time: float, path: str = "fp32") -> dict:
     """Full model, ``model.compile=true`` over the fast path ``path`` (the one fer-train runs on this
     CPU): ``compile_probe`` in two fresh processes on one empty Inductor cache, the first job of a sweep
     (``compile_s``: its first step, compilation included) and a later one (``compile_warm_s``: the graphs
@@ -197,9 +224,9 @@ def bench_compile(size: int, batch: int, width: float, repeats: int, path: str =
     with tempfile.TemporaryDirectory() as cache:
         runs = []
         for _ in ("cold", "warm"):
-            command = [sys.executable, "-m", "experiments.bench.compile_probe", "--cache", cache]
-            command += [f"--size={size}", f"--batch={batch}", f"--width={width}", f"--repeats={repeats}"]
-            command += [f"--threads={torch.get_num_threads()}", *flags]
+            command = [sys.executable, "-m", "experiments.bench.compile_probe", "--cache", cache, *flags]
+            command += [f"--size={size}", f"--batch={batch}", f"--width={width}"]
+            command += [f"--max-run-time={max_run_time}", f"--threads={torch.get_num_threads()}"]
             done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO)
             runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     cold, warm = runs
@@ -220,7 +247,7 @@ def bench_fast_paths(
     sizes: list[int],
     batch: int,
     width: float,
-    repeats: int,
+    max_run_time: float,
     train_step: dict,
     compile_sizes: list[int],
     emulated: bool = False,
@@ -241,12 +268,9 @@ def bench_fast_paths(
         for name, opts in timed_paths(emulated).items():
             if name == "fp32":
                 continue
-            row[name] = {
-                model: ms(timeit(train_step_fn(build(model, size, width), batch, size, **opts), repeats, 2))
-                for model in ("full", "vgg16")
-            }
+            row[name] = time_steps(size, batch, width, max_run_time, **opts)
         if size in compile_sizes:
-            row["compile"] = bench_compile(size, batch, width, repeats, compiled_path)
+            row["compile"] = bench_compile(size, batch, width, max_run_time, compiled_path)
         else:
             row["compile"] = {"skipped": COMPILE_SKIPPED}
         out["train_step"][str(size)] = decide.add_fast_path_speedups(row)
@@ -263,7 +287,7 @@ def count_flops(fn: Callable[[], object]) -> int:
     return counter.get_total_flops()
 
 
-def bench_matmul(sizes: list[int], repeats: int, emulated: bool = False) -> dict:
+def bench_matmul(sizes: list[int], max_run_time: float, emulated: bool = False) -> dict:
     """``torch.matmul`` of two random ``n`` x ``n`` matrices per dtype (MATMUL_DTYPES; an emulated one only
     with ``emulated``) and size, with the torch threads as set: dtype -> size -> GFLOP (2 n^3), seconds,
     GFLOP/s of the median."""
@@ -275,7 +299,7 @@ def bench_matmul(sizes: list[int], repeats: int, emulated: bool = False) -> dict
         out[name] = {}
         for n in sizes:
             a, b = torch.rand(n, n).to(dtype), torch.rand(n, n).to(dtype)
-            t = timeit(lambda a=a, b=b: torch.matmul(a, b), repeats, warmup=1)
+            t = timeit(lambda a=a, b=b: torch.matmul(a, b), max_run_time)
             gflop = decide.matmul_gflop(n)
             out[name][str(n)] = {
                 "gflop": gflop,
@@ -290,16 +314,16 @@ def bench_rate(
     widths: list[float],
     size: int,
     batch: int,
-    repeats: int,
+    max_run_time: float,
     models: Iterable[str] = ("full", "vgg16"),
     emulated: bool = False,
 ) -> dict:
     """The attainable rate (the best ``bench_matmul`` size per dtype) and, for the full model and vgg16 at
     each width under each fast path of FAST_PATHS (the training step of ``bench_fast_paths``), the step's
-    FLOP (``count_flops`` of one step, forward + backward; that step is also the warm-up), its time,
+    FLOP (``count_flops`` of one step, forward + backward, before the timing), its time,
     GFLOP/s and share of the matmul rate of its dtype (bf16 autocast against bf16, else fp32; bf16 against
     fp32 where this CPU only emulates bf16)."""
-    matmul = bench_matmul(matmul_sizes, max(3, repeats), emulated)
+    matmul = bench_matmul(matmul_sizes, max_run_time, emulated)
     attainable = decide.attainable_rate(matmul)
     native = native_dtypes()
     steps = []
@@ -315,7 +339,7 @@ def bench_rate(
                         "path": path,
                         "dtype": "bf16" if opts["bf16"] else "fp32",
                         "gflop": gflop,
-                        **ms(timeit(step, repeats, warmup=1)),
+                        **ms(timeit(step, max_run_time)),
                     }
                 )
     return {
@@ -330,29 +354,23 @@ def bench_rate(
 
 
 def _allocator_child(
-    tuned: bool, sizes: list[int], batch: int, width: float, threads: int, repeats: int
+    tuned: bool, sizes: list[int], batch: int, width: float, threads: int, max_run_time: float
 ) -> dict:
     torch.set_num_threads(threads)
     applied = tune_malloc(**config.configured_malloc()) if tuned else False
     out: dict = {"applied": applied}
     for size in sizes:
-        out[str(size)] = {
-            model: ms(
-                timeit(train_step_fn(build(model, size, width), batch, size, channels_last=True), repeats, 2)
-            )
-            for model in ("full", "vgg16")
-        }
+        out[str(size)] = time_steps(size, batch, width, max_run_time, channels_last=True)
     return out
 
 
-def bench_allocator(sizes: list[int], batch: int, width: float, threads: int, repeats: int) -> dict:
+def bench_allocator(sizes: list[int], batch: int, width: float, threads: int, max_run_time: float) -> dict:
     """Training step (channels_last, as configured) of the full model and vgg16 in two fresh processes:
     glibc's default malloc thresholds vs the ``malloc`` thresholds of conf/train.yaml. Fresh processes
     because the thresholds cannot be unset, and because the allocator's state depends on what ran before."""
     out: dict = {"thresholds": config.configured_malloc()}
     for mode, tuned in (("glibc_default", False), ("tuned", True)):
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            out[mode] = pool.submit(_allocator_child, tuned, sizes, batch, width, threads, repeats).result()
+        out[mode] = in_fresh_process(_allocator_child, tuned, sizes, batch, width, threads, max_run_time)
     out.update(decide.allocator_ratios(out["glibc_default"], out["tuned"]))
     return out
 
@@ -371,69 +389,4 @@ def peak_memory_mb(size: int, batch: int, width: float, threads: int, fresh_proc
     this process's peak so far)."""
     if not fresh_process:
         return _peak_memory_child(size, batch, width, threads)
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_peak_memory_child, size, batch, width, threads).result()
-
-
-def bench_data(
-    faces: np.ndarray,
-    labels: np.ndarray,
-    batch: int,
-    workers: int,
-    train_ms_per_step: float,
-    repeats: int,
-    augment: list[dict],
-) -> dict:
-    """One epoch through the DataLoader with the training augmentation ``augment`` (conf/augment), in
-    faces/s, against the full model's training throughput."""
-    dataset = FaceArrayDataset(faces, labels, build_augmentation(augment))
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch, shuffle=True, num_workers=workers, persistent_workers=workers > 0
-    )
-
-    def one_epoch() -> None:
-        for _ in loader:
-            pass
-
-    t = timeit(one_epoch, repeats)
-    return {
-        **decide.loader_vs_train(len(faces) / t["median"], batch, train_ms_per_step),
-        "workers": workers,
-        "epoch_s": t,
-    }
-
-
-def bench_loader_workers(
-    faces: np.ndarray,
-    labels: np.ndarray,
-    batch: int,
-    workers: int,
-    epochs: int,
-    repeats: int,
-    augment: list[dict],
-    warmup: int = 1,
-) -> dict:
-    """Faces/s of ``epochs`` epochs through a fresh DataLoader with ``workers`` workers, worker start-up
-    included, with ``persistent_workers`` off (workers restarted every epoch) and on."""
-    dataset = FaceArrayDataset(faces, labels, build_augmentation(augment))
-    out: dict = {"workers": workers, "epochs": epochs}
-    for persistent in (False, True):
-
-        def run(persistent: bool = persistent) -> None:
-            loader = torch.utils.data.DataLoader(
-                dataset, batch_size=batch, shuffle=True, num_workers=workers, persistent_workers=persistent
-            )
-            for _ in range(epochs):
-                for _ in loader:
-                    pass
-            del loader  # shuts persistent workers down inside the timing
-
-        t = timeit(run, repeats, warmup=warmup)
-        out["persistent" if persistent else "not_persistent"] = {
-            "faces_per_s": epochs * len(faces) / t["median"],
-            "s": t,
-        }
-    out.update(
-        decide.persistent_workers(out["not_persistent"]["faces_per_s"], out["persistent"]["faces_per_s"])
-    )
-    return out
+    return in_fresh_process(_peak_memory_child, size, batch, width, threads)

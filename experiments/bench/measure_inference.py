@@ -24,6 +24,7 @@ VIDEO_SIZE = (640, 480)
 
 
 def onnx_available() -> bool:
+    """Whether the export extra (onnx and onnxruntime) is installed."""
     return (
         importlib.util.find_spec("onnx") is not None and importlib.util.find_spec("onnxruntime") is not None
     )
@@ -36,7 +37,15 @@ def onnxruntime_net(net: torch.nn.Module, size: int, threads: int, tmp: str) -> 
     return OnnxRuntimeNet(ort_session(export_onnx(net, size, Path(tmp) / "bench.onnx"), threads))
 
 
-def bench_inference(size: int, width: float, repeats: int, threads: int, channels_last: bool) -> dict:
+def rates(model, one: torch.Tensor, many: torch.Tensor, max_run_time: float) -> dict:
+    """``model``'s ms per face at batch 1 (``one``) and faces/s at batch 64 (``many``)."""
+    return {
+        "ms_per_face_batch1": 1000 * timeit(lambda: model(one), max_run_time)["median"],
+        "faces_per_s_batch64": len(many) / timeit(lambda: model(many), max_run_time)["median"],
+    }
+
+
+def bench_inference(size: int, width: float, max_run_time: float, threads: int, channels_last: bool) -> dict:
     """Eager (NCHW and channels_last) against the exported models of `fer-export` (TorchScript always,
     ONNX Runtime with the export extra), exported from the network as conf/ configures it (as `fer-export`
     gets it from a checkpoint). ``ratio_export_vs_eager`` is the best exported path's (``best_export``)
@@ -64,18 +73,12 @@ def bench_inference(size: int, width: float, repeats: int, threads: int, channel
         for name, model in models.items():
             diff = float((model(many) - ref).abs().max())
             assert diff <= 1e-4, f"{name} output differs from eager by {diff:.2e}"
-            t1 = timeit(lambda m=model: m(one), repeats * 4, warmup=3)
-            t64 = timeit(lambda m=model: m(many), repeats, warmup=2)
-            out[name] = {
-                "ms_per_face_batch1": 1000 * t1["median"],
-                "faces_per_s_batch64": 64 / t64["median"],
-                "max_abs_diff_vs_eager": diff,
-            }
+            out[name] = {**rates(model, one, many, max_run_time), "max_abs_diff_vs_eager": diff}
     return decide.add_export_ratios(out, baseline)
 
 
 def bench_int8(
-    size: int, width: float, repeats: int, threads: int, eager: dict, faces: np.ndarray, calib: int
+    size: int, width: float, max_run_time: float, threads: int, eager: dict, faces: np.ndarray, calib: int
 ) -> dict:
     """int8 ONNX Runtime (`fer-export format=onnx quantize=int8` as conf/export.yaml configures it: static
     QDQ, calibrated on ``calib`` synthetic faces) against fp32 eager as configured (``eager``: that row of
@@ -107,12 +110,9 @@ def bench_int8(
             )
             quantize_s = time.perf_counter() - start
             int8 = OnnxRuntimeNet(ort_session(path, threads))
-            t1 = timeit(lambda m=int8: m(one), repeats * 4, warmup=3)
-            t64 = timeit(lambda m=int8: m(many), repeats, warmup=2)
             measured[activations] = {
                 "activations": activations,
-                "ms_per_face_batch1": 1000 * t1["median"],
-                "faces_per_s_batch64": 64 / t64["median"],
+                **rates(int8, one, many, max_run_time),
                 "agreement_vs_fp32": float((int8(held).argmax(1) == ref).float().mean())
                 if len(held)
                 else None,
@@ -153,7 +153,7 @@ def write_bench_clip(path: Path, frames: int, fps: float = 25.0, face_px: int = 
     return path
 
 
-def bench_video(width: float, frames: int, repeats: int, channels_last: bool) -> dict:
+def bench_video(width: float, frames: int, max_run_time: float, channels_last: bool) -> dict:
     """`model.predict_video` end to end (decode, Haar detection, tracking, the network on every frame's
     face) on a generated 640x480 clip with one face, every frame labelled (stride 1): frames per second."""
     from fer_attention.data.synthetic import CLASS_NAMES
@@ -171,7 +171,7 @@ def bench_video(width: float, frames: int, repeats: int, channels_last: bool) ->
         def run() -> None:
             rows[:] = list(predict_video(model, clip, stride=1))
 
-        t = timeit(run, repeats, warmup=1)
+        t = timeit(run, max_run_time)
     faces = [r for r in rows if r["error"] is None]
     return {
         "frames": frames,

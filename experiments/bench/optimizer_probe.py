@@ -2,11 +2,11 @@
 Python loop over the parameter tensors: torch's CPU default), ``foreach=True`` (one multi-tensor kernel per
 operation) and ``fused=True`` (one fused kernel). The step is `budget=cpu`'s: the full model, channels_last,
 bf16 autocast. The variants are timed in turn, round after round, in one process, so that they share the
-machine's state; each starts from the same weights and batch, and the losses after ``--check-steps``
-steps show whether they train the same network.
+machine's state (each round times each variant with ``measure.timeit``); each starts from the same
+weights and batch, and the losses after ``--check-steps`` steps show whether they train the same network.
 
     python -m experiments.bench.optimizer_probe --out DIR [--width 0.25] [--batch 32] [--size 48]
-        [--rounds 5] [--repeats 5] [--threads 2]
+        [--rounds 5] [--max-run-time 10] [--threads 2]
 
 Writes DIR/results.json and DIR/README.md; the override that selects a variant in fer-train is listed
 beside it (`+model.optimizer.foreach=true`, `+model.optimizer.fused=true`).
@@ -26,7 +26,7 @@ from fer_attention.reporting.results import kept_notes
 from fer_attention.runtime import cpu_description, tune_malloc
 
 from . import config
-from .measure import build, timeit, train_step_fn
+from .measure import MAX_RUN_TIME, build, timeit, train_step_fn
 
 VARIANTS = {
     "loop (default)": ({}, ""),
@@ -36,24 +36,14 @@ VARIANTS = {
 
 
 def losses(net: torch.nn.Module, adamw: dict, batch: int, size: int, steps: int) -> list[float]:
-    """The training losses of ``steps`` AdamW steps from ``net``'s weights on one fixed batch."""
+    """The training losses of ``steps`` AdamW steps (channels_last, bf16 autocast) from ``net``'s weights on
+    one fixed batch."""
     torch.manual_seed(1)
-    x = torch.rand(batch, 1, size, size).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 7, (batch,))
-    net = copy.deepcopy(net).to(memory_format=torch.channels_last).train()
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, **adamw)
-    out = []
-    for _ in range(steps):
-        opt.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = torch.nn.functional.cross_entropy(net(x), y)
-        loss.backward()
-        opt.step()
-        out.append(float(loss))
-    return out
+    step = train_step_fn(copy.deepcopy(net), batch, size, channels_last=True, bf16=True, adamw=adamw)
+    return [float(step()) for _ in range(steps)]
 
 
-def probe(width: float, batch: int, size: int, rounds: int, repeats: int, check_steps: int) -> dict:
+def probe(width: float, batch: int, size: int, rounds: int, max_run_time: float, check_steps: int) -> dict:
     """Median ms per step of each variant over ``rounds`` interleaved rounds, the ratio to the loop, and
     the losses of ``check_steps`` steps from one set of weights."""
     torch.manual_seed(0)
@@ -65,7 +55,7 @@ def probe(width: float, batch: int, size: int, rounds: int, repeats: int, check_
     times: dict[str, list[float]] = {name: [] for name in VARIANTS}
     for _ in range(rounds):
         for name, step in steps.items():
-            times[name].append(timeit(step, repeats, warmup=1)["median"] * 1e3)
+            times[name].append(timeit(step, max_run_time)["median"] * 1e3)
     base = statistics.median(times["loop (default)"])
     rows = {}
     for name, (kw, override) in VARIANTS.items():
@@ -101,8 +91,8 @@ def markdown(result: dict) -> str:
         )
     lines += [
         "",
-        f"Machine: {m['machine']}; torch {m['torch']}; {m['rounds']} rounds of {m['repeats']} timed steps each, "
-        "variants in turn within a round.",
+        f"Machine: {m['machine']}; torch {m['torch']}; {m['rounds']} rounds, variants in turn within a round, "
+        f"each timed by torch.utils.benchmark for up to {m['max_run_time']:g} s a round.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -114,15 +104,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--size", type=int, default=48)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--max-run-time", type=float, default=MAX_RUN_TIME, help="seconds per variant a round"
+    )
     parser.add_argument("--check-steps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     tune_malloc(**config.configured_malloc())  # as fer-train does at start
-    variants = probe(args.width, args.batch, args.size, args.rounds, args.repeats, args.check_steps)
+    variants = probe(args.width, args.batch, args.size, args.rounds, args.max_run_time, args.check_steps)
     meta = {
-        k: getattr(args, k) for k in ("width", "batch", "size", "rounds", "repeats", "check_steps", "threads")
+        k: getattr(args, k)
+        for k in ("width", "batch", "size", "rounds", "max_run_time", "check_steps", "threads")
     }
     result = {
         "meta": {**meta, "machine": cpu_description(), "torch": torch.__version__},

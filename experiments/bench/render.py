@@ -43,13 +43,25 @@ def write(results: dict, out: str | Path) -> str:
     return table
 
 
+def timing_line(meta: dict) -> str:
+    """How each figure was timed: ``meta`` of a bench.json (``repeats`` in one written before
+    torch.utils.benchmark timed them)."""
+    if "repeats" in meta:
+        return f"Medians of {meta['repeats']} repeats after warm-up."
+    return (
+        f"Medians of torch.utils.benchmark's timed runs after its warm-up: runs until their IQR is under "
+        f"{100 * meta['iqr_threshold']:g}% of the median (from 4 runs on) or {meta['max_run_time']:g} s are spent."
+    )
+
+
 def markdown(results: dict) -> str:
+    """bench.md: every section's table, each figure met or MISSED against its target."""
     m = results["meta"]
     lines = [
         f"# Benchmark ({m['date']})",
         "",
         f"Machine: {m['machine']}; torch {m['torch']}, {m['threads']} threads; "
-        f"width {m['width']}, batch {m['batch']}. Medians of {m['repeats']} repeats after warm-up. "
+        f"width {m['width']}, batch {m['batch']}. {timing_line(m)} "
         f"glibc malloc thresholds as fer-train sets them (conf/runtime/default.yaml `malloc`): "
         f"{'applied' if m.get('malloc', {}).get('applied') else 'not applied'} to every section but the allocator "
         "comparison.",
