@@ -340,3 +340,28 @@ def test_publish_append_adds_a_sweep_beside_the_committed_jobs(tmp_path):
     # appending the same sweep again replaces its jobs instead of doubling them
     assert report_main([str(tmp_path / "more"), "--out", str(pub), "--publish", "--append"]) == 0
     assert json.loads((pub / "run.json").read_text())["jobs"] == 20
+
+
+def test_jobs_pooled_from_a_sweep_that_left_the_group_to_its_default_take_the_option_they_ran(tmp_path):
+    """The module table's ``full`` jobs (no ``dilation=`` override, composed with d123's rates) pooled with a
+    dilation sweep are its ``dilation=d123`` row, the default reference; a job whose rates match no option
+    stays apart rather than being guessed."""
+    fake_sweep(tmp_path / "dil", {"d111": VGG, "d135": NO_LBP}, key="dilation")
+    fake_sweep(tmp_path / "mod", {"full": FULL}, key="ablation")
+    full = {"name": "full", "attention": True, "reconstruction": True, "lbp": True}
+    for job in (tmp_path / "dil").iterdir():
+        rates = [1, 1, 1] if "d111" in job.name else [1, 3, 5]
+        config = {"dilation": {"rates": rates}, "ablation": full}
+        (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    for job in (tmp_path / "mod").iterdir():
+        config = {"dilation": {"rates": [1, 2, 3]}, "ablation": full}
+        (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    out = report([tmp_path / "dil", tmp_path / "mod"], tmp_path / "r")
+    assert out["reference"] == "dilation=d123"
+    rows = {r["dilation"]: r for r in out["rows"]}
+    assert set(rows) == {"d111", "d135", "d123"} and "ablation" not in out["rows"][0]
+    assert rows["d111"]["pairs"] == 5 and rows["d123"]["reference"] is True
+
+    odd = next(j for j in (tmp_path / "mod").iterdir() if "fold-0" in j.name)
+    (odd / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"dilation": {"rates": [2, 4, 8, 16]}}))
+    assert Job(odd, {"ablation": "full"}, None, "missing").swept_value("dilation") == ""

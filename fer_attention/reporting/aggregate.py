@@ -110,6 +110,10 @@ def select_seeds(jobs: list[Job], seeds: list[str] | None) -> list[Job]:
 def group_jobs(jobs: list[Job]) -> tuple[list[str], list[Row]]:
     """Group by the override keys whose values differ between jobs (seed and fold are averaged over).
 
+    A job without an override for a key others sweep (pooled from another sweep, e.g. the module table's
+    ``full`` jobs as the dilation table's ``d123``) takes the config group option it was composed with
+    (:meth:`Job.swept_value`).
+
     Args:
         jobs: the jobs, e.g. from :func:`find_jobs`.
 
@@ -119,16 +123,12 @@ def group_jobs(jobs: list[Job]) -> tuple[list[str], list[Row]]:
         job comes, whose ``key`` is that combination and ``jobs`` its jobs.
     """
     keys = sorted({k for j in jobs for k in j.overrides})
-    swept = [
-        k
-        for k in keys
-        if k not in REPEAT_KEYS
-        and not k.startswith(IGNORED_KEYS)
-        and len({j.overrides.get(k) for j in jobs}) > 1
-    ]
+    keys = [k for k in keys if k not in REPEAT_KEYS and not k.startswith(IGNORED_KEYS)]
+    values = {k: [j.swept_value(k) for j in jobs] for k in keys}
+    swept = [k for k in keys if len(set(values[k])) > 1]
     rows: dict[tuple, Row] = {}
-    for job in jobs:
-        key = tuple((k, job.overrides.get(k, "")) for k in swept)
+    for i, job in enumerate(jobs):
+        key = tuple((k, values[k][i]) for k in swept)
         rows.setdefault(key, Row(key)).jobs.append(job)
     return swept, list(rows.values())
 

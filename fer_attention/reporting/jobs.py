@@ -44,6 +44,31 @@ class Job:
             node = node[part]
         return None if node is None else str(node)
 
+    def group_choice(self, group: str) -> str | None:
+        """The option of config group ``group`` (``dilation``, ``ablation``, ...) the job was composed
+        with, read back from its config: the one ``conf/<group>/<option>.yaml`` whose every value the job's
+        ``group`` node holds. None when no option, or more than one, matches."""
+        from fer_attention.config import config_dir
+
+        file = self.path / ".hydra" / "config.yaml"
+        node = (yaml.safe_load(file.read_text()) or {}).get(group) if file.is_file() else None
+        options = Path(config_dir()) / group
+        if not isinstance(node, dict) or not options.is_dir():
+            return None
+        matches = [
+            option.stem
+            for option in sorted(options.glob("*.yaml"))
+            if _holds(node, yaml.safe_load(option.read_text()) or {})
+        ]
+        return matches[0] if len(matches) == 1 else None
+
+    def swept_value(self, key: str) -> str:
+        """The job's value of a swept key: its override, else (a job pooled from a sweep that left the key
+        to its default) the config group option it was composed with, else ``""``."""
+        if key in self.overrides:
+            return self.overrides[key]
+        return self.group_choice(key) or ""
+
     @property
     def predictions(self) -> Path | None:
         """The job's per-face ``predictions.npz``, None when it wrote none."""
@@ -88,6 +113,12 @@ class Row:
             for j in self.jobs
             if j.metrics and j.metrics.get(metric) is not None
         }
+
+
+def _holds(node: dict[str, Any], option: dict[str, Any]) -> bool:
+    """Whether ``node`` has every key of ``option`` with the same value (``defaults`` lists aside)."""
+    keys = [k for k in option if k != "defaults"]
+    return bool(keys) and all(k in node and node[k] == option[k] for k in keys)
 
 
 def sort_key(value: str) -> tuple[int, float | str]:
