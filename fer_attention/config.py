@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fer_attention.data.options import DataOptions
 from fer_attention.errors import ConfigError
-from fer_attention.runtime import check_malloc
+from fer_attention.models.options import SCHEMAS, LBPOptions
+from fer_attention.runtime import RuntimeOptions
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 MAX_DIRNAME = 120
@@ -101,32 +103,50 @@ register_resolvers()
 
 
 @dataclass
-class DataOptions:
-    """The schema of the ``data`` config group: the keys every dataset config has (conf/data/shared/loader.yaml
-    and each dataset's own), the arguments of :class:`~fer_attention.data.datamodule.FaceDataModule`.
-    ``source`` is the dataset's own (its ``_target_`` and settings); the class count is not a key: it is
-    the number of ``class_names``."""
+class TrainerOptions:
+    """The schema of the ``trainer`` group: the arguments of ``lightning.pytorch.Trainer`` the configs set,
+    typed as Lightning takes them (a union where it takes several kinds), so that a value of the wrong kind
+    (``trainer.max_epochs=[1,2]``, ``trainer.max_epochs=true``) fails when the config is composed. The
+    defaults of the last four are Lightning's: conf/trainer/ddp.yaml and debug=overfit set them."""
 
-    _target_: str
+    _target_: str = "lightning.pytorch.Trainer"
+    default_root_dir: str | None = None
+    min_epochs: int | None = None
+    max_epochs: int | None = None
+    accelerator: str = "auto"
+    # an int, "auto", or a list of device indices
+    devices: Any = "auto"
+    precision: int | str = "32-true"
+    check_val_every_n_epoch: int | None = 1
+    deterministic: bool | str | None = None
+    gradient_clip_val: int | float | None = None
+    log_every_n_steps: int | None = None
+    num_sanity_val_steps: int | None = None
+    limit_train_batches: int | float | None = None
+    limit_val_batches: int | float | None = None
+    limit_test_batches: int | float | None = None
+    fast_dev_run: bool | int = False
+    enable_model_summary: bool | None = None
+    num_nodes: int = 1
+    strategy: str = "auto"
+    sync_batchnorm: bool = False
+    overfit_batches: int | float = 0.0
+
+
+@dataclass
+class PretextOptions:
+    """The schema of the ``pretext`` group (fer-pretrain, docs/transfer.md): the histogram and contrastive
+    losses' weights, the histogram target's LBP variant and grid, the heads' widths, InfoNCE's temperature,
+    the augmented view (albumentations transforms)."""
+
     name: str
-    root: str | None
-    source: dict[str, Any]
-    class_names: list[str] | None
-    image_size: int
-    protocol: str
-    num_folds: int
-    fold: int
-    split_seed: int
-    batch_size: int
-    eval_batch_size: int | None
-    num_workers: int
-    pin_memory: bool | None
-    persistent_workers: bool
-    cache_dir: str | None
-    face_crop: str
-    on_bad_file: str
-    sampler: str | None
-    progress: bool
+    histogram_weight: float
+    contrastive_weight: float
+    target_lbp: LBPOptions
+    grid: int
+    head_hidden: int
+    temperature: float
+    projection_dim: int
     augment: Any
 
 
@@ -134,16 +154,25 @@ class DataOptions:
 SCHEMA_GROUP = "schema"
 
 
+def _top_level(kind: type) -> dict[str, Any]:
+    """The typed nodes of ``kind``'s fields, for a config group that sets top-level keys (``# @package
+    _global_``): a dataclass there would type the whole config's root."""
+    from omegaconf import OmegaConf
+
+    typed = OmegaConf.structured(kind)
+    return {name: typed._get_node(name) for name in typed}
+
+
 def register_schemas() -> None:
-    """Store the schemas in Hydra's ConfigStore as ``schema/<name>``: ``schema/data`` (conf/data/shared/
-    loader.yaml takes it) and the network's (conf/model/fer_attention.yaml takes ``schema/net`` for
-    ``model.net`` and types the ``lbp``, ``ablation`` and ``dilation`` groups with the others)."""
+    """Store the schemas in Hydra's ConfigStore as ``schema/<name>``, each taken by the defaults list of the
+    YAML it types: ``schema/data`` (conf/data/shared/loader.yaml), the network's (conf/model/fer_attention.yaml
+    takes ``schema/net`` for ``model.net`` and types the ``lbp``, ``ablation`` and ``dilation`` groups),
+    ``schema/trainer``, ``schema/pretext`` and ``schema/runtime`` (``threads`` and ``malloc``)."""
     from hydra.core.config_store import ConfigStore
 
-    from fer_attention.models.options import SCHEMAS
-
     store = ConfigStore.instance()
-    for name, schema in {**SCHEMAS, "data": DataOptions}.items():
+    schemas = {**SCHEMAS, "data": DataOptions, "trainer": TrainerOptions, "pretext": PretextOptions}
+    for name, schema in {**schemas, "runtime": _top_level(RuntimeOptions)}.items():
         store.store(group=SCHEMA_GROUP, name=name, node=schema)
 
 
@@ -171,7 +200,7 @@ def net_config(overrides: Sequence[str] = ()) -> dict[str, Any]:
     else:
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
             cfg = compose("train", overrides=list(overrides))
-    return OmegaConf.to_container(cfg.model.net, resolve=True)
+    return OmegaConf.to_container(cfg.model.net, resolve=True, enum_to_str=True)
 
 
 def _select(cfg, key: str, default=None):
@@ -230,22 +259,29 @@ def source_key(cfg, key: str) -> str:
 
 
 def validate_config(cfg) -> None:
-    """Check the values a run depends on before any data is loaded or any model is built: what the schemas
-    cannot say (a value against another, a file that must exist), each rule from the module it guards.
+    """Check the values a run depends on before any data is loaded or any model is built: what the schemas'
+    types and choices cannot say (a value against another, a range, a file that must exist). Each rule is
+    written once, beside what it guards (the network's options, the data's classes and folds, the runtime's
+    settings), and reached from here.
 
     Raises :class:`ConfigError` with one line naming the key, the bad value and what is allowed.
     """
-    check_schema_keys(cfg)
+    from omegaconf import OmegaConf
+
     _check_data(cfg, needs_classes=_select(cfg, "model.net") is not None)
     ckpt_path = _select(cfg, "ckpt_path")
     if ckpt_path not in (None, "") and _select(cfg, "resume"):
         raise ConfigError(f"resume=true and ckpt_path={ckpt_path}: give one of them")
     if ckpt_path not in (None, "", "last") and not Path(str(ckpt_path)).is_file():
         raise ConfigError(f"ckpt_path={ckpt_path} does not exist")
-    try:
-        check_malloc(_select(cfg, "malloc.mmap_threshold_mb"), _select(cfg, "malloc.trim_threshold_mb"))
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
+    if "malloc" in cfg or "threads" in cfg:  # the rules of RuntimeOptions
+        malloc = _select(cfg, "malloc")
+        try:
+            RuntimeOptions(
+                _select(cfg, "threads"), OmegaConf.to_container(malloc) if malloc is not None else {}
+            )
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
     if _select(cfg, "trainer.sync_batchnorm") and _select(cfg, "trainer.accelerator") == "cpu":
         raise ConfigError(
             "trainer.sync_batchnorm=true needs GPUs; set it to false with trainer.accelerator=cpu"
@@ -257,7 +293,7 @@ def validate_config(cfg) -> None:
 def _check_data(cfg, needs_classes: bool) -> None:
     """The data's class names (required when a network is trained on them; fer-data lists what a folder
     has without them), its folds, root and image size."""
-    # function-local: the data package imports numpy and scikit-learn, which fer-report's config use does not need
+    # function-local: splits imports scikit-learn, which fer-report's config use does not need
     from fer_attention.data.records import check_classes
     from fer_attention.data.splits import check_folds
 
@@ -287,7 +323,7 @@ def _check_net(cfg) -> None:
     # function-local: the network imports torch, which config.py does not (fer-report imports it)
     from fer_attention.models.fer_attention_net import check_net
 
-    net = OmegaConf.to_container(cfg.model.net, resolve=True)
+    net = OmegaConf.to_container(cfg.model.net, resolve=True, enum_to_str=True)
     names = _select(cfg, "model.class_names")
     if names is not None and net["num_classes"] != len(names):
         raise ConfigError(

@@ -29,12 +29,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from fer_attention.lbp_sampler import Sampler, cached_sampler
+from fer_attention.schema import LBPMethod
 
 __all__ = ["ALIASES", "METHODS", "LBPLayer", "canonical_method", "local_binary_pattern", "num_codes"]
 
-METHODS = ("basic", "circle", "ror", "uniform", "nri_uniform", "var")
+# the methods, in the one list that also types the config's lbp.method (fer_attention.schema.LBPMethod)
+METHODS = LBPMethod.values()
 # other names accepted for a method: scikit-image's name of the circular LBP, which the configs used too
-ALIASES = {"default": "circle"}
+ALIASES = {name: member.value for name, member in LBPMethod.__members__.items() if name != member.value}
 
 _MAPPED = ("ror", "uniform", "nri_uniform")
 _LUT_MAX_P = 16  # ror/uniform/nri_uniform use a 2**P lookup table up to here, torch ops beyond

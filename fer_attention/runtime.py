@@ -7,7 +7,10 @@ import ctypes
 import ctypes.util
 import logging
 import platform
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -16,22 +19,48 @@ _M_MMAP_THRESHOLD = -3
 _MAX_MB = 4096
 
 
-def check_malloc(mmap_threshold_mb: int | None, trim_threshold_mb: int | None, key: str = "malloc") -> None:
-    """Raise ValueError with one line naming ``<key>.mmap_threshold_mb`` or ``<key>.trim_threshold_mb`` (the
-    config keys) unless each is ``None`` or an integer number of MB in 1..4096."""
-    for name, value in (("mmap_threshold_mb", mmap_threshold_mb), ("trim_threshold_mb", trim_threshold_mb)):
-        if value is not None and (not isinstance(value, int) or not 0 < value <= _MAX_MB):
-            raise ValueError(f"{key}.{name}={value!r} must be an integer in 1..{_MAX_MB} (MB) or null")
+@dataclass
+class MallocOptions:
+    """``malloc`` (conf/runtime/default.yaml): glibc malloc's mmap and trim thresholds, each ``None`` (glibc's
+    default) or an integer number of MB in 1..4096. The schema of the config keys, and the rule each value
+    obeys on every path (:func:`tune_malloc`, :func:`fer_attention.config.validate_config`): ValueError with
+    one line naming the key."""
+
+    mmap_threshold_mb: int | None = None
+    trim_threshold_mb: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("mmap_threshold_mb", "trim_threshold_mb"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or not 0 < value <= _MAX_MB):
+                raise ValueError(f"malloc.{name}={value!r} must be an integer in 1..{_MAX_MB} (MB) or null")
+
+
+@dataclass
+class RuntimeOptions:
+    """conf/runtime/default.yaml (top-level keys): torch's intra-op ``threads`` (``None``: one per core; else
+    a positive integer) and the ``malloc`` thresholds. The schema of those keys and their rules, as
+    :class:`MallocOptions`."""
+
+    threads: int | None = None
+    malloc: MallocOptions = field(default_factory=MallocOptions)
+
+    def __post_init__(self) -> None:
+        threads = self.threads
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads={self.threads!r} must be a positive integer or null")
+        if isinstance(self.malloc, Mapping):
+            self.malloc = MallocOptions(**self.malloc)
 
 
 def tune_malloc(mmap_threshold_mb: int | None, trim_threshold_mb: int | None) -> bool:
     """Raise glibc malloc's mmap and trim thresholds, so that large activation buffers freed after one
     training step are reused by the next instead of being unmapped and page-faulted back in (zeroed by
     the kernel) every step. ``None`` leaves a threshold at glibc's default (which adapts up to 32 MiB).
-    Returns whether anything was set; a no-op (False) off glibc. Bad values: see :func:`check_malloc`."""
+    Returns whether anything was set; a no-op (False) off glibc. Bad values: see :class:`MallocOptions`."""
+    MallocOptions(mmap_threshold_mb, trim_threshold_mb)
     if mmap_threshold_mb is None and trim_threshold_mb is None:
         return False
-    check_malloc(mmap_threshold_mb, trim_threshold_mb)
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
@@ -48,15 +77,15 @@ def tune_malloc(mmap_threshold_mb: int | None, trim_threshold_mb: int | None) ->
 def set_threads(threads: int | None) -> int:
     """Set torch's intra-op threads to ``threads`` (``None``: leave torch's choice, one per core).
     A sweep running n jobs side by side gives each ``cores // n`` threads (``make ablation-* JOBS=n``).
-    More threads than cores is clamped to the cores, with one log line. Returns the threads in use."""
+    More threads than cores is clamped to the cores, with one log line. Returns the threads in use.
+    Bad values: see :class:`RuntimeOptions`."""
     import os
 
     import torch
 
+    RuntimeOptions(threads=threads)
     if threads is None:
         return torch.get_num_threads()
-    if not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads={threads!r} must be a positive integer or null")
     cores = os.cpu_count() or 1
     if threads > cores:
         log.warning("threads=%d is more than this machine's %d cores: using %d", threads, cores, cores)
@@ -65,7 +94,7 @@ def set_threads(threads: int | None) -> int:
     return threads
 
 
-def configure_process(threads: int | None, malloc: dict | None) -> int:
+def configure_process(threads: int | None, malloc: Mapping[str, Any] | None) -> int:
     """Apply conf/runtime's settings at the start of a training process: the malloc thresholds
     (:func:`tune_malloc`, ``malloc``'s keys) and the intra-op threads (:func:`set_threads`). Returns the
     threads in use."""

@@ -229,6 +229,62 @@ MUTANTS = [
         "loss = self.criterion(logits, y)",
         "tests/test_ferplus.py::test_a_training_step_on_votes_is_cross_entropy_against_the_vote_distribution",
     ),
+    (
+        "fusion a free string",
+        "fer_attention/models/options.py",
+        "    fusion: Fusion\n",
+        "    fusion: str\n",
+        "tests/test_config_errors.py::test_an_unknown_key_or_a_wrong_type_fails_at_composition_in_one_line",
+    ),
+    (
+        "trainer epochs untyped",
+        "fer_attention/config.py",
+        "    max_epochs: int | None = None",
+        "    max_epochs: Any = None",
+        "tests/test_schema_fuzz.py::test_a_bad_value_is_one_line_naming_the_key_before_any_data",
+    ),
+    (
+        "composition errors over several lines",
+        "fer_attention/cli/common.py",
+        '        os.environ[FULL_ERROR] = "1"',
+        "        pass",
+        "tests/test_config_errors.py::test_an_unknown_key_or_a_wrong_type_fails_at_composition_in_one_line",
+    ),
+    (
+        "added keys unchecked",
+        "fer_attention/cli/common.py",
+        "        check_schema_keys(cfg)",
+        "        pass",
+        "tests/test_config_errors.py::test_a_key_added_past_a_schema_stops_the_command_before_its_task",
+    ),
+    (
+        "recorded data config unchecked",
+        "fer_attention/data/options.py",
+        '    check_fields(DataOptions, values, "data")',
+        "    pass",
+        "tests/test_data_configs.py::test_a_bad_recorded_data_value_is_one_line_naming_the_key",
+    ),
+    (
+        "enum members in checkpoints",
+        "fer_attention/training/builders.py",
+        "        return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)",
+        "        return OmegaConf.to_container(cfg, resolve=True)",
+        "tests/test_data_configs.py::test_the_data_schema_is_the_datamodules_one_parameter_list",
+    ),
+    (
+        "instantiate's wrapped error",
+        "fer_attention/training/builders.py",
+        "        raise err.__cause__ from None",
+        "        raise",
+        "tests/test_data_configs.py::test_a_data_config_recorded_with_its_class_count_still_builds",
+    ),
+    (
+        "malloc threshold 0 accepted",
+        "fer_attention/runtime.py",
+        "not 0 < value <= _MAX_MB",
+        "not 0 <= value <= _MAX_MB",
+        "tests/test_config_errors.py::test_bad_config_value_names_key_value_and_allowed",
+    ),
 ]
 
 

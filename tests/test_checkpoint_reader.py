@@ -63,3 +63,30 @@ def test_a_pickle_gets_one_safe_line_from_every_command(tmp_path, monkeypatch, c
         assert len(errors) == 1, f"{name}: {err[-2000:]}"
         assert str(pickled) in errors[0] and REFUSED in errors[0], f"{name}: {errors[0]}"
         assert "weights_only" not in out + err, name
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def committed_checkpoints() -> list[Path]:
+    """The checkpoint files kept with the code: the shipped model, and any under tests/ or results."""
+    folders = [REPO / "fer_attention", REPO / "tests", REPO / "experiments" / "results"]
+    return sorted(p for folder in folders for ext in ("*.pt", "*.ckpt") for p in folder.rglob(ext))
+
+
+def test_every_committed_checkpoint_is_in_the_layout_the_reader_serves():
+    """fer_attention/training/checkpoint.py notes which versions ``read_checkpoint`` serves: the layout of
+    the committed checkpoints, so that no earlier layout needs rewriting. A checkpoint committed in an
+    earlier layout (the torch.compile wrapper's keys, an image size only in ``net``, ``lbp.method: null``,
+    ``data_config.num_classes``) fails here, and the note and its reader function must take it in."""
+    from fer_attention.training.checkpoint import read_checkpoint
+
+    committed = committed_checkpoints()
+    assert any(p.parent.name == "shipped" for p in committed), committed
+    for path in committed:
+        ckpt = read_checkpoint(path)
+        hparams = ckpt["hyper_parameters"]
+        net, data = hparams["net"], hparams["data_config"]
+        assert not any("_orig_mod." in key for key in ckpt["state_dict"]), path
+        assert data["image_size"] == net["image_size"] and "num_classes" not in data, path
+        assert "lbp" in net["modules"] and (net["lbp"] is None or net["lbp"]["method"] is not None), path

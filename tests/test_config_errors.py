@@ -18,7 +18,6 @@ from .conftest import TINY
 REPO = Path(__file__).resolve().parents[1]
 
 CASES = [
-    (["lbp.method=foo"], r"^lbp.method='foo' is not one of basic, circle, ror, uniform, nri_uniform, var$"),
     (["lbp.P=0"], r"lbp.P=0"),
     (["lbp.R=0"], r"lbp.R=0"),
     (["lbp.method=default", "lbp.P=40"], r"lbp.P=40 must be <= 31 for method 'circle'"),  # the old name
@@ -39,20 +38,11 @@ CASES = [
         r"^ablation.lbp=true needs LBP options but lbp=null: choose a variant \(lbp=circle, ...\) or switch "
         r"the stream off with ablation.lbp=false$",
     ),
-    (
-        ["+model.net.attention.fuse=add"],
-        r"^model.net.attention.fuse=add: model.net.attention has no key 'fuse' \(its keys: fusion, mode, "
-        r"mask_channels\)$",
-    ),
-    (["model.net.attention.fusion=mul"], r"model.net.attention.fusion='mul' is not one of concat, add"),
-    (["model.net.attention.mode=soft"], r"model.net.attention.mode='soft' is not one of residual, plain"),
-    (["model.net.classifier.pool=max"], r"model.net.classifier.pool='max' is not one of avg, flatten"),
     (["model.net.classifier.dropout=1.0"], r"model.net.classifier.dropout=1.0 must be in \[0, 1\)"),
     (["data.root=/no/such/dir"], r"data.root=/no/such/dir does not exist"),
     (["ckpt_path=/no/such.ckpt"], r"ckpt_path=/no/such.ckpt does not exist"),
     (["resume=true", "ckpt_path=last"], r"resume=true and ckpt_path=last: give one of them"),
     (["model.net.backbone.weights=/no/vgg.pth"], r"model.net.backbone.weights=/no/vgg.pth does not exist"),
-    (["model.net.backbone.arch=resnet"], r"model.net.backbone.arch='resnet' is not one of vgg16, vgg16_bn"),
     (["model.net.backbone.last_stage=7"], r"model.net.backbone.last_stage=7 must be in 1..5"),
     (["model.net.backbone.width=0"], r"model.net.backbone.width=0.0 must be a number > 0"),
     (
@@ -63,7 +53,8 @@ CASES = [
         ["malloc.mmap_threshold_mb=0"],
         r"malloc.mmap_threshold_mb=0 must be an integer in 1..4096 \(MB\) or null",
     ),
-    (["malloc.trim_threshold_mb=1.5"], r"malloc.trim_threshold_mb=1.5 must be an integer in 1..4096"),
+    (["malloc.trim_threshold_mb=4097"], r"malloc.trim_threshold_mb=4097 must be an integer in 1..4096"),
+    (["threads=0"], r"^threads=0 must be a positive integer or null$"),
     (
         ["trainer=ddp", "trainer.accelerator=cpu", "trainer.sync_batchnorm=true"],
         r"sync_batchnorm=true needs GPUs",
@@ -148,6 +139,65 @@ def run_fer_train(monkeypatch, capsys, tmp_path, overrides: list[str]) -> tuple[
         (
             ["lbp.P=eight"],
             "Error merging override lbp.P=eight: Value 'eight' of type 'str' could not be converted",
+        ),
+        # the choices are Enums: a value not among them names the key and the values allowed
+        (
+            ["model.net.attention.fusion=bogus"],
+            "Error merging override model.net.attention.fusion=bogus: Invalid value 'bogus', expected one of "
+            "[concat, add]",
+        ),
+        (
+            ["model.net.attention.mode=soft"],
+            "Error merging override model.net.attention.mode=soft: Invalid value 'soft', expected one of "
+            "[residual, plain]",
+        ),
+        (
+            ["model.net.classifier.pool=max"],
+            "Error merging override model.net.classifier.pool=max: Invalid value 'max', expected one of "
+            "[avg, flatten]",
+        ),
+        (
+            ["model.net.backbone.arch=resnet"],
+            "Error merging override model.net.backbone.arch=resnet: Invalid value 'resnet', expected one of "
+            "[vgg16, vgg16_bn]",
+        ),
+        (
+            ["lbp.method=foo"],
+            "Error merging override lbp.method=foo: Invalid value 'foo', expected one of [basic, circle, ror, "
+            "uniform, nri_uniform, var, default]",
+        ),
+        (
+            ["data.protocol=fold"],
+            "Error merging override data.protocol=fold: Invalid value 'fold', expected one of [fixed, kfold, auto]",
+        ),
+        (
+            ["data.face_crop=mtcnn"],
+            "Error merging override data.face_crop=mtcnn: Invalid value 'mtcnn', expected one of "
+            "[auto, none, haar, box]",
+        ),
+        (
+            ["data.on_bad_file=ignore"],
+            "Error merging override data.on_bad_file=ignore: Invalid value 'ignore', expected one of [error, skip]",
+        ),
+        (
+            ["data.sampler=balanced"],
+            "Error merging override data.sampler=balanced: Invalid value 'balanced', expected one of [weighted]",
+        ),
+        # runtime and trainer have schemas too
+        (
+            ["malloc.mmap_threshold_mb=lots"],
+            "Error merging override malloc.mmap_threshold_mb=lots: Value 'lots' of type 'str' could not be "
+            "converted to Integer",
+        ),
+        (
+            ["trainer.max_epochs=[1,2]"],
+            "Error merging override trainer.max_epochs=[1,2]: Value '[1, 2]' of type 'list' could not be "
+            "converted to Integer",
+        ),
+        (
+            ["trainer.max_epochs=true"],
+            "Error merging override trainer.max_epochs=true: Value 'True' of type 'bool' could not be "
+            "converted to Integer",
         ),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else "",

@@ -18,7 +18,7 @@ from fer_attention.data.sources.ckplus import CKPlusSource
 from fer_attention.data.sources.fer2013 import CLASS_NAMES as FER
 from fer_attention.data.sources.fer2013 import FER2013Source
 from fer_attention.data.sources.folder import FolderSource
-from fer_attention.errors import DataError
+from fer_attention.errors import ConfigError, DataError
 
 try:  # tests/ as a package or as a plain folder on sys.path
     from . import data_fixtures as fx
@@ -174,3 +174,27 @@ def test_pool_stops_at_the_first_bad_file(tmp_path, monkeypatch):
     monkeypatch.setenv("FER_DECODE_WORKERS", "2")
     with pytest.raises(DataError, match=rf"^{broken}: empty file \(0 bytes\)$"):
         load(CKPlusSource(), root, CK7, None)
+
+
+def test_data_min_face_reaches_the_detector_and_keys_only_haar_caches(tmp_path, monkeypatch):
+    """``data.min_face`` is the detector's smallest face when faces are cropped with ``haar`` (the same value
+    fer-predict uses): it reaches every decode job and makes a new cache key, while a cache of faces that are
+    not detected keeps its key; a value outside [0, 1] is one line naming ``data.min_face``."""
+    root = fx.ck48_many(tmp_path / "ck48", subjects=2)
+    seen = []
+    real = cache.decode_item
+
+    def spy(job):
+        seen.append(job[4])
+        return real(job)
+
+    monkeypatch.setattr(cache, "decode_item", spy)
+    load(CKPlusSource(), root, CK7, tmp_path / "c", face_crop="haar", min_face=0.3)
+    assert seen and set(seen) == {0.3}
+    load(CKPlusSource(), root, CK7, tmp_path / "c", face_crop="haar", min_face=0.2)
+    assert len(cache_files(tmp_path / "c")) == 2
+    load(CKPlusSource(), root, CK7, tmp_path / "n", face_crop="none", min_face=0.3)
+    load(CKPlusSource(), root, CK7, tmp_path / "n", face_crop="none", min_face=0.2)
+    assert len(cache_files(tmp_path / "n")) == 1
+    with pytest.raises(ConfigError, match=r"^data\.min_face=1\.5 must be a number in \[0, 1\]"):
+        load(CKPlusSource(), root, CK7, tmp_path / "n", min_face=1.5)

@@ -112,18 +112,44 @@ def test_data_config_instantiates_against_its_layout(make_cfg, tmp_path, name):
     assert int(labels.max()) < len(cfg.data.class_names) and int(labels.min()) >= 0
 
 
-def test_the_data_schema_is_the_datamodules_arguments():
-    """One list of the data keys: the schema every data config takes is FaceDataModule's arguments, less
-    ``num_classes``, which only data configs recorded by older checkpoints have."""
+def test_the_data_schema_is_the_datamodules_one_parameter_list(make_cfg):
+    """One list of the data keys: the schema every data config takes (DataOptions, with each key's default)
+    is what FaceDataModule keeps as its options, built from the composed config as Hydra instantiates it."""
     import dataclasses
-    import inspect
 
-    from fer_attention.config import DataOptions
-    from fer_attention.data.datamodule import FaceDataModule
+    from omegaconf import OmegaConf
 
-    arguments = [n for n in inspect.signature(FaceDataModule.__init__).parameters if n != "self"]
+    from fer_attention.config import DataOptions as registered
+    from fer_attention.data.options import DataOptions
+
+    assert registered is DataOptions
+    cfg = make_cfg(["data=synthetic", *FIXTURES["synthetic"][1]])
     fields = [f.name for f in dataclasses.fields(DataOptions)]
-    assert sorted(["_target_", *arguments]) == sorted([*fields, "num_classes"])
+    assert list(cfg.data) == fields
+    dm = build_datamodule(cfg.data)
+    assert isinstance(dm.options, DataOptions)
+    assert dataclasses.asdict(dm.options) == OmegaConf.to_container(cfg.data, resolve=True, enum_to_str=True)
+    assert type(dm.options.protocol) is str and dm.options.protocol == cfg.data.protocol == "kfold"
+
+
+def test_a_bad_recorded_data_value_is_one_line_naming_the_key(make_cfg):
+    """A data config that did not come through Hydra (a checkpoint's record) is checked against the same
+    schema: a choice not among its values, a wrong type or an unknown key is one line naming data.<key>."""
+    from omegaconf import OmegaConf
+
+    cfg = make_cfg(["data=synthetic", *FIXTURES["synthetic"][1]])
+    recorded = OmegaConf.to_container(cfg.data, resolve=True, enum_to_str=True)
+    for change, message in (
+        ({"protocol": "fold"}, r"^data.protocol='fold' is not one of fixed, kfold, auto$"),
+        ({"face_crop": "mtcnn"}, r"^data.face_crop='mtcnn' is not one of auto, none, haar, box$"),
+        (
+            {"num_folds": [1, 2]},
+            r"^data.num_folds=\[1, 2\]: Value '\[1, 2\]' of type 'ListConfig' could not be",
+        ),
+        ({"zoom": 2}, r"^data.zoom: Key 'zoom' not in 'DataOptions'$"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            build_datamodule({**recorded, **change})
 
 
 @pytest.mark.parametrize("name", DATA_CONFIGS)

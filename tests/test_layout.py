@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fer_attention"
 # Each part of the package (a subpackage or a top-level module) and its layer: a module may import its
 # own part and parts of lower layers, never a higher or an equal other one. A new part needs a layer here.
 LAYERS = {
-    0: ("errors", "runtime", "tracking", "classes", "lbp_sampler"),
+    0: ("errors", "runtime", "tracking", "classes", "lbp_sampler", "schema"),
     1: ("lbp", "data"),
     2: ("models",),
     3: ("config",),
@@ -22,14 +22,12 @@ LAYERS = {
     7: ("inference",),
     8: ("cli",),
 }
-# Inside inference/, each module imports only those before it: one face's result, ONNX files, faces from
-# an image, video files, fer-predict's files, video prediction, the predictor, then the tasks built on it.
+# Inside inference/, each module imports only those before it: one face's result and the files it is
+# written to, ONNX files, videos, the shipped model's card, the predictor, then the tasks built on it.
+# (An image's faces are prepared in data/preprocess.py, as the training faces are.)
 INFERENCE_ORDER = (
     "prediction",
     "onnx_io",
-    "faces",
-    "video_io",
-    "prediction_outputs",
     "video",
     "shipped",
     "predictor",
@@ -151,9 +149,9 @@ def test_inside_inference_each_module_imports_only_those_before_it():
     inside = {name.rpartition(".")[2] for name in graph if part_of(name) == "inference"}
     assert inside == set(INFERENCE_ORDER), "give each module of inference/ its place in INFERENCE_ORDER"
     assert imports_forward(graph, "inference", INFERENCE_ORDER) == []
-    wrong = {"fer_attention.inference.faces": {"fer_attention.inference.predictor", "fer_attention.errors"}}
+    wrong = {"fer_attention.inference.video": {"fer_attention.inference.predictor", "fer_attention.errors"}}
     assert imports_forward(wrong, "inference", INFERENCE_ORDER) == [
-        "fer_attention.inference.faces -> fer_attention.inference.predictor"
+        "fer_attention.inference.video -> fer_attention.inference.predictor"
     ]
 
 

@@ -276,7 +276,6 @@ def test_checkpoints_naming_the_circular_lbp_default_still_build():
 @pytest.mark.parametrize(
     "override,message",
     [
-        ("lbp.method=foo", r"lbp.method='foo' is not one of basic, circle"),
         ("lbp.P=0", r"lbp.P=0 must be an integer >= 1"),
         ("lbp.R=0", r"lbp.R=0.0 must be a number > 0"),
         ("dilation.rates=[0,1]", r"every rate must be an integer >= 1"),

@@ -15,10 +15,10 @@ from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
 from fer_attention.cli.common import checkpoint_argument, run_task
+from fer_attention.data.preprocess import MIN_FACE, detect_faces, prepare_face, to_gray
 from fer_attention.data.synthetic import render_synthetic_faces
 from fer_attention.errors import CheckpointError, ConfigError
 from fer_attention.inference import FERPredictor
-from fer_attention.inference.faces import detect_faces, to_gray
 from fer_attention.inference.predict import predict_files
 from fer_attention.inference.prediction import FacePrediction, row_fields
 from fer_attention.training.task import train
@@ -203,6 +203,31 @@ def test_auto_detect_on_a_real_photo(model, ckpt, tmp_path):
     assert stats["files_ok"] == 2 and stats["faces"] == 2
     assert rows["astronaut.jpg"]["detected"] is True and rows["astronaut.jpg"]["w"] > 60
     assert rows["crop.png"]["detected"] is False and rows["crop.png"]["x"] is None
+
+
+def test_min_face_is_one_value_for_dataset_crops_and_fer_predict(model, ckpt, tmp_path):
+    """conf/predict.yaml's min_face is the one that data.face_crop=haar cuts dataset faces with, so a face
+    is cut the same for training and for prediction; it reaches the detector, and a bad one is one line."""
+    from skimage import data
+
+    photo = data.astronaut()  # Eileen Collins's face is about 94 px of the 512 px picture
+    gray = to_gray(photo)
+    assert predict_cfg(tmp_path, ["input=x"]).min_face == MIN_FACE
+    dataset_face, fell_back = prepare_face(gray, 48, "haar")
+    [predict_face], [box] = model.faces_of_gray(gray, True)
+    assert not fell_back and box is not None and np.array_equal(dataset_face, predict_face)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(photo).save(photos / "astronaut.png")
+    # 0.25 of 512 px is larger than her face: fer-predict finds none
+    args = [f"ckpt_path={ckpt}", f"input={photos}", "progress=false"]
+    with pytest.raises(ValueError, match="no input could be processed"):
+        predict_files(predict_cfg(tmp_path, [*args, "min_face=0.25"]))
+    [row] = map(json.loads, (tmp_path / "run" / "predictions.jsonl").read_text().splitlines())
+    assert row["error"] == "no face found" and row["detected"] is False
+    with pytest.raises(ConfigError, match=r"^min_face=2 must be a number in \[0, 1\]") as info:
+        predict_files(predict_cfg(tmp_path, [*args, "min_face=2"]))
+    assert "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("dataset", ["fer2013", "ckplus48"])

@@ -13,11 +13,13 @@ import pytest
 from PIL import Image
 
 from fer_attention.cli.common import run_task
+from fer_attention.data import preprocess
 from fer_attention.data.synthetic import render_synthetic_faces
 from fer_attention.inference import FERPredictor
+from fer_attention.inference import predict as predict_module
+from fer_attention.inference import video as video_module
 from fer_attention.inference.predict import predict_files
-from fer_attention.inference.video import IoUTracker, box_iou
-from fer_attention.inference.video_io import is_video
+from fer_attention.inference.video import IoUTracker, box_iou, is_video
 
 from .conftest import compose_cfg
 from .test_predict import CLASSES, VIDEO_COLUMNS, tiny_checkpoint
@@ -163,7 +165,16 @@ def test_bad_videos_give_error_rows(model, clip, tmp_path):
     assert f"frame {last['frame']} of 30" in last["error"]
 
 
-def test_fer_predict_videos_among_images(ckpt, clip, tmp_path):
+def test_fer_predict_videos_among_images(ckpt, clip, tmp_path, monkeypatch):
+    """Images and videos in one folder; ``detect`` is parsed once per run, not again per file or video."""
+    parsed, parse_detect = [], preprocess.parse_detect
+
+    def parse_once(detect):
+        parsed.append(detect)
+        return parse_detect(detect)
+
+    for module in (preprocess, predict_module, video_module):
+        monkeypatch.setattr(module, "parse_detect", parse_once)
     d = tmp_path / "inputs"
     d.mkdir()
     (d / "clip.avi").write_bytes(clip.read_bytes())
@@ -189,6 +200,7 @@ def test_fer_predict_videos_among_images(ckpt, clip, tmp_path):
     )
     stats = run_task(predict_files, cfg)
     assert stats["files"] == 4 and stats["files_ok"] == 2 and stats["files_failed"] == 2
+    assert parsed == ["auto"]
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == VIDEO_COLUMNS

@@ -1,5 +1,6 @@
 """Shared command-line behaviour: user errors become one clear line, not a traceback, those Hydra finds
-while it composes the config (an unknown key, a value of the wrong type) included."""
+while it composes the config (an unknown key, a value of the wrong type, a choice not among an Enum's values)
+included: each fer-* entry point is its ``hydra.main`` function wrapped in :func:`one_line_errors`."""
 
 from __future__ import annotations
 
@@ -84,34 +85,30 @@ def composition_error(err: BaseException) -> str:
     return line
 
 
-def _composition_errors_in_one_line(run_and_report: Callable[[Callable[[], Any]], Any]):
-    """Hydra's ``run_and_report`` (which prints an error Hydra found over several lines, then exits 1) with
-    Hydra's own errors printed as one ``error:`` line instead; ``HYDRA_FULL_ERROR=1`` still shows them whole."""
-
-    @functools.wraps(run_and_report)
-    def one_line(func: Callable[[], Any]) -> Any:
-        def reported() -> Any:
-            try:
-                return func()
-            except CompactHydraException as err:
-                if os.environ.get("HYDRA_FULL_ERROR") == "1":
-                    raise
-                print(f"error: {composition_error(err)}", file=sys.stderr)
-                sys.exit(1)
-
-        return run_and_report(reported)
-
-    one_line.one_line = True
-    return one_line
+# Hydra's documented switch: set to 1, Hydra raises the errors it finds instead of printing them over lines
+FULL_ERROR = "HYDRA_FULL_ERROR"
 
 
-def _install_one_line_composition_errors() -> None:
-    """Every fer-* command imports this module: from then on ``hydra.main`` reports composition errors in one
-    line (its entry point calls ``run_and_report`` of ``hydra._internal.utils`` by name)."""
-    from hydra._internal import utils as hydra_utils
+def one_line_errors(hydra_main: Callable[[], Any]) -> Callable[[], Any]:
+    """``hydra_main`` (a function decorated with ``hydra.main``) with the errors Hydra finds while it composes
+    the config printed as one ``error:`` line (:func:`composition_error`), exit status 1.
 
-    if not getattr(hydra_utils.run_and_report, "one_line", False):
-        hydra_utils.run_and_report = _composition_errors_in_one_line(hydra_utils.run_and_report)
+    It turns on Hydra's ``HYDRA_FULL_ERROR`` switch for the call, so that Hydra raises such an error instead of
+    printing it over several lines, and catches it here; an error of the task itself (run_task prints user
+    errors in one line) then shows its whole traceback. Set by the user, ``HYDRA_FULL_ERROR=1`` shows every
+    error whole, composition errors included."""
 
+    @functools.wraps(hydra_main)
+    def main() -> Any:
+        if os.environ.get(FULL_ERROR) == "1":
+            return hydra_main()
+        os.environ[FULL_ERROR] = "1"
+        try:
+            return hydra_main()
+        except CompactHydraException as err:
+            print(f"error: {composition_error(err)}", file=sys.stderr)
+            sys.exit(1)
+        finally:
+            os.environ.pop(FULL_ERROR, None)
 
-_install_one_line_composition_errors()
+    return main

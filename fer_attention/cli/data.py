@@ -19,7 +19,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from fer_attention.cli.common import run_task
+from fer_attention.cli.common import one_line_errors, run_task
 from fer_attention.config import config_dir, validate_config
 from fer_attention.data.summary import discovered_classes, prepare, summary
 from fer_attention.errors import ConfigError
@@ -68,8 +68,9 @@ def _main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    """fer-data: the action as the first argument, composition errors in one line."""
     sys.argv = _rewrite_argv(sys.argv)
-    _main()
+    one_line_errors(_main)()
 
 
 if __name__ == "__main__":

@@ -5,13 +5,13 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from fer_attention.cli.common import run_task
+from fer_attention.cli.common import one_line_errors, run_task
 from fer_attention.config import config_dir
 from fer_attention.training.task import evaluate
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
-def main(cfg: DictConfig) -> None:
+def _main(cfg: DictConfig) -> None:
     metrics = run_task(evaluate, cfg)
     if metrics is not None:
         split = cfg.get("split", "test")
@@ -25,6 +25,9 @@ def main(cfg: DictConfig) -> None:
             )
         print(f"{split} accuracy {metrics[f'{split}/acc']:.2%}{shared}; run dir {metrics['run_dir']}")
 
+
+# the command: composition errors in one line too
+main = one_line_errors(_main)
 
 if __name__ == "__main__":
     main()

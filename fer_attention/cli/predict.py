@@ -7,13 +7,13 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from fer_attention.cli.common import run_task
+from fer_attention.cli.common import one_line_errors, run_task
 from fer_attention.config import config_dir
 from fer_attention.inference.predict import predict_files
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="predict")
-def main(cfg: DictConfig) -> None:
+def _main(cfg: DictConfig) -> None:
     stats = run_task(predict_files, cfg)
     if stats is not None:
         print(
@@ -21,6 +21,9 @@ def main(cfg: DictConfig) -> None:
             f"({stats['files_failed']} failed) -> {stats['output']}; answered by {stats['model']}"
         )
 
+
+# the command: composition errors in one line too
+main = one_line_errors(_main)
 
 if __name__ == "__main__":
     main()

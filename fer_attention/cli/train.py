@@ -6,13 +6,13 @@ import hydra
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
-from fer_attention.cli.common import run_task
+from fer_attention.cli.common import one_line_errors, run_task
 from fer_attention.config import config_dir
 from fer_attention.training.task import train
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def _main(cfg: DictConfig) -> float | None:
     metrics = run_task(train, cfg)
     if metrics is None:
         return None
@@ -24,6 +24,9 @@ def main(cfg: DictConfig) -> float | None:
     # the value an hparams sweeper maximises
     return metrics.get(cfg.get("optimized_metric") or "val/acc_best")
 
+
+# the command: composition errors in one line too
+main = one_line_errors(_main)
 
 if __name__ == "__main__":
     main()

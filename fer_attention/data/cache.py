@@ -26,15 +26,18 @@ from typing import Any
 
 import numpy as np
 
-from fer_attention.data.preprocess import FACE_CROPS, decode_item, face_detector
+from fer_attention.data.preprocess import FACE_CROPS, MIN_FACE, check_min_face, decode_item, face_detector
 from fer_attention.data.records import FaceArrays
 from fer_attention.data.sources.base import BadInputs, FileSource
 from fer_attention.errors import DataError
+from fer_attention.schema import Choice
 
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
-FACE_CROP_OPTIONS = ("auto", *FACE_CROPS)
+# data.face_crop: a crop of data/preprocess.py, or auto (the one the dataset's layout needs: resolve_face_crop)
+FaceCrop = Choice("FaceCrop", [(crop, crop) for crop in ("auto", *FACE_CROPS)])
+FACE_CROP_OPTIONS = FaceCrop.values()
 # decode in a process pool when there are at least this many files, decoding them is heavy and there is
 # more than one CPU (see decode_workers)
 POOL_MIN_FILES = 2000
@@ -65,7 +68,9 @@ def cache_key(
     face_crop: str,
     class_names: Sequence[str],
     files_fingerprint: dict[str, Any],
+    min_face: float = MIN_FACE,
 ) -> str:
+    """The cache file's key: everything the decoded faces depend on."""
     payload = {
         "version": CACHE_VERSION,
         "source": f"{type(source).__module__}.{type(source).__qualname__}",
@@ -78,6 +83,8 @@ def cache_key(
         "class_names": list(class_names),
         "files": files_fingerprint,
     }
+    if face_crop == "haar":  # the detector's smallest face moves its boxes
+        payload["min_face"] = float(min_face)
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:20]
 
@@ -183,12 +190,14 @@ def decode_manifest(
     bad: BadInputs,
     class_names: Sequence[str],
     progress: bool = True,
+    min_face: float = MIN_FACE,
 ) -> FaceArrays:
-    """Decode, crop and resize every face of ``manifest`` (in a process pool for large file sets)."""
+    """Decode, crop and resize every face of ``manifest`` (in a process pool for large file sets); ``haar``
+    crops look for faces down to ``min_face`` of the shorter side."""
     n = len(manifest)
     images = np.zeros((n, image_size, image_size), dtype=np.uint8)
     keep = np.ones(n, dtype=bool)
-    fallbacks = _decode_into(images, keep, source, manifest, image_size, face_crop, bad, progress)
+    fallbacks = _decode_into(images, keep, source, manifest, image_size, (face_crop, min_face), bad, progress)
     idx = np.flatnonzero(keep)
     if len(idx) == 0:
         raise _no_usable(source, bad)
@@ -215,12 +224,14 @@ def decode_manifest(
 
 
 def _decode_into(
-    images, keep, source: FileSource, manifest, image_size: int, face_crop: str, bad, progress
+    images, keep, source: FileSource, manifest, image_size: int, crop: tuple[str, float], bad, progress
 ) -> int:
     """Decode every item of ``manifest`` into ``images``, clearing ``keep`` for the bad ones, with a
-    progress bar; returns how many faces fell back to the whole image."""
+    progress bar; ``crop`` is (face_crop, min_face). Returns how many faces fell back to the whole image."""
+    face_crop, min_face = crop
     jobs = [
-        (item, image_size, face_crop, box) for item, box in zip(manifest.items, manifest.boxes, strict=True)
+        (item, image_size, face_crop, box, min_face)
+        for item, box in zip(manifest.items, manifest.boxes, strict=True)
     ]
     workers = decode_workers([item for item in manifest.items if not isinstance(item, np.ndarray)], face_crop)
     n = len(manifest)
@@ -281,6 +292,24 @@ def _store(i, face, reason, fell_back, images, keep, manifest, bad) -> int:
 
 
 # ----- the entry point -----
+def _cached_faces(path: Path, on_bad_file: str) -> FaceArrays | None:
+    """The faces of cache file ``path``; None when there is none or it is unreadable (a damaged cache file
+    is rebuilt, never trusted). With ``on_bad_file=error``, the first bad input it recorded is an error."""
+    if not path.is_file():
+        return None
+    try:
+        faces = read_faces(path)
+    except Exception as err:
+        log.warning("cache file %s is unreadable (%s): rebuilding it", path, err)
+        return None
+    if on_bad_file == "error" and faces.skipped:
+        where, reason = faces.skipped[0]
+        raise DataError(f"{where}: {reason}")
+    faces.info["cache_file"] = str(path)
+    faces.info["cache_hit"] = True
+    return faces
+
+
 def load_faces(
     source: FileSource,
     root: str | os.PathLike | None,
@@ -291,9 +320,12 @@ def load_faces(
     on_bad_file: str = "error",
     progress: bool = True,
     rebuild: bool = False,
+    min_face: float = MIN_FACE,
 ) -> FaceArrays:
     """The decoded dataset: from the cache file when one matches, else decoded and (with ``cache_dir``)
-    cached. ``rebuild`` ignores an existing cache file."""
+    cached. ``rebuild`` ignores an existing cache file; ``min_face``: the smallest face ``haar`` looks for
+    (``data.min_face``)."""
+    min_face = check_min_face(min_face, "data.min_face")
     bad = BadInputs(on_bad_file)
     root_path = source.resolve_root(root)
     class_names = source.check_class_names(class_names)
@@ -304,34 +336,25 @@ def load_faces(
         fp = fingerprint(source.files(root_path), root_path)
         if fp["count"] == 0:
             raise source.empty_error(root_path)
-        key = cache_key(source, root_path, image_size, crop, class_names, fp)
+        key = cache_key(source, root_path, image_size, crop, class_names, fp, min_face)
         path = cache_file(cache_dir, source, image_size, crop, key)
-        if path.is_file() and not rebuild:
-            try:
-                faces = read_faces(path)
-            except Exception as err:  # a damaged cache file is rebuilt, never trusted
-                log.warning("cache file %s is unreadable (%s): rebuilding it", path, err)
-            else:
-                if on_bad_file == "error" and faces.skipped:
-                    where, reason = faces.skipped[0]
-                    raise DataError(f"{where}: {reason}")
-                faces.info["cache_file"] = str(path)
-                faces.info["cache_hit"] = True
-                log.info(
-                    "data %s: %d faces from cache %s in %.2f s",
-                    source.name,
-                    len(faces),
-                    path,
-                    time.perf_counter() - start,
-                )
-                return faces
+        faces = None if rebuild else _cached_faces(path, on_bad_file)
+        if faces is not None:
+            log.info(
+                "data %s: %d faces from cache %s in %.2f s",
+                source.name,
+                len(faces),
+                path,
+                time.perf_counter() - start,
+            )
+            return faces
     start = time.perf_counter()
     manifest = source.index(root_path, class_names, bad)
     if len(manifest) == 0:
         if bad.items:
             raise _no_usable(source, bad)
         raise source.empty_error(root_path)
-    faces = decode_manifest(source, manifest, image_size, crop, bad, class_names, progress)
+    faces = decode_manifest(source, manifest, image_size, crop, bad, class_names, progress, min_face)
     seconds = time.perf_counter() - start
     faces.info["decode_seconds"] = round(seconds, 2)
     log.info("data %s: decoded %d faces in %.1f s", source.name, len(faces), seconds)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
 from typing import Any
 
 import lightning.pytorch as pl
@@ -14,17 +13,16 @@ from hydra.utils import get_class, instantiate
 from torch.utils.data import DataLoader
 
 from fer_attention.data.augment import build_augmentation
-from fer_attention.data.cache import FACE_CROP_OPTIONS, load_faces
+from fer_attention.data.cache import load_faces
 from fer_attention.data.dataset import FaceArrayDataset
-from fer_attention.data.records import FaceArrays, check_classes
+from fer_attention.data.options import DataOptions, Protocol, Sampler, data_options
+from fer_attention.data.records import FaceArrays
 from fer_attention.data.samplers import EpochSampler, ShardedEpochSampler
-from fer_attention.data.sources.base import ON_BAD_FILE, FileSource
+from fer_attention.data.sources.base import FileSource
+from fer_attention.data.sources.ferplus import TARGETS  # the one source with votes: the training targets
 from fer_attention.data.splits import SPLIT_NAMES, fixed_split, subject_kfold_split
 from fer_attention.errors import DataError
 
-PROTOCOLS = ("fixed", "kfold", "auto")
-SAMPLERS = (None, "weighted")
-TARGETS = ("label", "votes")
 VOTE_DATASETS = "data=ferplus (FER2013Train/Valid/Test folders, or fer2013new.csv beside fer2013.csv)"
 
 log = logging.getLogger(__name__)
@@ -84,91 +82,61 @@ class FaceDataModule(pl.LightningDataModule):
     of checkpoints written before, must agree with it.
     """
 
-    def __init__(
-        self,
-        name: str,
-        source: dict[str, Any],
-        class_names: Sequence[str],
-        num_classes: int | None = None,
-        image_size: int = 48,
-        root: str | None = None,
-        protocol: str = "kfold",
-        num_folds: int = 10,
-        fold: int = 0,
-        split_seed: int = 0,
-        batch_size: int = 64,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        pin_memory: bool | None = None,
-        persistent_workers: bool = False,
-        augment: dict[str, Any] | None = None,
-        cache_dir: str | None = None,
-        face_crop: str = "auto",
-        on_bad_file: str = "error",
-        sampler: str | None = None,
-        progress: bool = True,
-    ) -> None:
+    def __init__(self, **options: Any) -> None:
+        """``options``: the keys of :class:`~fer_attention.data.options.DataOptions` (a ``conf/data`` config,
+        which Hydra instantiates, or a checkpoint's record of one), checked against it into ``self.options``."""
         super().__init__()
-        if protocol not in PROTOCOLS:
-            raise ValueError(f"data.protocol='{protocol}' is not one of {', '.join(PROTOCOLS)}")
-        if sampler not in SAMPLERS:
-            raise ValueError(f"data.sampler='{sampler}' is not one of null, weighted")
-        if on_bad_file not in ON_BAD_FILE:
-            raise ValueError(f"data.on_bad_file='{on_bad_file}' is not one of {', '.join(ON_BAD_FILE)}")
-        if face_crop not in FACE_CROP_OPTIONS:
-            raise ValueError(f"data.face_crop='{face_crop}' is not one of {', '.join(FACE_CROP_OPTIONS)}")
-        check_classes(class_names, num_classes, name)
-        self.name = name
-        self.source_cfg = dict(source)
-        self.target = check_target(self.source_cfg, name)
-        self.class_names = tuple(class_names)
+        self.options: DataOptions = data_options(options)
+        self.source_cfg = dict(self.options.source)
+        self.target = check_target(self.source_cfg, self.name)
+        self.class_names = tuple(self.options.class_names)
         self.num_classes = len(self.class_names)
-        self.image_size = image_size
-        self.root = root
-        self.protocol = protocol
-        self.num_folds = num_folds
-        self.fold = fold
-        self.split_seed = split_seed
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
-        self.num_workers = num_workers
-        self.pin_memory = pin_memory
-        self.persistent_workers = persistent_workers and num_workers > 0
-        self.augment = dict(augment or {})
-        self.cache_dir = cache_dir
-        self.face_crop = face_crop
-        self.on_bad_file = on_bad_file
-        self.sampler = sampler
-        self.progress = progress
+        self.augment = dict(self.options.augment or {})
         self.faces: FaceArrays | None = None
         self.split_indices: dict[str, np.ndarray] = {}
         self.datasets: dict[str, FaceArrayDataset] = {}
+
+    @property
+    def name(self) -> str:
+        """``data.name``: the dataset's name."""
+        return self.options.name
+
+    @property
+    def root(self) -> str | None:
+        """``data.root``: the dataset's folder (None for a source without files)."""
+        return self.options.root
+
+    @property
+    def eval_batch_size(self) -> int:
+        """``data.eval_batch_size``, or ``data.batch_size`` when it is null."""
+        return self.options.eval_batch_size or self.options.batch_size
 
     def load(self, rebuild: bool = False) -> FaceArrays:
         """Decode the dataset (file sources: from / into the cache) and check its classes.
 
         ``rebuild`` decodes again even when a cache file matches (and overwrites it)."""
-        source = instantiate(self.source_cfg)
+        source, opts = instantiate(self.source_cfg), self.options
         if isinstance(source, FileSource):
             faces = load_faces(
                 source,
-                self.root,
-                image_size=self.image_size,
+                opts.root,
+                image_size=opts.image_size,
                 class_names=self.class_names,
-                face_crop=self.face_crop,
-                cache_dir=self.cache_dir,
-                on_bad_file=self.on_bad_file,
-                progress=self.progress,
+                face_crop=str(opts.face_crop),
+                cache_dir=opts.cache_dir,
+                on_bad_file=str(opts.on_bad_file),
+                progress=opts.progress,
+                min_face=opts.min_face,
                 rebuild=rebuild,
             )
         else:
-            if self.face_crop not in ("auto", "none"):
+            if opts.face_crop not in ("auto", "none"):
                 log.warning(
                     "data.face_crop=%s is ignored: dataset '%s' is not read from files",
-                    self.face_crop,
+                    opts.face_crop,
                     self.name,
                 )
-            faces = source.load(root=self.root, image_size=self.image_size, class_names=self.class_names)
+            faces = source.load(root=opts.root, image_size=opts.image_size, class_names=self.class_names)
         if tuple(faces.class_names) != self.class_names:
             raise ValueError(
                 f"data.class_names={list(self.class_names)} but the source has {list(faces.class_names)}"
@@ -190,8 +158,8 @@ class FaceDataModule(pl.LightningDataModule):
 
     def resolved_protocol(self, faces: FaceArrays | None = None) -> str:
         """``fixed`` or ``kfold`` (``auto``: fixed when the dataset defines a split)."""
-        if self.protocol != "auto":
-            return self.protocol
+        if self.options.protocol != Protocol.auto:
+            return str(self.options.protocol)
         faces = faces if faces is not None else self.faces
         return "fixed" if faces is not None and faces.splits is not None else "kfold"
 
@@ -206,8 +174,9 @@ class FaceDataModule(pl.LightningDataModule):
                     f"data.protocol=fixed but dataset '{self.name}' defines no fixed split; use kfold"
                 )
             return fixed_split(faces.splits, allow_empty=allow_empty)
+        opts = self.options
         return subject_kfold_split(
-            faces.labels, faces.subjects, self.num_folds, self.fold if fold is None else fold, self.split_seed
+            faces.labels, faces.subjects, opts.num_folds, opts.fold if fold is None else fold, opts.split_seed
         )
 
     def setup(self, stage: str | None = None) -> None:
@@ -294,7 +263,7 @@ class FaceDataModule(pl.LightningDataModule):
         Under multi-process training each process gets its shard of that same order
         (:class:`ShardedEpochSampler`), so the processes' batches together are one process's batches."""
         weights = None
-        if self.sampler == "weighted":
+        if self.options.sampler == Sampler.weighted:
             labels = self.faces.labels[self.split_indices["train"]]
             counts = np.bincount(labels, minlength=self.num_classes).astype(np.float64)
             weights = torch.as_tensor(1.0 / counts[labels], dtype=torch.double)
@@ -308,22 +277,23 @@ class FaceDataModule(pl.LightningDataModule):
 
     def _pin_memory(self) -> bool:
         """``data.pin_memory``, or when it is null: on exactly when the trainer runs on a GPU."""
-        if self.pin_memory is not None:
-            return bool(self.pin_memory)
+        if self.options.pin_memory is not None:
+            return bool(self.options.pin_memory)
         trainer = getattr(self, "trainer", None)
         return trainer is not None and trainer.strategy.root_device.type == "cuda"
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         sampler = self.train_sampler() if split == "train" else None
+        opts = self.options
         return DataLoader(
             self.datasets[split],
-            batch_size=self.batch_size if split == "train" else self.eval_batch_size,
+            batch_size=opts.batch_size if split == "train" else self.eval_batch_size,
             shuffle=shuffle and sampler is None,
             sampler=sampler,
             generator=sampler.loader_generator if sampler is not None else None,
-            num_workers=self.num_workers,
+            num_workers=opts.num_workers,
             pin_memory=self._pin_memory(),
-            persistent_workers=self.persistent_workers,
+            persistent_workers=opts.persistent_workers and opts.num_workers > 0,
             drop_last=False,
         )
 

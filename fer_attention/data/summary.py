@@ -43,7 +43,7 @@ def summarize(dm, faces: FaceArrays, max_skipped: int = 200) -> dict[str, Any]:
         "dataset": dm.name,
         "root": dm.root,
         "images": len(faces),
-        "image_size": dm.image_size,
+        "image_size": dm.options.image_size,
         "classes": dict(zip(names, np.bincount(faces.labels, minlength=len(names)).tolist(), strict=True)),
         "subjects": int(len(np.unique(faces.subjects))),
         "sequences": None if faces.sequences is None else int(len(np.unique(faces.sequences))),
@@ -57,9 +57,9 @@ def summarize(dm, faces: FaceArrays, max_skipped: int = 200) -> dict[str, Any]:
         out["subjects_in_two_splits"] = _overlap(faces, split)
         empty = [name for name in SPLIT_NAMES if not len(split[name])]
     else:
-        out["num_folds"] = dm.num_folds
+        out["num_folds"] = dm.options.num_folds
         folds, overlaps = [], []
-        for fold in range(dm.num_folds):
+        for fold in range(dm.options.num_folds):
             split = dm.split_faces(faces, fold=fold)
             folds.append({"fold": fold, **{name: _counts(faces, split[name], names) for name in SPLIT_NAMES}})
             overlaps += _overlap(faces, split)
@@ -102,7 +102,7 @@ def discovered_classes(cfg: DictConfig) -> dict[str, Any] | None:
 
 def prepare(dm, rebuild: bool = False) -> dict[str, Any]:
     """Decode and cache the datamodule's faces (``fer-data prepare``): what was cached, where, how fast."""
-    if not getattr(dm, "cache_dir", None):
+    if not dm.options.cache_dir:
         raise ConfigError("fer-data prepare needs data.cache_dir (or paths.cache_dir); it is null")
     start = time.perf_counter()
     faces = dm.load(rebuild=rebuild)

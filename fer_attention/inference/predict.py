@@ -22,14 +22,12 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from fer_attention.data.preprocess import parse_detect
+from fer_attention.data.preprocess import Box, check_min_face, parse_detect, to_gray
 from fer_attention.data.sources.base import is_image, natural_key
 from fer_attention.errors import ConfigError
-from fer_attention.inference.prediction import Box, FacePrediction
-from fer_attention.inference.prediction_outputs import PredictionOutputs
+from fer_attention.inference.prediction import FacePrediction, PredictionOutputs
 from fer_attention.inference.predictor import FERPredictor, load_model
-from fer_attention.inference.video import video_predictions
-from fer_attention.inference.video_io import is_video, opens_as_video
+from fer_attention.inference.video import is_video, opens_as_video, video_predictions
 from fer_attention.models.tta import check_tta
 
 log = logging.getLogger("fer_attention.inference.predict")
@@ -81,9 +79,11 @@ def output_path(cfg: DictConfig) -> Path:
 
 @dataclass(frozen=True)
 class PredictOptions:
-    """What a `fer-predict` run does with each file (from conf/predict.yaml)."""
+    """What a `fer-predict` run does with each file (from conf/predict.yaml), each value checked once."""
 
     detect: bool | str
+    min_face: float
+    tta: str | None
     batch_size: int
     annotate: bool
     attention: bool
@@ -93,18 +93,22 @@ class PredictOptions:
     timeline: bool
 
     @classmethod
-    def from_cfg(cls, cfg: DictConfig, detect: bool | str) -> PredictOptions:
-        """The options of the composed ``predict`` config, ``detect`` already parsed.
+    def from_cfg(cls, cfg: DictConfig) -> PredictOptions:
+        """The options of the composed ``predict`` config.
 
         Raises:
-            ConfigError: ``video.stride`` < 1.
+            ConfigError: ``video.stride`` < 1, ``min_face`` outside [0, 1], or an unknown
+                ``test_time_augmentation``.
+            ValueError: ``detect`` is not auto, true or false.
         """
         video_cfg = dict(cfg.get("video") or {})
         stride = int(video_cfg.get("stride", 1))
         if stride < 1:
             raise ConfigError(f"video.stride={stride} must be an integer >= 1")
         return cls(
-            detect=detect,
+            detect=parse_detect(cfg.get("detect", "auto")),
+            min_face=check_min_face(cfg.min_face),
+            tta=check_tta(cfg.get("test_time_augmentation")),
             batch_size=max(1, int(cfg.get("batch_size", 64))),
             annotate=bool(cfg.get("save_annotated")),
             attention=bool(cfg.get("save_attention")),
@@ -204,7 +208,7 @@ def predict_file(
         predict_video_file(model, path, options, outputs, progress, frames_task)
         return
     try:
-        faces, boxes = model.faces(path, detect=options.detect)
+        faces, boxes = model.faces_of_gray(to_gray(path), options.detect)
     except ValueError as err:
         if _may_be_video(path) and opens_as_video(path):
             write_images(batcher, outputs)
@@ -260,9 +264,9 @@ def predict_files(cfg: DictConfig) -> dict[str, Any]:
 
     Args:
         cfg: the composed ``predict`` config (conf/predict.yaml): ``ckpt_path``, ``input``, ``output``,
-            ``detect``, ``device``, ``batch_size``, ``save_annotated``, ``save_attention``, ``progress``,
-            ``video.stride``, ``video.iou``, ``video.max_missed``, ``video.timeline`` and
-            ``paths.output_dir`` (the default output's folder).
+            ``detect``, ``min_face``, ``device``, ``batch_size``, ``save_annotated``, ``save_attention``,
+            ``test_time_augmentation``, ``progress``, ``video.stride``, ``video.iou``, ``video.max_missed``,
+            ``video.timeline`` and ``paths.output_dir`` (the default output's folder).
 
     Returns:
         ``{"output", "files", "files_ok", "files_failed", "faces", "model"}``: the rows' file (a str), the
@@ -270,21 +274,20 @@ def predict_files(cfg: DictConfig) -> dict[str, Any]:
         which model answered (the shipped model's description, or the checkpoint file).
 
     Raises:
-        ConfigError: ``output`` does not end with .jsonl or .csv, ``input`` matches no file, or
-            ``video.stride`` < 1.
+        ConfigError: ``output`` does not end with .jsonl or .csv, ``input`` matches no file, or an
+            option is invalid (:meth:`PredictOptions.from_cfg`).
         CheckpointError: ``ckpt_path`` cannot be loaded (see :func:`~fer_attention.inference.load_model`).
         ValueError: ``detect`` is invalid, or no input could be processed (exit 1); the rows are written
             all the same.
     """
     out = output_path(cfg)
-    detect = parse_detect(cfg.get("detect", "auto"))
-    tta = check_tta(cfg.get("test_time_augmentation"))
+    options = PredictOptions.from_cfg(cfg)
     files, root = collect_inputs(str(cfg.input))
     ckpt = cfg.get("ckpt_path")
     model = load_model(None if ckpt in (None, "") else str(ckpt), device=str(cfg.get("device", "cpu")))
     log.info("model: %s", model.model_name)
-    model.test_time_augmentation = tta
-    options = PredictOptions.from_cfg(cfg, detect)
+    model.test_time_augmentation = options.tta
+    model.min_face = options.min_face
     stats = predict_all(files, root, out, model, options, show=bool(cfg.get("progress", True)))
     log.info(
         "%d faces in %d of %d files (%d failed) -> %s",

@@ -11,7 +11,7 @@
 ``detect="auto"`` takes an image no larger than twice the model's input size as a face crop and looks for faces
 in a larger one; each result says whether a detector found its face. Videos: ``model.predict_video("clip.mp4")``.
 An exported ``.onnx`` file (fp32 or int8) loads with the same ``load_model``. Faces are prepared exactly as
-for training (:mod:`fer_attention.inference.faces`), resized to ``data_config.image_size``, scaled to [0, 1].
+for training (:mod:`fer_attention.data.preprocess`), resized to ``data_config.image_size``, scaled to [0, 1].
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from fer_attention.data.preprocess import parse_detect
+from fer_attention.data import preprocess
+from fer_attention.data.preprocess import Box, ImageLike
 from fer_attention.errors import CheckpointError, ConfigError
-from fer_attention.inference.faces import ImageLike, face_inputs, is_face_crop, to_gray
 from fer_attention.inference.onnx_io import ONNX_HINT, OnnxRuntimeNet, ort_session, read_onnx_metadata
-from fer_attention.inference.prediction import Box, FacePrediction, image_predictions
+from fer_attention.inference.prediction import FacePrediction, image_predictions
 from fer_attention.inference.shipped import SHIPPED_DIR, describe, shipped_card
 from fer_attention.inference.video import predict_video
 from fer_attention.models.tta import check_tta, ten_crop_logits
@@ -55,6 +55,8 @@ class FERPredictor:
         test_time_augmentation: ``None``, or ``"tencrop"``: each face's probabilities are the softmax of
             the mean logits over ten 90% crops and their mirrors (10x the compute; the attention mask is
             the plain face's).
+        min_face: the smallest face the detector looks for, a fraction of the image's shorter side
+            (:func:`~fer_attention.data.preprocess.detect_faces`; `fer-predict`'s ``min_face``).
 
     The arguments are kept as attributes of the same names (``device`` as a ``torch.device``); a model
     from :func:`load_onnx` also has ``onnx_metadata``.
@@ -69,8 +71,10 @@ class FERPredictor:
         device: str | torch.device = "cpu",
         checkpoint: str | None = None,
         test_time_augmentation: str | None = None,
+        min_face: float = preprocess.MIN_FACE,
     ) -> None:
         self.test_time_augmentation = check_tta(test_time_augmentation)
+        self.min_face = preprocess.check_min_face(min_face)
         self.device = torch.device(device)
         self.net = net.to(self.device).eval()
         self.class_names = list(class_names)
@@ -96,9 +100,9 @@ class FERPredictor:
 
         Returns:
             True when the longer side is at most ``AUTO_CROP_FACTOR`` (2) times ``image_size``
-            (:func:`fer_attention.inference.faces.is_face_crop`).
+            (:func:`fer_attention.data.preprocess.is_face_crop`).
         """
-        return is_face_crop(shape, self.image_size)
+        return preprocess.is_face_crop(shape, self.image_size)
 
     def faces(
         self, image: ImageLike, detect: bool | str = "auto"
@@ -106,7 +110,8 @@ class FERPredictor:
         """The network inputs of one image and their boxes, prepared as the training faces were.
 
         Args:
-            image: anything :func:`to_gray` reads (a path, a PIL image, an array).
+            image: anything :func:`~fer_attention.data.preprocess.to_gray` reads (a path, a PIL image,
+                an array).
             detect: ``"auto"``, True or False (or their strings, see
                 :func:`~fer_attention.data.preprocess.parse_detect`). True: every face the detector finds;
                 False: the centred square of the whole image; ``"auto"``: False when the image is no larger
@@ -119,14 +124,13 @@ class FERPredictor:
         Raises:
             ValueError: the image cannot be read, or ``detect`` is not one of the values above.
         """
-        detect = parse_detect(detect)
-        gray = to_gray(image)
-        return self.faces_of_gray(gray, detect)
+        detect = preprocess.parse_detect(detect)  # before the file is read
+        return self.faces_of_gray(preprocess.to_gray(image), detect)
 
     def faces_of_gray(
         self, gray: np.ndarray, detect: bool | str = "auto"
     ) -> tuple[list[np.ndarray], list[Box | None]]:
-        """:meth:`faces` of a uint8 gray image ``[H, W]``.
+        """:meth:`faces` of a uint8 gray image ``[H, W]``, faces down to ``min_face``.
 
         Args:
             gray: a uint8 gray image ``[H, W]``.
@@ -135,7 +139,7 @@ class FERPredictor:
         Returns:
             ``(faces, boxes)`` as :meth:`faces` returns them.
         """
-        return face_inputs(gray, self.image_size, detect)
+        return preprocess.face_inputs(gray, self.image_size, detect, self.min_face)
 
     # -- inference -----------------------------------------------------------------------------------
 
@@ -216,13 +220,13 @@ class FERPredictor:
         Raises:
             ValueError: an image cannot be read (the message names it), or ``detect`` is invalid.
         """
-        detect = parse_detect(detect)
+        detect = preprocess.parse_detect(detect)
         single = not isinstance(images, list | tuple)
         items = [images] if single else list(images)
         prepared = []
         for i, item in enumerate(items):
             try:
-                prepared.append(self.faces(item, detect=detect))
+                prepared.append(self.faces_of_gray(preprocess.to_gray(item), detect))
             except ValueError as err:
                 name = str(item) if isinstance(item, str | Path) else f"image {i}"
                 raise ValueError(f"{name}: {err}") from None
@@ -328,18 +332,14 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
     ckpt = read_checkpoint(path)
     hparams = ckpt["hyper_parameters"]
     data_config = dict(hparams.get("data_config") or {})
-    image_size = data_config.get("image_size") or (hparams.get("net") or {}).get("image_size")
+    image_size = data_config.get("image_size")
     if not image_size:
         raise CheckpointError(f"checkpoint {path}: records no image size (data_config.image_size)")
     try:  # the network alone, eager, without Lightning: the "net." tensors (fp16 ones are cast)
         from hydra.utils import instantiate
 
         net = instantiate(hparams["net"])
-        state = {
-            k.removeprefix("net.").replace("_orig_mod.", ""): v
-            for k, v in ckpt["state_dict"].items()
-            if k.startswith("net.")
-        }
+        state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
         net.load_state_dict(state, strict=True)
     except Exception as err:  # noqa: BLE001 - a state dict that does not fit its own config
         raise CheckpointError(

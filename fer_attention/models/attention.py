@@ -7,21 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fer_attention.models.layers import Bottleneck, conv_bn_relu
-
-FUSIONS = ("concat", "add")
-MODES = ("residual", "plain")
-
-
-def check_fusion(fusion: str, key: str = "fusion") -> None:
-    """``fusion`` is a known way to combine image and LBP features (one-line ValueError naming ``key``)."""
-    if fusion not in FUSIONS:
-        raise ValueError(f"{key}={fusion!r} is not one of {', '.join(FUSIONS)}")
-
-
-def check_mode(mode: str, key: str = "mode") -> None:
-    """``mode`` is a known attention output (one-line ValueError naming ``key``)."""
-    if mode not in MODES:
-        raise ValueError(f"{key}={mode!r} is not one of {', '.join(MODES)}")
+from fer_attention.models.options import AttentionMode, Fusion
 
 
 class FeatureFusion(nn.Module):
@@ -29,8 +15,7 @@ class FeatureFusion(nn.Module):
 
     def __init__(self, channels: int, mode: str = "concat") -> None:
         super().__init__()
-        check_fusion(mode)
-        self.mode = mode
+        self.mode = Fusion(mode).value  # ValueError for a value not among Fusion's
         self.project = conv_bn_relu(2 * channels, channels, 1) if mode == "concat" else nn.Identity()
 
     def forward(self, image_feat: torch.Tensor, lbp_feat: torch.Tensor) -> torch.Tensor:
@@ -49,9 +34,8 @@ class AttentionModule(nn.Module):
 
     def __init__(self, channels: int, mask_channels: int | None = None, mode: str = "residual") -> None:
         super().__init__()
-        check_mode(mode)
         mc = mask_channels or max(8, channels // 4)
-        self.mode = mode
+        self.mode = AttentionMode(mode).value  # ValueError for a value not among AttentionMode's
         self.trunk = Bottleneck(channels)
         self.mask_in = conv_bn_relu(channels, mc, 1)
         self.down = nn.Sequential(nn.MaxPool2d(3, stride=2, padding=1), conv_bn_relu(mc, mc, 3))

@@ -5,14 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-POOLS = ("avg", "flatten")
+from fer_attention.models.options import Pool
 
 
-def check_classifier(pool: str, dropout: float, key: str = "classifier") -> None:
-    """A known ``pool`` and a ``dropout`` probability in [0, 1) (one-line ValueError naming ``key.pool`` or
-    ``key.dropout``)."""
-    if pool not in POOLS:
-        raise ValueError(f"{key}.pool={pool!r} is not one of {', '.join(POOLS)}")
+def check_dropout(dropout: float, key: str = "classifier") -> None:
+    """A ``dropout`` probability in [0, 1) (one-line ValueError naming ``key.dropout``)."""
     if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
         raise ValueError(f"{key}.dropout={dropout} must be in [0, 1)")
 
@@ -30,7 +27,8 @@ class Classifier(nn.Module):
         pool: str = "avg",
     ) -> None:
         super().__init__()
-        check_classifier(pool, dropout)
+        pool = Pool(pool).value  # ValueError for a value not among Pool's
+        check_dropout(dropout)
         in_features = channels if pool == "avg" else channels * feature_size * feature_size
         self.pool = nn.AdaptiveAvgPool2d(1) if pool == "avg" else nn.Identity()
         self.head = nn.Sequential(

@@ -14,8 +14,8 @@ from torch import nn
 
 from fer_attention.lbp import LBPLayer
 from fer_attention.lbp import check_args as check_lbp_args
-from fer_attention.models.attention import AttentionModule, FeatureFusion, check_fusion, check_mode
-from fer_attention.models.classifier import Classifier, check_classifier
+from fer_attention.models.attention import AttentionModule, FeatureFusion
+from fer_attention.models.classifier import Classifier, check_dropout
 from fer_attention.models.options import (
     OPTION_GROUPS,
     AttentionOptions,
@@ -27,6 +27,7 @@ from fer_attention.models.options import (
 )
 from fer_attention.models.reconstruction import DilatedReconstruction, check_feature_size, check_rates
 from fer_attention.models.vgg import VGGStream, check_backbone
+from fer_attention.schema import check_fields
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ Options = TypeVar("Options")
 
 def _options(kind: type[Options], value: Options | Mapping[str, Any], key: str) -> Options:
     """``value`` as a ``kind``: itself, or built from a mapping (a config group) with exactly its fields
-    (a field with a default may be left out)."""
+    (a field with a default may be left out), of the types and choices they declare."""
     if isinstance(value, kind):
         return value
     if not isinstance(value, Mapping):
@@ -51,6 +52,7 @@ def _options(kind: type[Options], value: Options | Mapping[str, Any], key: str) 
             f"{what} {', '.join(keys)}" for what, keys in (("missing", missing), ("unknown", unknown)) if keys
         )
         raise ValueError(f"{key} must have the keys {', '.join(names)}: {found}")
+    check_fields(kind, value, key)
     return kind(**{n: value[n] for n in names if n in value})
 
 
@@ -86,7 +88,6 @@ def _check_groups(
     """The network's rules over its option groups (one-line ValueError naming ``key(option)``); returns
     (whether the LBP stream is built, the side of the backbone's feature map, the dilation rates used)."""
     backbone: BackboneOptions = groups["backbone"]
-    attention: AttentionOptions = groups["attention"]
     classifier: ClassifierOptions = groups["classifier"]
     reconstruction: ReconstructionOptions = groups["reconstruction"]
     use_lbp = _uses_lbp(groups["lbp"], groups["modules"], key)
@@ -97,10 +98,8 @@ def _check_groups(
             raise ValueError(
                 f"{key('backbone.shared')}=true needs {key('in_channels')}=1 (the LBP map has one channel)"
             )
-    check_fusion(attention.fusion, key("attention.fusion"))
-    check_mode(attention.mode, key("attention.mode"))
-    check_classifier(classifier.pool, classifier.dropout, key("classifier"))
-    check_backbone(backbone.arch, backbone.last_stage, backbone.width, backbone.weights, key("backbone"))
+    check_dropout(classifier.dropout, key("classifier"))
+    check_backbone(backbone.last_stage, backbone.width, backbone.weights, key("backbone"))
     sizes = {
         "image_size": key("image_size"),
         "last_stage": key("backbone.last_stage"),

@@ -1,9 +1,11 @@
 """The network's options, one dataclass per option group of the config's ``model.net``.
 
 They are the network's arguments (:class:`~fer_attention.models.FERAttentionNet` takes them or mappings with
-exactly their keys) and, registered in Hydra's ConfigStore by :mod:`fer_attention.config`, the schemas of the
-config groups that set them: Hydra rejects an unknown key or a value of the wrong type when it composes the
-config, naming the full key. Imports neither torch nor the network, so that the config layer can read them.
+exactly their keys, checked against them) and, registered in Hydra's ConfigStore by :mod:`fer_attention.config`,
+the schemas of the config groups that set them: Hydra rejects an unknown key, a value of the wrong type or a
+choice not among an Enum's values when it composes the config, naming the full key. The Enums are the one list
+of each choice: the modules that implement them take their values from here. Imports neither torch nor the
+network, so that the config layer can read them.
 """
 
 from __future__ import annotations
@@ -11,13 +13,44 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from fer_attention.schema import Choice, LBPMethod
+
+
+class Arch(Choice):
+    """``backbone.arch``: torchvision's VGG16 with batch norm (trains from scratch) or without."""
+
+    vgg16 = "vgg16"
+    vgg16_bn = "vgg16_bn"
+
+
+class Fusion(Choice):
+    """``attention.fusion``: how image and LBP features are combined (:class:`~fer_attention.models.attention.FeatureFusion`)."""
+
+    concat = "concat"
+    add = "add"
+
+
+class AttentionMode(Choice):
+    """``attention.mode``: the attention output, ``(1 + M) * T`` or ``M * T``."""
+
+    residual = "residual"
+    plain = "plain"
+
+
+class Pool(Choice):
+    """``classifier.pool``: global average pooling or flatten before the classifier's FC layers."""
+
+    avg = "avg"
+    flatten = "flatten"
+
 
 @dataclass
 class LBPOptions:
     """``lbp`` (the ``lbp`` config group): the LBP ``method``, ``P`` neighbours on radius ``R`` (see
     :class:`~fer_attention.lbp.LBPLayer`)."""
 
-    method: str
+    # null only in checkpoints written before modules.lbp was the one switch of the LBP stream
+    method: LBPMethod | None
     P: int
     R: float
 
@@ -39,7 +72,7 @@ class BackboneOptions:
     """``backbone``: the VGG16 streams (:class:`~fer_attention.models.vgg.VGGStream`), and whether the
     LBP map goes through the image stream's weights (``shared``)."""
 
-    arch: str
+    arch: Arch
     last_stage: int
     width: float
     shared: bool
@@ -51,8 +84,8 @@ class AttentionOptions:
     """``attention``: how image and LBP features are fused, the attention ``mode`` and the mask branch's
     channels (None: backbone channels / 4)."""
 
-    fusion: str
-    mode: str
+    fusion: Fusion
+    mode: AttentionMode
     mask_channels: int | None
 
 
@@ -76,7 +109,7 @@ class DilationOptions:
 class ClassifierOptions:
     """``classifier``: pooling, hidden units and dropout of :class:`~fer_attention.models.classifier.Classifier`."""
 
-    pool: str
+    pool: Pool
     hidden: int
     dropout: float
 
@@ -121,12 +154,17 @@ SCHEMAS: dict[str, Any] = {
 __all__ = [
     "OPTION_GROUPS",
     "SCHEMAS",
+    "Arch",
+    "AttentionMode",
     "AttentionOptions",
     "BackboneOptions",
     "ClassifierOptions",
     "DilationOptions",
+    "Fusion",
+    "LBPMethod",
     "LBPOptions",
     "ModuleSwitches",
     "NetOptions",
+    "Pool",
     "ReconstructionOptions",
 ]

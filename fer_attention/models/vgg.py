@@ -10,22 +10,19 @@ from torch import nn
 from torchvision.models import vgg as tv_vgg
 
 from fer_attention.errors import ConfigError
+from fer_attention.models.options import Arch
 
 log = logging.getLogger(__name__)
 
-ARCHS = ("vgg16", "vgg16_bn")
 NUM_STAGES = 5
 PRETRAINED = "imagenet"  # weights: torchvision's ImageNet weights; anything else but None is a file
 
 
-def check_backbone(
-    arch: str, last_stage: int, width: float, weights: str | None = None, key: str = ""
-) -> None:
-    """Raise ValueError with one line naming ``arch``, ``last_stage``, ``width`` or ``weights`` (under
-    ``key``: ``model.net.backbone`` gives ``model.net.backbone.width``) and what is allowed."""
+def check_backbone(last_stage: int, width: float, weights: str | None = None, key: str = "") -> None:
+    """Raise ValueError with one line naming ``last_stage``, ``width`` or ``weights`` (under ``key``:
+    ``model.net.backbone`` gives ``model.net.backbone.width``) and what is allowed (``arch``: an
+    :class:`~fer_attention.models.options.Arch`)."""
     at = f"{key}." if key else ""
-    if arch not in ARCHS:
-        raise ValueError(f"{at}arch={arch!r} is not one of {', '.join(ARCHS)}")
     if not isinstance(last_stage, int) or not 1 <= last_stage <= NUM_STAGES:
         raise ValueError(f"{at}last_stage={last_stage!r} must be in 1..{NUM_STAGES} (4 = through conv4_3)")
     if not isinstance(width, int | float) or width <= 0:
@@ -74,7 +71,8 @@ class VGGStream(nn.Module):
         weights: str | None = None,
     ) -> None:
         super().__init__()
-        check_backbone(arch, last_stage, width, weights)
+        arch = Arch(arch).value  # ValueError for a value not among Arch's
+        check_backbone(last_stage, width, weights)
         cfg = stage_config(last_stage, width)
         self.features = tv_vgg.make_layers(cfg, batch_norm=arch == "vgg16_bn")
         first = self.features[0]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-from hydra.utils import get_class, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from fer_attention.tracking import wandb_credentials_available
@@ -17,28 +17,38 @@ log = logging.getLogger(__name__)
 
 
 def to_dict(cfg: Any) -> Any:
-    """Resolved plain containers from a config node (``None`` stays ``None``)."""
+    """Resolved plain containers from a config node (``None`` stays ``None``), the schemas' Enum choices as
+    their plain strings: what checkpoints, metrics.json and the network receive."""
     if cfg is None:
         return None
     if isinstance(cfg, DictConfig) or OmegaConf.is_config(cfg):
-        return OmegaConf.to_container(cfg, resolve=True)
+        return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     return cfg
 
 
+def _instantiate(cfg: Any, **kwargs: Any) -> Any:
+    """The object ``cfg._target_`` names, with the other keys as plain arguments (nested configs with a
+    ``_target_`` stay configs: the object builds them itself, and records them as they are). An error the
+    object raises is raised as it is (instantiate wraps it over several lines): a bad value is one line."""
+    from hydra.errors import InstantiationException
+
+    try:
+        return instantiate(to_dict(cfg), _recursive_=False, _convert_="all", **kwargs)
+    except InstantiationException as err:
+        if err.__cause__ is None:
+            raise
+        raise err.__cause__ from None
+
+
 def build_datamodule(data_cfg: Any) -> pl.LightningDataModule:
-    """The LightningDataModule named by ``data_cfg._target_``."""
-    kwargs = to_dict(data_cfg)
-    cls = get_class(kwargs.pop("_target_"))
-    return cls(**kwargs)
+    """The LightningDataModule named by ``data_cfg._target_`` (a composed ``data`` config or a checkpoint's
+    record of one)."""
+    return _instantiate(data_cfg)
 
 
 def build_model(model_cfg: Any, data_cfg: Any = None) -> FERModule:
     """The LightningModule named by ``model_cfg._target_``; the data config is stored in it for later use."""
-    kwargs = to_dict(model_cfg)
-    cls = get_class(kwargs.pop("_target_"))
-    if data_cfg is not None:
-        kwargs["data_config"] = to_dict(data_cfg)
-    return cls(**kwargs)
+    return _instantiate(model_cfg, **({"data_config": to_dict(data_cfg)} if data_cfg is not None else {}))
 
 
 def build_callbacks(callbacks_cfg: Any) -> list[pl.Callback]:
@@ -101,12 +111,14 @@ def build_loggers(logger_cfg: Any, run_cfg: Any = None) -> list:
 
 def build_trainer(trainer_cfg: Any, callbacks: list, loggers: list) -> pl.Trainer:
     """The Trainer, saving checkpoints atomically; a learning-rate monitor is dropped when there is no
-    logger for it to write to."""
+    logger for it to write to.
+
+    Built after the callbacks and loggers, which Lightning takes as objects when the Trainer is made (not
+    configs it could build itself): hence the explicit order of :func:`fer_attention.training.task.train`."""
     from fer_attention.training.checkpoint_io import AtomicCheckpointIO
 
     if not loggers:
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.LearningRateMonitor)]
-    plugins = [instantiate(p) for p in (to_dict(trainer_cfg.get("plugins")) or [])]
-    if not any(isinstance(p, pl.plugins.CheckpointIO) for p in plugins):
-        plugins.append(AtomicCheckpointIO())
-    return instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False, plugins=plugins)
+    return _instantiate(
+        trainer_cfg, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+    )

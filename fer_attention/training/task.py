@@ -163,7 +163,7 @@ def _fit_and_test(cfg: DictConfig, run, resume_ckpt: Path | None) -> dict[str, A
     loggers = build_loggers(cfg.get("logger"), cfg)
     trainer = build_trainer(cfg.trainer, callbacks, loggers)
     for lg in loggers:
-        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
 
     if cfg.get("train", True):
         ckpt_path = resume_ckpt or resolve_resume_path(cfg.get("ckpt_path"), run_dir)
@@ -271,7 +271,7 @@ def _eval_loader(datamodule, split: str):
         FaceArrayDataset(faces.images, faces.labels),
         batch_size=datamodule.eval_batch_size,
         shuffle=False,
-        num_workers=datamodule.num_workers,
+        num_workers=datamodule.options.num_workers,
     )
     return loader, face_ids(faces, np.arange(len(faces)), datamodule.name, datamodule.root)
 

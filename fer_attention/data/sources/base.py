@@ -21,11 +21,21 @@ from typing import Any
 import numpy as np
 
 from fer_attention.errors import DataError
+from fer_attention.schema import Choice
 
 IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".pgm", ".ppm", ".pnm", ".jp2"}
 )
-ON_BAD_FILE = ("error", "skip")
+
+
+class OnBadFile(Choice):
+    """``data.on_bad_file``: what :class:`BadInputs` does with a corrupt, unreadable or mislabelled input."""
+
+    error = "error"
+    skip = "skip"
+
+
+ON_BAD_FILE = OnBadFile.values()
 SPLIT_ALIASES = {
     "train": "train",
     "training": "train",

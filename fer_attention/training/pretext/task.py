@@ -53,8 +53,8 @@ def check_pretext(cfg: DictConfig) -> None:
                 "pretext.contrastive_weight > 0 aligns the image and LBP streams: it needs the LBP stream "
                 "(not lbp=none or ablation=no_lbp/vgg16)"
             )
-    temperature = p.get("temperature", 0.1)
-    if not isinstance(temperature, int | float) or temperature <= 0:
+    temperature = p.get("temperature", 0.1)  # a number: the schema (PretextOptions) types it
+    if temperature <= 0:
         raise ConfigError(f"pretext.temperature={temperature!r} must be a number > 0")
     if cfg.get("ckpt_path") == "last":
         raise ConfigError("ckpt_path=last: give fer-pretrain the file, <run dir>/checkpoints/last.ckpt")
@@ -94,12 +94,8 @@ def _load_faces(data_cfg: dict[str, Any]) -> FaceArrays:
 
 def _resume_path(ckpt_path: str | None) -> str | None:
     """``ckpt_path``: a pretext run's ``checkpoints/last.ckpt`` to continue (validate_config checked that
-    it exists)."""
-    if ckpt_path in (None, ""):
-        return None
-    if ckpt_path == "last":
-        raise ConfigError("ckpt_path=last: give fer-pretrain the file, <run dir>/checkpoints/last.ckpt")
-    return str(ckpt_path)
+    it exists, check_pretext that it is a file, not ``last``)."""
+    return None if ckpt_path in (None, "") else str(ckpt_path)
 
 
 def _build_module(cfg: DictConfig, pretext_cfg: dict[str, Any]) -> PretextModule:
