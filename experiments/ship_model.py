@@ -104,7 +104,7 @@ def per_class_recall(matrix: list[list[int]], names: list[str]) -> dict[str, flo
 
 def build(run: Path, folder: str, command: str, out: Path = SHIPPED_DIR, chosen: dict | None = None) -> dict:
     """Write the shipped model of training run ``run`` into ``out`` (see the module's docstring)."""
-    from fer_attention.reporting.plots import plot_confusion_matrix
+    from fer_attention.viz.figures import plot_confusion_matrix
 
     metrics = json.loads((run / "metrics.json").read_text())
     ckpt = Path(metrics["best_ckpt"])

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from fer_attention.reporting.aggregate import find_jobs
-from fer_attention.reporting.files import write_json_atomic
+from fer_attention.runs import write_json_atomic
 
 MODES = ("null", "tencrop")
 FER_EVAL = [sys.executable, "-m", "fer_attention.cli.evaluate"]

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DistributedSampler
 
 from fer_attention.data.samplers import EpochSampler, ShardedEpochSampler
-from fer_attention.reporting.files import read_status
+from fer_attention.runs import read_status
 from fer_attention.training.checkpoint import load_weights_only
 from fer_attention.training.task import train
 

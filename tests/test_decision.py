@@ -33,7 +33,7 @@ from fer_attention.reporting.decision import (
     two_level_posterior,
     variance_components,
 )
-from fer_attention.reporting.files import write_predictions
+from fer_attention.runs import write_predictions
 
 RESULTS = Path(__file__).resolve().parents[1] / "experiments" / "results"
 KFOLD_TABLES = [

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fer_attention"
 # Each part of the package (a subpackage or a top-level module) and its layer: a module may import its
 # own part and parts of lower layers, never a higher or an equal other one. A new part needs a layer here.
 LAYERS = {
-    0: ("errors", "runtime", "tracking", "classes", "lbp_sampler", "schema"),
+    0: ("errors", "runtime", "tracking", "classes", "lbp_sampler", "schema", "runs", "viz"),
     1: ("lbp", "data"),
     2: ("models",),
     3: ("config",),

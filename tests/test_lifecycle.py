@@ -83,7 +83,7 @@ def test_train_eval_and_pretrain_fail_into_status_json(make_cfg, wandb_ends, mon
 def test_status_and_wandb_end_are_written_in_one_place():
     """Only the lifecycle module writes status.json states or ends a training run's W&B run (the W&B
     report ends its own report run)."""
-    owners = {"training/lifecycle.py", "tracking.py", "reporting/files.py", "reporting/dashboard.py"}
+    owners = {"training/lifecycle.py", "tracking.py", "runs.py", "reporting/dashboard.py"}
     for path in PACKAGE.rglob("*.py"):
         rel = path.relative_to(PACKAGE).as_posix()
         if rel in owners:

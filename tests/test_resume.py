@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fer_attention.reporting.files import read_status
+from fer_attention.runs import read_status
 
 from .conftest import TINY
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from fer_attention.data.synthetic import CLASS_NAMES, SyntheticFaces, render_synthetic_faces
-from fer_attention.reporting.plots import save_face_grid
+from fer_attention.viz.figures import save_face_grid
 
 
 @pytest.fixture(scope="module")

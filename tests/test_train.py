@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fer_attention.errors import CheckpointError, ConfigError
-from fer_attention.reporting.files import read_predictions
+from fer_attention.runs import read_predictions
 from fer_attention.training.task import evaluate, train
 
 from .conftest import TINY

@@ -8,7 +8,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 
-from fer_attention.reporting.attention import attention_maps, plot_attention_grid
+from fer_attention.viz.attention import attention_maps, plot_attention_grid
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from fer_attention.inference.onnx_io import (
 )
 from fer_attention.inference.predictor import load_model
 from fer_attention.inference.quantize import check_calibration_arg, quantize_checkpoint, report_lines
-from fer_attention.reporting.files import write_json_atomic
+from fer_attention.runs import write_json_atomic
 
 log = logging.getLogger("fer_attention.inference.export")
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from fer_attention.data.preprocess import Box
-from fer_attention.reporting.annotate import draw_faces
+from fer_attention.viz.annotate import draw_faces
 
 # the warnings of fer-predict's files, under the logger of the task
 log = logging.getLogger("fer_attention.inference.predict")
@@ -284,7 +284,7 @@ class PredictionOutputs:
     def video(self, path: Path, predictions: Iterable[FacePrediction]) -> None:
         """Write the rows of one video (logging its error rows), and its timeline if asked."""
         # function-local: matplotlib only when a video is labelled
-        from fer_attention.reporting.timeline import plot_timeline
+        from fer_attention.viz.timeline import plot_timeline
 
         rows = []
         for p in predictions:
@@ -334,7 +334,7 @@ def draw_annotated(path: Path, faces: list[dict[str, Any]], out: Path) -> None:
 def save_attention(prediction: FacePrediction, class_names: list[str], path: Path) -> None:
     """The attention picture of one face predicted with ``return_attention``: the face, its LBP map and
     its attention mask (those the network has)."""
-    from fer_attention.reporting.attention import plot_attention_grid
+    from fer_attention.viz.attention import plot_attention_grid
 
     maps = {
         "faces": prediction.face[None],

@@ -291,7 +291,7 @@ class FERPredictor:
             ValueError: ``detect`` is invalid.
         """
         # function-local: matplotlib only when a timeline is asked for
-        from fer_attention.reporting.timeline import plot_timeline
+        from fer_attention.viz.timeline import plot_timeline
 
         rows = list(predict_video(self, path, stride, detect, batch_size, annotated, progress, **tracking))
         if timeline is not None:

@@ -42,7 +42,7 @@ import numpy as np
 
 from fer_attention.data.preprocess import Box, parse_detect
 from fer_attention.inference.prediction import FacePrediction
-from fer_attention.reporting.annotate import draw_faces
+from fer_attention.viz.annotate import draw_faces
 
 log = logging.getLogger(__name__)
 

@@ -23,11 +23,12 @@ from fer_attention.reporting.decision import (
     kfold_posterior,
     two_level_posterior,
 )
-from fer_attention.reporting.files import METRICS_FILE, read_status
 from fer_attention.reporting.jobs import COMPARED, Job, Row, sort_key
-from fer_attention.reporting.plots import plot_confusion_matrix, plot_curves, plot_rows
+from fer_attention.reporting.plots import plot_curves, plot_rows
 from fer_attention.reporting.stats import holm, mean_interval, paired_comparison
 from fer_attention.reporting.tables import table_markdown, table_verdict, write_csv_tables
+from fer_attention.runs import METRICS_FILE, read_status
+from fer_attention.viz.figures import plot_confusion_matrix
 
 log = logging.getLogger(__name__)
 

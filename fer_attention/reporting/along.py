@@ -17,8 +17,8 @@ from fer_attention.errors import ReportError
 from fer_attention.reporting.aggregate import compare_rows, find_jobs, group_jobs, pick_reference
 from fer_attention.reporting.decision import DEFAULT_DECIDE, DEFAULT_ROPE
 from fer_attention.reporting.jobs import COMPARED, Job, Row, sort_key
-from fer_attention.reporting.plots import save_figure
 from fer_attention.reporting.stats import format_p
+from fer_attention.viz.figures import save_figure
 
 # the decision's fields each point of along.csv carries
 ALONG_DECISION = ("rope", "p_ref_better", "p_rope", "p_row_better", "p_tost", "outcome", "rope_equivalent")

@@ -14,8 +14,8 @@ import numpy as np
 import yaml
 
 from fer_attention.errors import ReportError
-from fer_attention.reporting.files import METRICS_FILE, PREDICTIONS_FILE, STATUS_FILE
 from fer_attention.reporting.results import kept_notes, machine
+from fer_attention.runs import METRICS_FILE, PREDICTIONS_FILE, STATUS_FILE
 
 EVAL_SPLITS = ("all", "test", "val")
 # what a published eval run keeps, relative to its run dir

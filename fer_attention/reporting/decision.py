@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from fer_attention.errors import ReportError
-from fer_attention.reporting.files import PREDICTIONS_FILE, read_predictions
 from fer_attention.reporting.stats import PairedComparison
+from fer_attention.runs import PREDICTIONS_FILE, read_predictions
 
 DEFAULT_ROPE = 2.0
 DEFAULT_DECIDE = 0.95

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from fer_attention.reporting.files import PREDICTIONS_FILE
 from fer_attention.reporting.stats import PairedComparison
+from fer_attention.runs import PREDICTIONS_FILE
 
 METRICS = ("test/acc", "test/f1_macro", "val/acc_best")
 # the metric rows are compared on

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from fer_attention.errors import ReportError
-from fer_attention.reporting.files import METRICS_FILE, PREDICTIONS_FILE, STATUS_FILE
+from fer_attention.runs import METRICS_FILE, PREDICTIONS_FILE, STATUS_FILE
 from fer_attention.runtime import cpu_description
 
 # what a published job keeps, relative to its job dir

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from fer_attention.errors import CheckpointError, ConfigError
-from fer_attention.reporting.files import read_status
+from fer_attention.runs import read_status
 
 
 def _unreadable_reason(err: Exception) -> str:

@@ -14,8 +14,8 @@ from typing import Any
 
 from lightning.pytorch.utilities import rank_zero_only
 
-from fer_attention.reporting.files import METRICS_FILE, PREDICTIONS_FILE, write_json_atomic, write_predictions
-from fer_attention.reporting.files import write_status as _write_status
+from fer_attention.runs import METRICS_FILE, PREDICTIONS_FILE, write_json_atomic, write_predictions
+from fer_attention.runs import write_status as _write_status
 from fer_attention.tracking import finish_wandb
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class Run:
             return metrics
         split_cm = next((k for k in metrics if k.endswith("/confusion_matrix") and metrics[k]), None)
         if title and split_cm:
-            from fer_attention.reporting.plots import plot_confusion_matrix
+            from fer_attention.viz.figures import plot_confusion_matrix
 
             plot_confusion_matrix(
                 metrics[split_cm], metrics["class_names"], self.run_dir / "confusion_matrix.png", title

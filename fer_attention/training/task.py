@@ -18,7 +18,7 @@ from fer_attention.callbacks.epoch_seed import EpochSeed
 from fer_attention.config import validate_config
 from fer_attention.errors import ConfigError
 from fer_attention.models.tta import check_tta
-from fer_attention.reporting.files import METRICS_FILE
+from fer_attention.runs import METRICS_FILE
 from fer_attention.runtime import configure_process, resolve_precision
 from fer_attention.training.builders import (
     build_callbacks,

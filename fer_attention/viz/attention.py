@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from fer_attention.reporting.plots import save_figure
+from fer_attention.viz.figures import save_figure
 
 
 @torch.no_grad()

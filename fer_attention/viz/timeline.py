@@ -13,7 +13,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from fer_attention.reporting.plots import save_figure
+from fer_attention.viz.figures import save_figure
 
 # at most this many tracks get a panel (the ones with the most labelled frames); the rest are named
 MAX_TRACKS = 8
