@@ -7,6 +7,8 @@ import dataclasses
 import functools
 import inspect
 import itertools
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -291,3 +293,32 @@ def test_bad_settings_fail_early_with_one_line(make_cfg, override, message):
     with pytest.raises(ConfigError, match=message) as info:
         validate_config(cfg)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("arch", ["vgg16", "vgg16_bn"])
+def test_the_vgg_layers_are_torchvisions_so_its_state_dicts_load(arch):
+    """VGGStream builds VGG16 without importing torchvision: its layers, their order and state dict keys and
+    shapes are those of torchvision's ``make_layers`` for every stage, apart from the first convolution's
+    input channels."""
+    from torchvision.models import vgg as tv_vgg
+
+    from fer_attention.models.vgg import VGGStream, stage_config
+
+    for last_stage in (1, 4, 5):
+        ours = VGGStream(arch, last_stage=last_stage, width=1.0, in_channels=1).features
+        theirs = tv_vgg.make_layers(stage_config(last_stage, 1.0), batch_norm=arch == "vgg16_bn")
+        assert [type(m) for m in ours] == [type(m) for m in theirs]
+        shapes = {k: tuple(v.shape) for k, v in theirs.state_dict().items()}
+        shapes["0.weight"] = (64, 1, 3, 3)
+        assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == shapes
+        assert all(getattr(m, "inplace", True) for m in ours if isinstance(m, torch.nn.ReLU))
+
+
+def test_loading_the_shipped_model_imports_no_torchvision():
+    """torchvision's import is a second of fer-predict's start; the network needs none of it."""
+    code = (
+        "import sys; from fer_attention.inference import load_model; load_model(); "
+        "print('torchvision' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"

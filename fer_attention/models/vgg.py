@@ -1,4 +1,6 @@
-"""VGG16 convolution streams built from torchvision's VGG16 definition."""
+"""VGG16 convolution streams: VGG16's layer list (configuration "D" of Simonyan & Zisserman, laid out as
+torchvision lays it out, so that its state dicts load), without importing torchvision, which only ImageNet
+weights need."""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import vgg as tv_vgg
 
 from fer_attention.errors import ConfigError
 from fer_attention.models.options import Arch
@@ -16,6 +17,27 @@ log = logging.getLogger(__name__)
 
 NUM_STAGES = 5
 PRETRAINED = "imagenet"  # weights: torchvision's ImageNet weights; anything else but None is a file
+# VGG16's convolutions (output channels) and max pools ("M"), stage by stage
+VGG16_LAYERS: tuple[int | str, ...] = (
+    64,
+    64,
+    "M",
+    128,
+    128,
+    "M",
+    256,
+    256,
+    256,
+    "M",
+    512,
+    512,
+    512,
+    "M",
+    512,
+    512,
+    512,
+    "M",
+)
 
 
 def check_backbone(last_stage: int, width: float, weights: str | None = None, key: str = "") -> None:
@@ -34,11 +56,11 @@ def check_backbone(last_stage: int, width: float, weights: str | None = None, ke
 
 
 def stage_config(last_stage: int, width: float) -> list[int | str]:
-    """torchvision's VGG16 layer list ("D") through the last conv of ``last_stage`` (1..5), with channel
+    """VGG16's layer list (:data:`VGG16_LAYERS`) through the last conv of ``last_stage`` (1..5), with channel
     counts scaled by ``width``; the pool after the last kept stage is dropped."""
     cfg: list[int | str] = []
     stage = 1
-    for v in tv_vgg.cfgs["D"]:
+    for v in VGG16_LAYERS:
         if v == "M":
             if stage == last_stage:
                 break
@@ -47,6 +69,22 @@ def stage_config(last_stage: int, width: float) -> list[int | str]:
         else:
             cfg.append(max(8, int(round(int(v) * width))))
     return cfg
+
+
+def make_layers(cfg: list[int | str], batch_norm: bool, in_channels: int) -> nn.Sequential:
+    """The layers of ``cfg`` (:func:`stage_config`): each number a 3x3 convolution (padding 1), batch norm
+    with ``batch_norm``, and ReLU; each ``M`` a 2x2 max pool. Indices as torchvision's ``make_layers``."""
+    layers: list[nn.Module] = []
+    for v in cfg:
+        if v == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            continue
+        layers.append(nn.Conv2d(in_channels, int(v), kernel_size=3, padding=1))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(int(v)))
+        layers.append(nn.ReLU(inplace=True))
+        in_channels = int(v)
+    return nn.Sequential(*layers)
 
 
 def feature_size(image_size: int, last_stage: int) -> int:
@@ -74,9 +112,7 @@ class VGGStream(nn.Module):
         arch = Arch(arch).value  # ValueError for a value not among Arch's
         check_backbone(last_stage, width, weights)
         cfg = stage_config(last_stage, width)
-        self.features = tv_vgg.make_layers(cfg, batch_norm=arch == "vgg16_bn")
-        first = self.features[0]
-        self.features[0] = nn.Conv2d(in_channels, first.out_channels, kernel_size=3, padding=1)
+        self.features = make_layers(cfg, batch_norm=arch == "vgg16_bn", in_channels=in_channels)
         self.out_channels = int([v for v in cfg if v != "M"][-1])
         self.arch = arch
         if weights is not None:
@@ -115,6 +151,8 @@ class VGGStream(nn.Module):
 
 
 def _imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
+    from torchvision.models import vgg as tv_vgg
+
     builder = {"vgg16": tv_vgg.vgg16, "vgg16_bn": tv_vgg.vgg16_bn}[arch]
     weights_enum = {"vgg16": tv_vgg.VGG16_Weights, "vgg16_bn": tv_vgg.VGG16_BN_Weights}[arch].IMAGENET1K_V1
     try:
