@@ -232,12 +232,14 @@ def test_a_key_added_past_a_schema_stops_the_command_before_its_task(make_cfg, c
 def test_imagenet_weights_offline_is_one_clear_line(monkeypatch):
     from urllib.error import URLError
 
+    from torchvision.models import vgg as tv_vgg
+
     from fer_attention.models import vgg
 
     def offline(*_a, **_k):
         raise URLError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(vgg.tv_vgg, "vgg16_bn", offline)
+    monkeypatch.setattr(tv_vgg, "vgg16_bn", offline)
     with pytest.raises(ConfigError, match=r"weights=imagenet: could not load torchvision's vgg16_bn") as err:
         vgg._imagenet_state_dict("vgg16_bn")
     assert "pass a state dict file path" in str(err.value) and "\n" not in str(err.value)
