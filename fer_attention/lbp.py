@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 
 import numpy as np
 import torch
@@ -185,8 +186,20 @@ def _lbp_chunk(img: torch.Tensor, method: str, sampler: Sampler, lut: torch.Tens
 
 
 def _compiler_disable(fn):
-    disable = getattr(getattr(torch, "compiler", None), "disable", None)
-    return fn if disable is None else disable(fn)
+    """``fn``, run eagerly when ``torch.compile`` traces its caller (``torch.compiler.disable``), without
+    importing ``torch._dynamo`` (about 1 s, most of ``fer-predict``'s start) before anything compiles:
+    while Dynamo is not loaded nothing is being compiled, so ``fn`` is called as it is."""
+    disabled: list = []
+
+    @functools.wraps(fn)
+    def eager_under_compile(*args, **kwargs):
+        if "torch._dynamo" not in sys.modules:
+            return fn(*args, **kwargs)
+        if not disabled:
+            disabled.append(torch.compiler.disable(fn))
+        return disabled[0](*args, **kwargs)
+
+    return eager_under_compile
 
 
 def _autocast_enabled(device_type: str) -> bool:
@@ -286,7 +299,7 @@ class LBPLayer(nn.Module):
     @_compiler_disable
     def _codes(self, x: torch.Tensor) -> torch.Tensor:
         out = self._normalized(self._gray(x.detach()))
-        if out.shape[0] > 1:
+        if out.shape[0] > 1 and "torch._dynamo" in sys.modules:
             # the graph after the layer takes the batch size as a symbol, as FERModule marks the input's
             torch._dynamo.maybe_mark_dynamic(out, 0)
         return out

@@ -124,6 +124,38 @@ def test_lbp_map_inside_network_under_bf16_autocast():
     assert torch.equal(seen[0], LBPLayer("uniform", 8, 1.0)(x))
 
 
+def test_lbp_layer_runs_outside_the_compiled_graphs():
+    """Under torch.compile the LBP layer runs eagerly between two graphs (its float64 fractions stay numpy's):
+    the graphs hold the convolutions around it and none of its ops, and the output is the eager one."""
+    graphs: list[list[str]] = []
+
+    def backend(gm, example_inputs):
+        graphs.append(
+            [getattr(n.target, "__name__", str(n.target)) for n in gm.graph.nodes if n.op == "call_function"]
+        )
+        return gm.forward
+
+    class ConvLBPConv(torch.nn.Module):  # Dynamo skips a bare nn.Sequential of torch's own modules
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.lbp, self.b = (
+                torch.nn.Conv2d(1, 1, 3, padding=1),
+                LBPLayer(),
+                torch.nn.Conv2d(1, 2, 3),
+            )
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(self.lbp(self.a(x)))
+
+    net = ConvLBPConv()
+    x = torch.rand(4, 1, 24, 24)
+    torch._dynamo.reset()
+    out = torch.compile(net, backend=backend)(x)
+    torch._dynamo.reset()
+    assert graphs == [["conv2d"], ["conv2d"]]
+    torch.testing.assert_close(out, net(x), atol=0, rtol=0)
+
+
 def test_compiled_module_keeps_state_dict_keys(tmp_path: Path):
     """model.compile=true compiles in place: the checkpoint's keys are the uncompiled network's, so the
     checkpoint loads into a module without compile (and into load_model)."""

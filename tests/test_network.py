@@ -322,3 +322,16 @@ def test_loading_the_shipped_model_imports_no_torchvision():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_predicting_imports_no_compiler():
+    """torch._dynamo's import is a second of fer-predict's start: loading the shipped model and running the
+    paper's network (its LBP layer's compile guards included) on a batch of faces must not load it."""
+    code = (
+        "import sys, torch; from fer_attention.inference import load_model; load_model(); "
+        "from fer_attention.config import net_config; from fer_attention.models import FERAttentionNet; "
+        "net = FERAttentionNet.from_config(net_config(['model.net.backbone.width=0.125'])).eval(); "
+        "net(torch.rand(3, 1, 48, 48)); print(net.lbp is not None, 'torch._dynamo' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "True False"
