@@ -13,6 +13,7 @@ from fer_attention.data.options import DataOptions
 from fer_attention.errors import ConfigError
 from fer_attention.models.options import SCHEMAS, LBPOptions
 from fer_attention.runtime import RuntimeOptions
+from fer_attention.task_options import COMMAND_SCHEMAS
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 MAX_DIRNAME = 120
@@ -167,12 +168,17 @@ def register_schemas() -> None:
     """Store the schemas in Hydra's ConfigStore as ``schema/<name>``, each taken by the defaults list of the
     YAML it types: ``schema/data`` (conf/data/shared/loader.yaml), the network's (conf/model/fer_attention.yaml
     takes ``schema/net`` for ``model.net`` and types the ``lbp``, ``ablation`` and ``dilation`` groups),
-    ``schema/trainer``, ``schema/pretext`` and ``schema/runtime`` (``threads`` and ``malloc``)."""
+    ``schema/trainer``, ``schema/pretext`` and ``schema/runtime`` (``threads`` and ``malloc``), and the
+    commands' own top-level keys (:mod:`fer_attention.task_options`: ``schema/predict``, ``schema/eval``,
+    ``schema/export``, ``schema/data_cli``)."""
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
     schemas = {**SCHEMAS, "data": DataOptions, "trainer": TrainerOptions, "pretext": PretextOptions}
-    for name, schema in {**schemas, "runtime": _top_level(RuntimeOptions)}.items():
+    top_level = {
+        name: _top_level(kind) for name, kind in {"runtime": RuntimeOptions, **COMMAND_SCHEMAS}.items()
+    }
+    for name, schema in {**schemas, **top_level}.items():
         store.store(group=SCHEMA_GROUP, name=name, node=schema)
 
 

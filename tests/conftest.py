@@ -75,6 +75,24 @@ def _restore_logging():
         lg.disabled, lg.propagate = disabled, propagate
 
 
+def composition_line(config_name: str, overrides: list[str] | tuple[str, ...]) -> str:
+    """The one line a fer-* command prints (after ``error: ``) when composing ``config_name`` with
+    ``overrides`` fails; fails the test if it composes."""
+    from hydra.errors import CompactHydraException
+
+    from fer_attention.cli.common import composition_error
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+            compose(config_name, overrides=list(overrides))
+    except CompactHydraException as err:
+        return composition_error(err)
+    finally:
+        GlobalHydra.instance().clear()
+    raise AssertionError(f"{config_name} {' '.join(overrides)}: composed")
+
+
 @pytest.fixture
 def make_cfg(tmp_path):
     """``make_cfg(overrides, config_name="train", subdir="run")`` -> composed config with its own run dir."""

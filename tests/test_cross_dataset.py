@@ -16,7 +16,7 @@ from fer_attention.reporting.cross import cross_report
 from fer_attention.training.task import evaluate, train
 
 from . import data_fixtures as fx
-from .conftest import SHARED_DATA, TINY, compose_cfg
+from .conftest import SHARED_DATA, TINY, compose_cfg, composition_line
 
 FER = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 CK = ["anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise"]
@@ -150,9 +150,9 @@ def test_split_all_on_the_models_own_data(make_cfg, tiny_ckpt):
     metrics = evaluate(cfg)
     assert "class_mapping" not in metrics  # same classes: the plain test loop
     assert sum(map(sum, metrics["all/confusion_matrix"])) == 15 * 7 * 2  # every synthetic face (TINY)
-    cfg = make_cfg([f"ckpt_path={tiny_ckpt}", "trainer.accelerator=cpu", "split=train"], "eval", "bad")
-    with pytest.raises(ValueError, match=r"split='train' is not one of test, val, all"):
-        evaluate(cfg)
+    assert composition_line("eval", [f"ckpt_path={tiny_ckpt}", "split=train"]) == (
+        "Error merging override split=train: Invalid value 'train', expected one of [test, val, all]"
+    )
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "ckplus48").is_dir(), reason="needs ../shared/data/ckplus48")

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fer_attention"
 # own part and parts of lower layers, never a higher or an equal other one. A new part needs a layer here.
 LAYERS = {
     0: ("errors", "runtime", "tracking", "classes", "lbp_sampler", "schema", "runs", "viz"),
-    1: ("lbp", "data"),
+    1: ("lbp", "data", "task_options"),
     2: ("models",),
     3: ("config",),
     4: ("reporting",),

@@ -37,6 +37,7 @@ from fer_attention.data.options import DataOptions
 from fer_attention.errors import ConfigError
 from fer_attention.models.options import SCHEMAS
 from fer_attention.runtime import RuntimeOptions
+from fer_attention.task_options import COMMAND_SCHEMAS
 
 REPO = Path(__file__).resolve().parents[1]
 # keys whose schema type is Any: free-form on purpose (a dataset source's own settings, albumentations
@@ -113,13 +114,15 @@ def _schema_cases() -> list[tuple[str, str, str]]:
     runtime = typing.get_type_hints(RuntimeOptions)
     cases += [("train", "threads", value) for value in _pick("threads", _bad_values(runtime["threads"]))]
     cases += _field_cases("train", "malloc", runtime["malloc"])
+    for config_name, kind in COMMAND_SCHEMAS.items():  # the commands' own top-level keys
+        cases += _field_cases(config_name, "", kind)
     return cases
 
 
 def _field_cases(config_name: str, prefix: str, kind: type) -> list[tuple[str, str, str]]:
     cases = []
     for name, hint in typing.get_type_hints(kind).items():
-        key = f"{prefix}.{name}"
+        key = f"{prefix}.{name}" if prefix else name
         inner = _unwrapped(hint)
         if dataclasses.is_dataclass(inner):
             cases += _field_cases(config_name, key, inner)
@@ -193,7 +196,15 @@ def test_every_schema_is_fuzzed():
         "pretext.target_lbp.method",
     } <= keys
     assert {"threads", "malloc.mmap_threshold_mb", "lbp.method", "dilation.rates"} <= keys
-    assert len(SCHEMA_CASES) > 80
+    commands = {(c, k) for c, k, _ in SCHEMA_CASES if c in COMMAND_SCHEMAS}
+    assert {
+        ("predict", "batch_size"),
+        ("predict", "video.stride"),
+        ("eval", "split"),
+        ("export", "format"),
+    } <= commands
+    assert {("data_cli", "action"), ("export", "calib_method"), ("predict", "save_annotated")} <= commands
+    assert len(SCHEMA_CASES) > 110
 
 
 @pytest.mark.parametrize(

@@ -22,17 +22,15 @@ from omegaconf import DictConfig
 from fer_attention.cli.common import one_line_errors, run_task
 from fer_attention.config import config_dir, validate_config
 from fer_attention.data.summary import discovered_classes, prepare, summary
-from fer_attention.errors import ConfigError
+from fer_attention.task_options import DataAction
 from fer_attention.training.builders import build_datamodule
 
-ACTIONS = ("prepare", "summary")
+ACTIONS = DataAction.values()
 
 
 def run_data_command(cfg: DictConfig) -> dict[str, Any]:
     """The ``fer-data`` task: the summary (``action=summary``) or what was cached (``action=prepare``)."""
-    action = cfg.get("action")
-    if action not in ACTIONS:
-        raise ConfigError(f"action={action!r} is not one of {', '.join(ACTIONS)}")
+    action = cfg.action  # one of ACTIONS: the schema's choice (conf/data_cli.yaml)
     validate_config(cfg)
     discovered = discovered_classes(cfg)
     if discovered is not None:

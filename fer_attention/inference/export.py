@@ -32,11 +32,11 @@ from fer_attention.inference.onnx_io import (
 from fer_attention.inference.predictor import load_model
 from fer_attention.inference.quantize import check_calibration_arg, quantize_checkpoint, report_lines
 from fer_attention.runs import write_json_atomic
+from fer_attention.task_options import Quantize
 
 log = logging.getLogger("fer_attention.inference.export")
 
 FORMATS = {"torchscript": ".pt", "onnx": ".onnx"}
-QUANTIZE = ("none", "int8")
 
 
 def export_torchscript(net: torch.nn.Module, image_size: int, path: str | Path) -> Path:
@@ -79,12 +79,8 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     """The `fer-export` task: returns ``{"output", "format", "quantize", "image_size", "class_names",
     "max_abs_diff"}`` and, with ``quantize=int8``, the calibration report (``agreement``, ``heldout``,
     ``calib_faces``, ``test`` accuracies; see :func:`fer_attention.inference.quantize.quantize_checkpoint`)."""
-    fmt = str(cfg.get("format", "torchscript")).lower()
-    if fmt not in FORMATS:
-        raise ConfigError(f"format={fmt} is not one of {', '.join(FORMATS)}")
-    quantize = str(cfg.get("quantize") or "none").lower()
-    if quantize not in QUANTIZE:
-        raise ConfigError(f"quantize={quantize} is not one of {', '.join(QUANTIZE)}")
+    # the schema's choices (conf/export.yaml): ExportFormat and Quantize
+    fmt, quantize = str(cfg.format), str(cfg.quantize or Quantize.none)
     if quantize == "int8":
         if fmt != "onnx":
             raise ConfigError("quantize=int8 needs format=onnx (ONNX Runtime static quantisation)")

@@ -28,7 +28,6 @@ from fer_attention.errors import ConfigError
 from fer_attention.inference.prediction import FacePrediction, PredictionOutputs
 from fer_attention.inference.predictor import FERPredictor, load_model
 from fer_attention.inference.video import is_video, opens_as_video, video_predictions
-from fer_attention.models.tta import check_tta
 
 log = logging.getLogger("fer_attention.inference.predict")
 
@@ -94,28 +93,27 @@ class PredictOptions:
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> PredictOptions:
-        """The options of the composed ``predict`` config.
+        """The options of the composed ``predict`` config, whose types and choices its schema has checked
+        (:class:`fer_attention.task_options.PredictConfig`); the ranges are checked here.
 
         Raises:
-            ConfigError: ``video.stride`` < 1, ``min_face`` outside [0, 1], or an unknown
-                ``test_time_augmentation``.
+            ConfigError: ``video.stride`` < 1 or ``min_face`` outside [0, 1].
             ValueError: ``detect`` is not auto, true or false.
         """
-        video_cfg = dict(cfg.get("video") or {})
-        stride = int(video_cfg.get("stride", 1))
-        if stride < 1:
-            raise ConfigError(f"video.stride={stride} must be an integer >= 1")
+        video = cfg.video
+        if video.stride < 1:
+            raise ConfigError(f"video.stride={video.stride} must be an integer >= 1")
         return cls(
-            detect=parse_detect(cfg.get("detect", "auto")),
+            detect=parse_detect(cfg.detect),
             min_face=check_min_face(cfg.min_face),
-            tta=check_tta(cfg.get("test_time_augmentation")),
-            batch_size=max(1, int(cfg.get("batch_size", 64))),
-            annotate=bool(cfg.get("save_annotated")),
-            attention=bool(cfg.get("save_attention")),
-            stride=stride,
-            iou=float(video_cfg.get("iou", 0.3)),
-            max_missed=int(video_cfg.get("max_missed", 5)),
-            timeline=bool(video_cfg.get("timeline", True)),
+            tta=None if cfg.test_time_augmentation is None else str(cfg.test_time_augmentation),
+            batch_size=max(1, cfg.batch_size),
+            annotate=cfg.save_annotated,
+            attention=cfg.save_attention,
+            stride=video.stride,
+            iou=video.iou,
+            max_missed=video.max_missed,
+            timeline=video.timeline,
         )
 
 

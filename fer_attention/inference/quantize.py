@@ -33,18 +33,19 @@ from fer_attention.data.sources.base import walk_files
 from fer_attention.errors import ConfigError
 from fer_attention.inference.onnx_io import export_onnx, onnx_metadata, write_onnx_metadata
 from fer_attention.inference.predictor import load_onnx
+from fer_attention.task_options import Activations, CalibMethod
 
 log = logging.getLogger("fer_attention.inference.quantize")
 
 CALIB_DATA = "data"
-CALIB_METHODS = ("minmax", "percentile", "entropy")
+CALIB_METHODS = CalibMethod.values()
 # activation types: uint8 (U8S8 with the int8 weights) lets ONNX Runtime fuse every convolution into
 # QLinearConv on x86 (int8 activations left five of them fp32 here; make bench measures both)
-ACTIVATIONS = ("uint8", "int8")
+ACTIVATIONS = tuple(a for a in Activations.values() if a != Activations.auto)
 # activations=auto: both are quantised and timed on this CPU (batches of this many calibration faces,
 # median of this many runs), and the faster is kept: uint8 won on an Intel CPU with VNNI/AMX, int8 on an
 # AMD Zen 4 (docs/benchmarks.md), so no fixed choice is right on every x86 CPU
-AUTO = "auto"
+AUTO = Activations.auto.value
 AUTO_BATCH = 64
 AUTO_REPEATS = 5
 OP_TYPES = ["Conv", "Gemm", "MatMul", "Relu", "MaxPool"]
@@ -63,12 +64,6 @@ def check_calibration_arg(cfg: DictConfig) -> None:
     if calib in (None, ""):
         raise ConfigError(f"quantize=int8 needs calibration faces: {CALIB_HINT}")
     calib = str(calib)
-    method = str(cfg.get("calib_method", "minmax")).lower()
-    if method not in CALIB_METHODS:
-        raise ConfigError(f"calib_method={method} is not one of {', '.join(CALIB_METHODS)}")
-    activations = str(cfg.get("activations", AUTO)).lower()
-    if activations not in (AUTO, *ACTIVATIONS):
-        raise ConfigError(f"activations={activations} is not one of {', '.join((AUTO, *ACTIVATIONS))}")
     if calib == CALIB_DATA:
         return
     path = Path(calib).expanduser()
@@ -307,12 +302,12 @@ def top1(probs: np.ndarray) -> np.ndarray:
 def quantize_checkpoint(cfg: DictConfig, model, out: Path, ckpt: Path) -> dict[str, Any]:
     """The int8 part of `fer-export`: calibrate, quantise, write the metadata, compare with fp32."""
     sets = calibration_sets(cfg, model)
-    method = str(cfg.get("calib_method", "minmax")).lower()
+    method = str(cfg.calib_method)
     log.info("calibrating on %d faces from %s", len(sets["calib"]), sets["source"])
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = export_onnx(model.net, model.image_size, Path(tmp) / "fp32.onnx", int(cfg.get("opset", 17)))
         options = dict(method=method, per_channel=bool(cfg.get("per_channel", True)))
-        activations = str(cfg.get("activations", AUTO)).lower()
+        activations = str(cfg.activations)
         if activations == AUTO:
             settings = quantize_fastest(fp32, out, sets["calib"], **options)
         else:

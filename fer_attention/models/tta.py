@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from fer_attention.errors import ConfigError
+from fer_attention.task_options import TTAMode
 
-TTA_MODES = (None, "tencrop")
+TTA_MODES = (None, *TTAMode.values())
 # each of the ten crops covers this fraction of the face's height and width
 TENCROP_FRACTION = 0.9
 
@@ -18,8 +19,8 @@ TENCROP_FRACTION = 0.9
 def check_tta(mode: str | None, key: str = "test_time_augmentation") -> str | None:
     """``mode`` if it is one of :data:`TTA_MODES`, else :class:`ConfigError` (one line naming ``key``)."""
     if mode not in TTA_MODES:
-        raise ConfigError(f"{key}={mode!r} is not one of null, tencrop")
-    return mode
+        raise ConfigError(f"{key}={mode!r} is not one of null, {', '.join(TTAMode.values())}")
+    return None if mode is None else str(mode)
 
 
 def ten_crop_logits(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ from fer_attention.errors import ConfigError
 from fer_attention.models.tta import check_tta
 from fer_attention.runs import METRICS_FILE
 from fer_attention.runtime import configure_process, resolve_precision
+from fer_attention.task_options import EvalSplit
 from fer_attention.training.builders import (
     build_callbacks,
     build_datamodule,
@@ -230,7 +231,7 @@ def _best_val_score(ckpt: dict[str, Any]) -> float | None:
     return None
 
 
-EVAL_SPLITS = ("test", "val", "all")
+EVAL_SPLITS = EvalSplit.values()
 
 
 def _class_mapping(hparams: dict[str, Any], data_cfg: dict[str, Any]):
@@ -349,9 +350,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     data_cfg = to_dict(cfg.get("data")) or hparams.get("data_config")
     if data_cfg is None:
         raise ValueError(f"checkpoint {ckpt_path} records no data config; pass data=<name>")
-    split = cfg.get("split", "test")
-    if split not in EVAL_SPLITS:
-        raise ValueError(f"split='{split}' is not one of {', '.join(EVAL_SPLITS)}")
+    split = str(cfg.split)  # one of EVAL_SPLITS: the schema's choice (conf/eval.yaml)
     tta = check_tta(cfg.get("test_time_augmentation"))
     mapping = _class_mapping(hparams, data_cfg)
     model_size = (hparams.get("net") or {}).get("image_size")
