@@ -13,7 +13,7 @@ from fer_attention.data.options import DataOptions
 from fer_attention.errors import ConfigError
 from fer_attention.models.options import SCHEMAS, LBPOptions
 from fer_attention.runtime import RuntimeOptions
-from fer_attention.task_options import COMMAND_SCHEMAS
+from fer_attention.task_options import COMMAND_SCHEMAS, TTAMode
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 MAX_DIRNAME = 120
@@ -135,6 +135,37 @@ class TrainerOptions:
 
 
 @dataclass
+class LossOptions:
+    """``model.loss``: label smoothing, and class weights (given, or counted from the training faces with
+    ``class_weighted``)."""
+
+    label_smoothing: float
+    class_weighted: bool
+    class_weights: list[float] | None
+
+
+@dataclass
+class ModelOptions:
+    """The schema of the ``model`` group: the arguments of :class:`fer_attention.training.module.FERModule`
+    the YAML sets. ``net`` is typed by the network's own schema (``schema/net``); the optimizer and the
+    scheduler are partial objects for Hydra to build (any ``torch.optim`` class and its arguments)."""
+
+    _target_: str
+    class_names: list[str] | None
+    net: Any
+    optimizer: Any
+    scheduler: Any
+    loss: LossOptions
+    compile: bool
+    compile_cache_dir: str | None
+    channels_last: bool
+    test_time_augmentation: TTAMode | None
+    init_from: str | None
+    freeze_backbone_epochs: int
+    backbone_lr_scale: float | None
+
+
+@dataclass
 class PretextOptions:
     """The schema of the ``pretext`` group (fer-pretrain, docs/transfer.md): the histogram and contrastive
     losses' weights, the histogram target's LBP variant and grid, the heads' widths, InfoNCE's temperature,
@@ -174,7 +205,13 @@ def register_schemas() -> None:
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
-    schemas = {**SCHEMAS, "data": DataOptions, "trainer": TrainerOptions, "pretext": PretextOptions}
+    schemas = {
+        **SCHEMAS,
+        "data": DataOptions,
+        "model": ModelOptions,
+        "trainer": TrainerOptions,
+        "pretext": PretextOptions,
+    }
     top_level = {
         name: _top_level(kind) for name, kind in {"runtime": RuntimeOptions, **COMMAND_SCHEMAS}.items()
     }

@@ -26,6 +26,7 @@ from omegaconf import OmegaConf
 
 from fer_attention.cli.common import checkpoint_argument, composition_error
 from fer_attention.config import (
+    ModelOptions,
     PretextOptions,
     TrainerOptions,
     check_schema_keys,
@@ -40,12 +41,22 @@ from fer_attention.runtime import RuntimeOptions
 from fer_attention.task_options import COMMAND_SCHEMAS
 
 REPO = Path(__file__).resolve().parents[1]
-# keys whose schema type is Any: free-form on purpose (a dataset source's own settings, albumentations
-# transforms, Lightning's devices: an int, "auto" or a list), so no value is of a wrong type
-FREE_FORM = {"data.source", "data.augment", "trainer.devices", "pretext.augment"}
+# keys whose schema type is Any, so no value is of a wrong type: free-form on purpose (a dataset source's
+# own settings, albumentations transforms, Lightning's devices: an int, "auto" or a list; the optimizer
+# and the scheduler: any torch class and its arguments), or typed by a schema of their own (model.net)
+FREE_FORM = {
+    "data.source",
+    "data.augment",
+    "trainer.devices",
+    "pretext.augment",
+    "model.net",
+    "model.optimizer",
+    "model.scheduler",
+}
 # where each schema types the composed config: (config, node); runtime types the top-level keys
 MOUNTS = [
     ("train", "data"),
+    ("train", "model"),
     ("train", "model.net"),
     ("train", "lbp"),
     ("train", "ablation"),
@@ -185,11 +196,19 @@ RNG = random.Random(39)
 
 def test_every_schema_is_fuzzed():
     """The schemas the configs take are the ones walked here, and every leaf key gets bad values."""
-    registered = {**SCHEMAS, "data": DataOptions, "trainer": TrainerOptions, "pretext": PretextOptions}
+    registered = {
+        **SCHEMAS,
+        "data": DataOptions,
+        "model": ModelOptions,
+        "trainer": TrainerOptions,
+        "pretext": PretextOptions,
+    }
     mounted = {OmegaConf.get_type(_compose(c, n)) for c, n in MOUNTS}
     assert set(registered.values()) == mounted
     keys = {key for _, key, _ in SCHEMA_CASES}
     assert {
+        "model.compile",
+        "model.loss.label_smoothing",
         "data.protocol",
         "model.net.attention.fusion",
         "trainer.max_epochs",

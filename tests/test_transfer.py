@@ -164,7 +164,7 @@ def test_bad_init_file_is_one_line_naming_it(make_cfg, tmp_path, content, messag
     "override,message",
     [
         ("model.freeze_backbone_epochs=-1", r"model.freeze_backbone_epochs=-1 must be an integer >= 0"),
-        ("model.backbone_lr_scale=0", r"model.backbone_lr_scale=0 must be a number > 0 or null"),
+        ("model.backbone_lr_scale=0", r"model.backbone_lr_scale=0.0 must be a number > 0 or null"),
         ("experiment=transfer", r"model.init_from is required by this experiment"),
     ],
 )
