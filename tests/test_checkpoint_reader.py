@@ -90,3 +90,43 @@ def test_every_committed_checkpoint_is_in_the_layout_the_reader_serves():
         assert not any("_orig_mod." in key for key in ckpt["state_dict"]), path
         assert data["image_size"] == net["image_size"] and "num_classes" not in data, path
         assert "lbp" in net["modules"] and (net["lbp"] is None or net["lbp"]["method"] is not None), path
+
+
+def test_a_checkpoint_in_a_layout_no_longer_read_is_one_line_naming_it(tmp_path):
+    """The layouts of before 2026-12-02 that no committed checkpoint has are refused by the one reader, in
+    one line that names what marks them, rather than failing somewhere inside a state dict load."""
+    import pytest
+
+    from fer_attention.errors import CheckpointError
+    from fer_attention.inference import load_model
+    from fer_attention.training.checkpoint import read_checkpoint
+
+    shipped = read_checkpoint(REPO / "fer_attention" / "inference" / "shipped" / "fer2013_513k.fp16.pt")
+    hparams = shipped["hyper_parameters"]
+    layouts = {
+        "net._orig_mod.* keys, from net = torch.compile(net)": {
+            **shipped,
+            "state_dict": {
+                k.replace("net.", "net._orig_mod.", 1): v for k, v in shipped["state_dict"].items()
+            },
+        },
+        "lbp=none recorded as lbp.method: null": {
+            **shipped,
+            "hyper_parameters": {
+                **hparams,
+                "net": {**hparams["net"], "lbp": {"method": None, "P": 8, "R": 1.0}},
+            },
+        },
+        "data_config.num_classes": {
+            **shipped,
+            "hyper_parameters": {**hparams, "data_config": {**hparams["data_config"], "num_classes": 7}},
+        },
+    }
+    for mark, ckpt in layouts.items():
+        path = tmp_path / f"{len(mark)}.ckpt"
+        torch.save(ckpt, path)
+        with pytest.raises(CheckpointError) as err:
+            load_model(path)
+        line = str(err.value)
+        assert line.startswith(f"checkpoint {path}: written in a layout of before 2026-12-02 ({mark}"), line
+        assert "\n" not in line

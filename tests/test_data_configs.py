@@ -162,14 +162,3 @@ def test_the_class_count_is_the_number_of_class_names(make_cfg, name):
     cfg = make_cfg([f"data={name}", *(o for o in overrides if o.startswith("data.class_names"))])
     assert "num_classes" not in cfg.data
     assert cfg.model.net.num_classes == len(cfg.data.class_names)
-
-
-def test_a_data_config_recorded_with_its_class_count_still_builds(make_cfg):
-    """Checkpoints written before the count was derived record ``num_classes`` in their data config."""
-    from omegaconf import OmegaConf
-
-    cfg = make_cfg(["data=synthetic", *FIXTURES["synthetic"][1]])
-    recorded = {**OmegaConf.to_container(cfg.data, resolve=True), "num_classes": 7}
-    assert build_datamodule(dict(recorded)).num_classes == 7
-    with pytest.raises(ValueError, match=r"^data.num_classes=6 but data.class_names has 7 names$"):
-        build_datamodule({**recorded, "num_classes": 6})

@@ -13,7 +13,7 @@ from fer_attention.config import net_config
 from fer_attention.data.synthetic import render_synthetic_faces
 from fer_attention.lbp import METHODS, LBPLayer
 from fer_attention.models import FERAttentionNet
-from fer_attention.training.module import FERModule, strip_compile_prefix
+from fer_attention.training.module import FERModule
 
 OPTIMIZER = {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3}
 CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
@@ -200,27 +200,6 @@ def test_compile_without_a_cpp_compiler_trains_eager_and_says_so(monkeypatch, ca
         module_mod.shutil, "which", lambda name: f"/opt/bin/{name}" if name == "my-c++" else None
     )
     assert module_mod.cpp_compiler() == "/opt/bin/my-c++"
-
-
-def test_old_compiled_checkpoints_load(tmp_path: Path):
-    """Checkpoints written by ``net = torch.compile(net)`` (keys ``net._orig_mod.*``) still load."""
-    plain = module()
-    state = {k.replace("net.", "net._orig_mod.", 1): v for k, v in plain.state_dict().items()}
-    strip_compile_prefix(state)
-    assert list(state) == list(plain.state_dict())
-    path = tmp_path / "old.ckpt"
-    old_state = {k.replace("net.", "net._orig_mod.", 1): v for k, v in plain.state_dict().items()}
-    torch.save(
-        {
-            "state_dict": old_state,
-            "hyper_parameters": dict(plain.hparams),
-            "pytorch-lightning_version": lightning.__version__,
-        },
-        path,
-    )
-    loaded = FERModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-    for key, value in plain.state_dict().items():
-        assert torch.equal(loaded.state_dict()[key], value), key
 
 
 def test_compiled_training_equals_eager_and_short_batches_reuse_the_graphs(tmp_path: Path, monkeypatch):

@@ -261,14 +261,6 @@ def test_the_lbp_switch_on_without_options_is_one_line():
     assert "\n" not in str(info.value)
 
 
-def test_checkpoints_recording_lbp_none_as_method_null_still_build():
-    """Checkpoints written before modules.lbp was the one switch record lbp=none as method null (with P
-    and R) beside modules.lbp true: no LBP stream, the network they were trained with."""
-    old = {**_base_net(), "lbp": {"method": None, "P": 8, "R": 1.0}}
-    net = FERAttentionNet.from_config(old)
-    assert not net.uses_lbp and count_parameters(net)["total"] == SWEEP_ROW_PARAMETERS["lbp=none"]
-
-
 def test_checkpoints_naming_the_circular_lbp_default_still_build():
     """Checkpoints written before the rename record lbp.method=default (scikit-image's name)."""
     old = {**_base_net(), "lbp": {"method": "default", "P": 8, "R": 1.0}}

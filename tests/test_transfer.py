@@ -299,34 +299,6 @@ def lightning_checkpoint(model, path: Path, **hparams) -> Path:
     return path
 
 
-def test_a_checkpoint_recording_the_class_count_in_its_data_config_still_loads(make_cfg, tmp_path):
-    """Checkpoints written before the class count was derived from the class names record
-    ``data.num_classes`` in their data config (and lbp=none as method null): fer-predict, fer-eval and
-    model.init_from still read them."""
-    from fer_attention.inference import load_model
-    from fer_attention.training.task import evaluate
-
-    cfg, model = net_for(make_cfg, ["lbp=none"], subdir="old", seed=1)
-    hparams = dict(model.hparams)
-    data_config = {**hparams["data_config"], "num_classes": 7}
-    net = {
-        **hparams["net"],
-        "lbp": {"method": None, "P": 8, "R": 1.0},
-        "modules": {**hparams["net"]["modules"], "lbp": True},
-    }
-    path = lightning_checkpoint(model, tmp_path / "old.ckpt", data_config=data_config, net=net)
-    assert "num_classes" not in cfg.data and data_config["num_classes"] == 7
-
-    predictor = load_model(path)
-    assert list(predictor.class_names) == list(cfg.data.class_names)
-    ecfg = make_cfg([f"ckpt_path={path}", "trainer.accelerator=cpu"], "eval", "eval")
-    assert 0.0 <= evaluate(ecfg)["test/acc"] <= 1.0
-    tcfg, target = net_for(make_cfg, ["lbp=none", f"model.init_from={path}"], subdir="new", seed=2)
-    check_transfer_config(tcfg)
-    summary = apply_init_from(target.net, path, target.class_names)
-    assert summary["loaded"] == len(target.net.state_dict()) and summary["head"] == "loaded (same classes)"
-
-
 def test_without_a_schedule_each_group_trains_at_its_own_scale_of_the_lr():
     from omegaconf import OmegaConf
 

@@ -87,11 +87,9 @@ class DataOptions:
 
 
 def data_options(values: Mapping[str, Any]) -> DataOptions:
-    """``values`` (a data config: composed, or recorded by a checkpoint with its ``_target_`` and, in
-    versions that recorded it, ``num_classes``) as :class:`DataOptions`, checked against it; a recorded
-    ``num_classes`` must be the number of class names. ValueError in one line naming ``data.<key>``."""
+    """``values`` (a data config: composed, or recorded by a checkpoint with its ``_target_``) as
+    :class:`DataOptions`, checked against it. ValueError in one line naming ``data.<key>``."""
     values = {str(k): v for k, v in values.items()}
-    num_classes = values.pop("num_classes", None)
     check_fields(DataOptions, values, "data")
     missing = [name for name in ("name", "source", "class_names") if name not in values]
     if missing:
@@ -99,5 +97,5 @@ def data_options(values: Mapping[str, Any]) -> DataOptions:
             f"data.{missing[0]} is required (a data config names its dataset, source and classes)"
         )
     options = DataOptions(**values)
-    check_classes(options.class_names, num_classes, options.name)
+    check_classes(options.class_names, options.name)
     return options

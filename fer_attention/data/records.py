@@ -10,15 +10,12 @@ import numpy as np
 from fer_attention.errors import DataError
 
 
-def check_classes(class_names: Any, num_classes: Any = None, dataset: str | None = None) -> None:
+def check_classes(class_names: Any, dataset: str | None = None) -> None:
     """The class names are set (one-line ValueError naming ``data.class_names``); their number is the class
-    count. ``num_classes``: the count a data config recorded beside the names before it was derived from
-    them (checkpoints written then); given, it must agree."""
+    count."""
     if class_names is None or isinstance(class_names, str):
         where = f" for dataset '{dataset}'" if dataset else ""
         raise ValueError(f"data.class_names must be set{where} (e.g. 'data.class_names=[angry,happy,sad]')")
-    if num_classes is not None and len(class_names) != num_classes:
-        raise ValueError(f"data.num_classes={num_classes} but data.class_names has {len(class_names)} names")
 
 
 @dataclass

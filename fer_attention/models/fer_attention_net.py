@@ -78,8 +78,7 @@ def _uses_lbp(lbp: LBPOptions | None, modules: ModuleSwitches, key: Callable[[st
                 f"({key('lbp')}=circle, ...) or switch the stream off with {key('modules.lbp')}=false"
             )
         return False
-    # checkpoints written before modules.lbp was the one switch record lbp=none as method null
-    return bool(modules.lbp) and lbp.method is not None
+    return bool(modules.lbp)
 
 
 def _check_groups(

@@ -49,8 +49,7 @@ class LBPOptions:
     """``lbp`` (the ``lbp`` config group): the LBP ``method``, ``P`` neighbours on radius ``R`` (see
     :class:`~fer_attention.lbp.LBPLayer`)."""
 
-    # null only in checkpoints written before modules.lbp was the one switch of the LBP stream
-    method: LBPMethod | None
+    method: LBPMethod
     P: int
     R: float
 

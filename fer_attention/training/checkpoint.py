@@ -47,11 +47,24 @@ def load_weights_only(path: str | Path) -> Any:
 # writes since 2026-12-02, the layout of the one committed checkpoint, the shipped model
 # (fer_attention/inference/shipped/fer2013_513k.fp16.pt, written 2026-12-06 by Lightning 2.6.6): plain
 # ``net.*`` state-dict keys, the image size in ``data_config.image_size``, the LBP stream switched by
-# ``net.modules.lbp``. The layouts of earlier 0.1.0 checkpoints (2026-11-26 to 2026-12-01) are not rewritten
-# here, since no committed checkpoint has them: ``net._orig_mod.*`` keys (``net = torch.compile(net)``), no
-# ``data_config``, lbp=none recorded as ``lbp.method: null``, ``data_config.num_classes``. When the layout
-# changes again and a committed checkpoint has the old one, it is rewritten into the new one here, in one
-# function named by this note, and nowhere else.
+# ``net.modules.lbp``. The layouts of earlier 0.1.0 checkpoints (2026-11-26 to 2026-12-01) are not read,
+# since no committed checkpoint has them: :func:`_earlier_layout` names them in a one-line error
+# (``net._orig_mod.*`` keys of ``net = torch.compile(net)``, lbp=none recorded as ``lbp.method: null``,
+# ``data_config.num_classes``). When the layout changes again and a committed checkpoint has the old one,
+# it is rewritten into the new one here, in one function named by this note, and nowhere else.
+
+
+def _earlier_layout(ckpt: dict[str, Any]) -> str | None:
+    """What marks ``ckpt`` as written in a layout the note above no longer serves, or None."""
+    if any("_orig_mod." in str(key) for key in ckpt["state_dict"]):
+        return "net._orig_mod.* keys, from net = torch.compile(net)"
+    hparams = ckpt["hyper_parameters"]
+    lbp = (hparams.get("net") or {}).get("lbp")
+    if isinstance(lbp, dict) and lbp.get("method") is None:
+        return "lbp=none recorded as lbp.method: null"
+    if "num_classes" in (hparams.get("data_config") or {}):
+        return "data_config.num_classes"
+    return None
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -60,7 +73,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
     Raises:
         CheckpointError: one line naming ``path``: a missing or unreadable file, a pickle that is not a
-            Lightning checkpoint, a fer-pretrain pretext checkpoint, or one without a network config.
+            Lightning checkpoint, a fer-pretrain pretext checkpoint, one without a network config, or one
+            in a layout no longer read.
     """
     path = Path(path)
     if not path.is_file():
@@ -80,6 +94,12 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not {"net", "class_names"} <= set(hparams):
         raise CheckpointError(
             f"checkpoint {path}: not a fer-attention checkpoint (no network config in its hyperparameters)"
+        )
+    earlier = _earlier_layout(ckpt)
+    if earlier is not None:
+        raise CheckpointError(
+            f"checkpoint {path}: written in a layout of before 2026-12-02 ({earlier}) that this version no "
+            "longer reads (fer_attention/training/checkpoint.py says which it serves); retrain it"
         )
     return ckpt
 

@@ -26,9 +26,6 @@ log = logging.getLogger(__name__)
 STAGES = ("train", "val", "test")
 
 
-COMPILE_PREFIX = "_orig_mod."
-
-
 def compile_in_place(net: nn.Module, cache_dir: str | None = None) -> nn.Module:
     """``model.compile=true``: ``torch.compile`` the forward of ``net`` in place. Unlike
     ``net = torch.compile(net)`` this keeps the module and its state-dict keys as they are (no
@@ -64,15 +61,6 @@ def mark_batch_dynamic(x: torch.Tensor) -> torch.Tensor:
     if x.dim() > 0 and x.shape[0] > 1:
         torch._dynamo.maybe_mark_dynamic(x, 0)
     return x
-
-
-def strip_compile_prefix(state_dict: dict[str, Any] | None) -> None:
-    """Drop the ``_orig_mod.`` that ``torch.compile``'s wrapper puts into state-dict keys, in place, so
-    checkpoints written with ``net = torch.compile(net)`` (before ``compile_in_place``) still load."""
-    if not state_dict:
-        return
-    for key in [k for k in state_dict if COMPILE_PREFIX in k]:
-        state_dict[key.replace(COMPILE_PREFIX, "")] = state_dict.pop(key)
 
 
 class FERModule(pl.LightningModule):
@@ -181,7 +169,6 @@ class FERModule(pl.LightningModule):
             checkpoint["val_acc_best"] = float(self.val_acc_best.compute())
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        strip_compile_prefix(checkpoint.get("state_dict"))
         self._restored_val_acc_best = checkpoint.get("val_acc_best")
 
     def _step(self, batch, stage: str) -> torch.Tensor:

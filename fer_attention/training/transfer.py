@@ -33,7 +33,6 @@ from fer_attention.training.checkpoint import load_weights_only
 log = logging.getLogger(__name__)
 
 NET_PREFIX = "net."
-COMPILE_PREFIX = "_orig_mod."
 
 
 @dataclass
@@ -99,7 +98,6 @@ def read_init_source(path: str | Path) -> InitSource:
     else:
         raw = obj
         state = {(k[len(NET_PREFIX) :] if k.startswith(NET_PREFIX) else k): v for k, v in raw.items()}
-    state = {k.replace(COMPILE_PREFIX, ""): v for k, v in state.items()}
     if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise _fail(shown, "not a fer-attention checkpoint or network state dict (no tensors)")
     names = hparams.get("class_names")
