@@ -276,7 +276,7 @@ MUTANTS = [
         "fer_attention/training/builders.py",
         "        raise err.__cause__ from None",
         "        raise",
-        "tests/test_data_configs.py::test_a_data_config_recorded_with_its_class_count_still_builds",
+        "tests/test_data_configs.py::test_a_bad_recorded_data_value_is_one_line_naming_the_key",
     ),
     (
         "malloc threshold 0 accepted",

@@ -88,7 +88,6 @@ def test_skip_lists_counts_and_warns(tmp_path, caplog):
         name="jaffe",
         source={"_target_": "fer_attention.data.sources.jaffe.JAFFESource"},
         class_names=JAFFE7,
-        num_classes=7,
         image_size=32,
         root=str(tmp_path),
         num_folds=3,
