@@ -110,6 +110,11 @@ ablation-modules: install ## paper table: each module on/off, full vs vgg16
 ablation-dilation: install ## paper table: dilation-rate sets that fit a 48x48 face (d248: ARGS='data.image_size=96 dilation=...')
 	$(call run_sweep,ablation_dilation)
 
+ferplus-targets: DATA = ferplus
+ferplus-targets: DATA_ROOT = ../shared/data/ferplus
+ferplus-targets: install ## FER+ table: full and vgg16, each trained on the taggers' votes and on the plurality label (DATA_ROOT)
+	$(call run_sweep,ferplus_targets)
+
 cv: install ## the full model over all folds of one dataset (FOLDS, default every fold)
 	$(call run_sweep,cv)
 

@@ -53,6 +53,14 @@ def test_every_table_runs_over_all_folds_on_kfold_data_and_over_seeds_on_fixed_s
     assert "hydra.sweep.dir=logs/old skip_done=true" in again and "fer-report logs/old" in again
 
 
+def test_the_ferplus_table_runs_on_ferplus_over_three_seeds():
+    """make ferplus-targets: FER+ from ../shared unless DATA_ROOT says otherwise, its fixed split, 3 seeds."""
+    cmd = _make_n("ferplus-targets")
+    assert "sweep=ferplus_targets data=ferplus data.root=../shared/data/ferplus budget=cpu" in cmd
+    assert " seed=0,1,2 " in cmd and "data.fold" not in cmd
+    assert "data.root=/data/ferplus " in _make_n("ferplus-targets", "DATA_ROOT=/data/ferplus")
+
+
 def test_make_reads_each_datasets_protocol_from_its_config():
     from experiments.protocol import protocol
 
