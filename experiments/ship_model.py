@@ -164,6 +164,9 @@ def ckpt_data(ckpt: Path) -> tuple[str, int]:
 ABLATIONS = {
     "full": "the paper's full network: image and LBP streams, attention, dilated reconstruction",
     "vgg16": "the VGG16 image stream and classifier alone",
+    "no_lbp": "the paper's network without the LBP stream: image stream, attention, dilated reconstruction",
+    "no_attention": "the paper's network without the attention: image and LBP streams, dilated reconstruction",
+    "no_reconstruction": "the paper's network without the dilated reconstruction: image and LBP streams, attention",
 }
 
 

@@ -101,7 +101,8 @@ def test_a_checkpoint_in_a_layout_no_longer_read_is_one_line_naming_it(tmp_path)
     from fer_attention.inference import load_model
     from fer_attention.training.checkpoint import read_checkpoint
 
-    shipped = read_checkpoint(REPO / "fer_attention" / "inference" / "shipped" / "fer2013_513k.fp16.pt")
+    (fp16,) = (REPO / "fer_attention" / "inference" / "shipped").glob("*.fp16.pt")
+    shipped = read_checkpoint(fp16)
     hparams = shipped["hyper_parameters"]
     layouts = {
         "net._orig_mod.* keys, from net = torch.compile(net)": {
