@@ -22,15 +22,12 @@ from omegaconf import DictConfig
 from fer_attention.cli.common import one_line_errors, run_task
 from fer_attention.config import config_dir, validate_config
 from fer_attention.data.summary import discovered_classes, prepare, summary
-from fer_attention.task_options import DataAction
 from fer_attention.training.builders import build_datamodule
-
-ACTIONS = DataAction.values()
 
 
 def run_data_command(cfg: DictConfig) -> dict[str, Any]:
     """The ``fer-data`` task: the summary (``action=summary``) or what was cached (``action=prepare``)."""
-    action = cfg.action  # one of ACTIONS: the schema's choice (conf/data_cli.yaml)
+    action = cfg.action  # a DataAction: the schema's choice (fer_attention/task_options.py)
     validate_config(cfg)
     discovered = discovered_classes(cfg)
     if discovered is not None:
@@ -42,8 +39,9 @@ def run_data_command(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _rewrite_argv(argv: list[str]) -> list[str]:
-    """``fer-data summary a=b`` -> ``fer-data action=summary a=b``."""
-    if len(argv) > 1 and argv[1] in ACTIONS:
+    """``fer-data summary a=b`` -> ``fer-data action=summary a=b``: a first argument that is neither an
+    override nor a flag is the action (an unknown one is then refused by the schema, naming the actions)."""
+    if len(argv) > 1 and "=" not in argv[1] and not argv[1].startswith("-"):
         return [argv[0], f"action={argv[1]}", *argv[2:]]
     return argv
 
