@@ -19,62 +19,44 @@ from . import __doc__ as DESCRIPTION
 from . import config, measure, measure_data, render
 from .measure_inference import bench_inference, bench_int8, bench_video
 
-# option: (default, --quick's). max_run_time: seconds a figure is timed for at most (measure.timeit);
-# --quick's stops after one timed run. The attainable-rate section: matmul sizes, and the widths and batch
-# of its training steps (at the first of --sizes); batch 32 is the target's (conf/budget/cpu.yaml).
-DEFAULTS = {
-    "width": (0.25, 0.125),
-    "batch": (64, 8),
-    "sizes": ("48,96", "48"),
-    "max_run_time": (measure.MAX_RUN_TIME, 1e-3),
-    "compile_sizes": ("48", "none"),
-    "matmul_sizes": ("1024,2048,4096", "512,1024"),
-    "rate_widths": ("0.25,0.5,1.0", "0.25"),
-    "rate_batch": (32, 8),
-    "subjects": (40, 4),  # of the synthetic faces: the loader's; LBP and int8 take the first lbp_faces
-    "lbp_faces": (1024, 64),
-    "threads": (min(2, torch.get_num_threads()), 1),
+# option: (type, default, --quick's default, help). max_run_time: seconds a figure is timed for at most
+# (measure.timeit); --quick's stops after one timed run. The attainable-rate section: matmul sizes, and the
+# widths and batch of its training steps (at the first of --sizes); batch 32 is the target's
+# (conf/budget/cpu.yaml).
+OPTIONS = {
+    "width": (float, 0.25, 0.125, "VGG16 channel multiplier (1.0 = the paper's)"),
+    "batch": (int, 64, 8, "training-step batch"),
+    "sizes": (str, "48,96", "48", "training-step image sizes"),
+    "max_run_time": (
+        float,
+        measure.MAX_RUN_TIME,
+        1e-3,
+        "seconds each figure is timed for at most: torch.utils.benchmark's timed runs stop once their IQR "
+        f"is under {measure.IQR_THRESHOLD:g} of the median (after 4 runs) or then",
+    ),
+    "compile_sizes": (
+        str,
+        "48",
+        "none",
+        "sizes at which to time torch.compile (minutes on 2 cores); none skips",
+    ),
+    "matmul_sizes": (str, "1024,2048,4096", "512,1024", "square matmul sizes of the attainable rate"),
+    "rate_widths": (str, "0.25,0.5,1.0", "0.25", "widths of the FLOP-counted training steps"),
+    "rate_batch": (int, 32, 8, "their batch"),
+    "subjects": (int, 40, 4, "synthetic subjects: the loader's faces; LBP and int8 take the first lbp_faces"),
+    "lbp_faces": (int, 1024, 64, "faces of the LBP and int8 sections"),
+    "threads": (int, min(2, torch.get_num_threads()), 1, "torch threads"),
+    "workers": (int, 0, 0, "loader workers of the loader-vs-training ratio"),
+    "loader_workers": (int, 2, 2, "workers of the persistent_workers on/off comparison"),
 }
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The options; those not given take DEFAULTS (--quick's with ``--quick``)."""
+    """The options; those not given take their OPTIONS default (--quick's with ``--quick``)."""
     parser = argparse.ArgumentParser(prog="python -m experiments.bench", description=DESCRIPTION)
-    parser.add_argument(
-        "--width", type=float, default=None, help="VGG16 channel multiplier (1.0 = the paper's; default 0.25)"
-    )
-    parser.add_argument("--batch", type=int, default=None, help="default 64")
-    parser.add_argument("--sizes", default=None, help="training-step image sizes (default 48,96)")
-    parser.add_argument(
-        "--max-run-time",
-        type=float,
-        default=None,
-        help="seconds each figure is timed for at most (default 10): torch.utils.benchmark's timed runs "
-        f"stop once their IQR is under {measure.IQR_THRESHOLD:g} of the median (after 4 runs) or then",
-    )
-    parser.add_argument(
-        "--workers", type=int, default=0, help="loader workers of the loader-vs-training ratio"
-    )
-    parser.add_argument(
-        "--loader-workers", type=int, default=2, help="workers of the persistent_workers on/off comparison"
-    )
-    parser.add_argument(
-        "--compile-sizes",
-        default=None,
-        help="sizes at which to time torch.compile (default 48; compiling takes minutes on 2 cores); 'none' skips",
-    )
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch threads (default: up to 2; --quick: 1)"
-    )
-    parser.add_argument(
-        "--matmul-sizes",
-        default=None,
-        help="square matmul sizes of the attainable rate (default 1024,2048,4096)",
-    )
-    parser.add_argument(
-        "--rate-widths", default=None, help="widths of the FLOP-counted training steps (default 0.25,0.5,1.0)"
-    )
-    parser.add_argument("--rate-batch", type=int, default=None, help="their batch (default 32)")
+    for key, (kind, full, quick, what) in OPTIONS.items():
+        shown = f"default {full}" + (f"; --quick: {quick}" if quick != full else "")
+        parser.add_argument(f"--{key.replace('_', '-')}", type=kind, default=None, help=f"{what} ({shown})")
     parser.add_argument(
         "--emulated",
         action="store_true",
@@ -85,13 +67,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="toy sizes (width 0.125, batch 8, 48x48, 1 timed run, 1 thread, no torch.compile; matmul 512 and "
-        "1024, FLOP-counted steps at width 0.25 only) to check the script in seconds; explicit options "
-        "still apply",
+        help="every option at its --quick default: toy sizes to check the script in seconds; explicit "
+        "options still apply",
     )
     args = parser.parse_args(argv)
-    for key, (full, quick) in DEFAULTS.items():
-        if getattr(args, key, None) is None:
+    for key, (_, full, quick, _) in OPTIONS.items():
+        if getattr(args, key) is None:
             setattr(args, key, quick if args.quick else full)
     return args
 
