@@ -32,19 +32,35 @@ DATA_TERMS = {
 }
 
 
+def validation_accuracy(metrics: dict[str, Any]) -> float | None:
+    """A training job's best validation accuracy, or that of a `fer-eval split=val` run: a model trained on
+    another dataset, scored on the same validation faces (its classes the validation set lacks masked, faces
+    of classes it lacks left out, as fer-eval's cross-dataset rule does)."""
+    value = metrics.get("val/acc_best") or metrics.get("val/acc")
+    return None if value is None else float(value)
+
+
 def choose(dirs: list[str]) -> dict[str, Any]:
-    """The finished job with the highest ``val/acc_best`` under ``dirs`` (the first of a tie), and every
-    candidate's validation accuracy: the shipped model is chosen on validation only."""
+    """The finished job with the highest validation accuracy under ``dirs`` (the first of a tie), and every
+    candidate's: the shipped model is chosen on validation only. Every candidate must have been scored on
+    one dataset's validation split."""
     from fer_attention.reporting.aggregate import find_jobs
 
-    jobs = [j for j in find_jobs([Path(d) for d in dirs]) if j.metrics and j.metrics.get("val/acc_best")]
+    jobs = [j for j in find_jobs([Path(d) for d in dirs]) if validation_accuracy(j.metrics or {}) is not None]
     if not jobs:
-        raise SystemExit(f"error: no finished job with val/acc_best under {', '.join(dirs)}")
-    best = max(jobs, key=lambda j: float(j.metrics["val/acc_best"]))
+        raise SystemExit(f"error: no finished job with a validation accuracy under {', '.join(dirs)}")
+    validated_on = {j.path.name: j.config_value("data.name") for j in jobs}
+    if len(set(validated_on.values())) > 1:
+        mixed = ", ".join(f"{name}: {data}" for name, data in validated_on.items())
+        raise SystemExit(f"error: the candidates were validated on different datasets ({mixed})")
+    best = max(jobs, key=lambda j: validation_accuracy(j.metrics))
     return {
         "run": str(best.path),
-        "val_acc": float(best.metrics["val/acc_best"]),
-        "candidates": {j.path.name: round(float(j.metrics["val/acc_best"]), 4) for j in jobs},
+        "val_acc": validation_accuracy(best.metrics),
+        "validation": next(iter(validated_on.values())),
+        "candidates": {j.path.name: round(validation_accuracy(j.metrics), 4) for j in jobs},
+        # the candidates that are evaluations of a model trained on another dataset
+        "trained_on": {j.path.name: j.metrics["trained_on"] for j in jobs if j.metrics.get("trained_on")},
     }
 
 
@@ -216,7 +232,7 @@ def model_card(card: dict[str, Any]) -> str:
         if card["data"] == "fer2013"
         else "| protocol | trained on FER2013Train, epoch chosen on FER2013Valid, FER2013Test read once |",
         f"| chosen | highest validation accuracy ({100 * card['val_acc']:.2f}%) among "
-        f"{len(chosen.get('candidates') or {}) or 1} finished runs |",
+        f"{len(chosen.get('candidates') or {}) or 1} candidates (below) |",
         f"| test accuracy | **{100 * card['test_acc']:.2f}%** on {card['test_split']} (fp16 weights; macro F1 "
         f"{100 * card['test_f1_macro']:.2f}%)"
         + (
@@ -233,11 +249,29 @@ def model_card(card: dict[str, Any]) -> str:
         "",
         "![confusion matrix on the test split](confusion.png)",
         "",
+        *candidate_lines(chosen),
         "Not for decisions about people: expressions are not emotions, and FER2013's faces and labels carry the",
         "biases of web images and of their taggers.",
         "",
     ]
     return "\n".join(lines)
+
+
+def candidate_lines(chosen: dict[str, Any]) -> list[str]:
+    """The card's list of the candidates and their validation accuracy, best first."""
+    candidates = chosen.get("candidates") or {}
+    if not candidates:
+        return []
+    elsewhere = chosen.get("trained_on") or {}
+    lines = [f"Candidates, validation accuracy on {chosen.get('validation') or 'the validation split'}:", ""]
+    for name, acc in sorted(candidates.items(), key=lambda item: -item[1]):
+        note = (
+            f" (a model trained on {elsewhere[name]}, scored on these faces by `fer-eval split=val`)"
+            if name in elsewhere
+            else ""
+        )
+        lines.append(f"- `{name}`: {100 * acc:.2f}%{note}")
+    return [*lines, ""]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -112,6 +112,34 @@ def test_choose_picks_the_best_on_validation_never_test(tmp_path):
     assert Path(chosen["run"]).name == "b" and chosen["val_acc"] == 0.65 and len(chosen["candidates"]) == 3
 
 
+def _job(root: Path, name: str, data: str, metrics: dict) -> None:
+    (root / name / ".hydra").mkdir(parents=True)
+    (root / name / ".hydra" / "config.yaml").write_text(f"data:\n  name: {data}\n")
+    (root / name / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_choose_weighs_a_model_trained_elsewhere_by_its_fer_eval_on_the_same_validation_faces(tmp_path):
+    _job(tmp_path, "ferplus_job", "ferplus", {"val/acc_best": 0.83, "test/acc": 0.80})
+    _job(tmp_path, "fer2013_on_ferplus_val", "ferplus", {"val/acc": 0.86, "trained_on": "fer2013"})
+    chosen = ship_model.choose([str(tmp_path)])
+    assert Path(chosen["run"]).name == "fer2013_on_ferplus_val" and chosen["validation"] == "ferplus"
+    assert chosen["candidates"] == {"ferplus_job": 0.83, "fer2013_on_ferplus_val": 0.86}
+    assert chosen["trained_on"] == {"fer2013_on_ferplus_val": "fer2013"}
+    lines = ship_model.candidate_lines(chosen)
+    assert lines[2].startswith("- `fer2013_on_ferplus_val`: 86.00% (a model trained on fer2013")
+    assert lines[3] == "- `ferplus_job`: 83.00%"
+
+
+def test_choose_refuses_candidates_validated_on_different_datasets(tmp_path):
+    _job(tmp_path, "a", "ferplus", {"val/acc_best": 0.83})
+    _job(tmp_path, "b", "fer2013", {"val/acc_best": 0.65})
+    with pytest.raises(
+        SystemExit,
+        match=r"^error: the candidates were validated on different datasets \(a: ferplus, b: fer2013\)$",
+    ):
+        ship_model.choose([str(tmp_path)])
+
+
 COMMITTED = shipped.SHIPPED_DIR / shipped.CARD_FILE
 
 
