@@ -200,6 +200,12 @@ def test_argv_rewrite():
     assert _rewrite_argv(["fer-data", "prepare"]) == ["fer-data", "action=prepare"]
     assert _rewrite_argv(["fer-data", "action=summary"]) == ["fer-data", "action=summary"]
     assert _rewrite_argv(["fer-data", "--help"]) == ["fer-data", "--help"]
+    # a deletion override (no "=") is an override, not the action
+    assert _rewrite_argv(["fer-data", "~data.face_crop", "action=summary"]) == [
+        "fer-data",
+        "~data.face_crop",
+        "action=summary",
+    ]
     # an unknown action is refused by the schema, with the actions it has
     assert _rewrite_argv(["fer-data", "show"]) == ["fer-data", "action=show"]
     assert composition_line("data_cli", ["action=show"]).endswith("expected one of [prepare, summary]")

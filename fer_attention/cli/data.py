@@ -41,7 +41,7 @@ def run_data_command(cfg: DictConfig) -> dict[str, Any]:
 def _rewrite_argv(argv: list[str]) -> list[str]:
     """``fer-data summary a=b`` -> ``fer-data action=summary a=b``: a first argument that is neither an
     override nor a flag is the action (an unknown one is then refused by the schema, naming the actions)."""
-    if len(argv) > 1 and "=" not in argv[1] and not argv[1].startswith("-"):
+    if len(argv) > 1 and "=" not in argv[1] and not argv[1].startswith(("-", "~")):
         return [argv[0], f"action={argv[1]}", *argv[2:]]
     return argv
 
