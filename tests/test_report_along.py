@@ -101,3 +101,38 @@ def test_the_command_line_keeps_the_rows_asked_for(tmp_path):
     assert report_main(argv) == 0
     with open(tmp_path / "r" / "along.csv") as f:
         assert {r["row"] for r in csv.DictReader(f)} == {"ablation=full", "ablation=vgg16"}
+
+
+def test_along_a_config_group_is_one_comparison_per_option_it_was_composed_with(tmp_path):
+    """`--along ablation --reference data.source.target=votes`: the FER+ table's question, votes against the
+    plurality label within each network; the group is read back as its option's name, the x axis is one
+    slot per option."""
+    votes = {"full": [0.83, 0.84, 0.82], "vgg16": [0.82, 0.83, 0.83]}
+    label = {"full": [0.81, 0.82, 0.80], "vgg16": [0.82, 0.83, 0.82]}
+    for target, rows in (("votes", votes), ("label", label)):
+        for net, accs in rows.items():
+            root = tmp_path / f"{net}_{target}"
+            fake_sweep(root, {target: accs}, key="data.source.target", kfold=False)
+            node = yaml.safe_load((config_dir_of("ablation") / f"{net}.yaml").read_text())
+            for cfg in root.rglob(".hydra/config.yaml"):
+                cfg.write_text(yaml.safe_dump({"task_name": "demo", "ablation": node}))
+    dirs = sorted(tmp_path.iterdir())
+    out = along_report(dirs, "ablation", tmp_path / "r", reference="data.source.target=votes")
+    got = {(p["ablation"], p["row"]): p for p in out["points"]}
+    assert set(got) == {
+        (net, f"data.source.target={t}") for net in ("full", "vgg16") for t in ("votes", "label")
+    }
+    for net in ("full", "vgg16"):
+        assert got[(net, "data.source.target=votes")]["mean_diff"] is None
+        expected = 100 * (np.mean(label[net]) - np.mean(votes[net]))
+        assert got[(net, "data.source.target=label")]["mean_diff"] == pytest.approx(expected)
+    assert "| full | data.source.target=label |" in out["table"]
+    assert (tmp_path / "r" / "along.png").stat().st_size > 10_000
+
+
+def config_dir_of(group: str):
+    from pathlib import Path
+
+    from fer_attention.config import config_dir
+
+    return Path(config_dir()) / group

@@ -68,7 +68,8 @@ def _jobs_by_value(multirun_dirs: list[str | Path], key: str) -> dict[str, list[
     jobs = [j for j in find_jobs([Path(d) for d in multirun_dirs]) if j.metrics is not None]
     by_value: dict[str, list[Job]] = {}
     for job in jobs:
-        value = job.config_value(key)
+        # a config group (``ablation``, ``lbp``, ...) by its option's name, not its node's content
+        value = job.group_choice(key) or job.config_value(key)
         if value is not None:
             job.overrides = {k: v for k, v in job.overrides.items() if k != key}
             by_value.setdefault(value, []).append(job)
@@ -176,26 +177,38 @@ def _rope(points: list[dict[str, Any]]) -> str:
     return "n/a" if rope is None else f"{rope:g}"
 
 
+def _positions(values: list[str]) -> tuple[dict[str, float], bool]:
+    """Where each value of the key goes on the x axis, and whether that axis is numeric (log 2, as widths
+    are) or one slot per option in table order (``ablation=full,vgg16``)."""
+    try:
+        return {v: float(v) for v in values}, True
+    except ValueError:
+        return {v: float(i) for i, v in enumerate(values)}, False
+
+
 def _plot(points: list[dict[str, Any]], key: str, path: Path) -> Path:
     fig = Figure(figsize=(12.0, 3.8))
     ax_diff, ax_acc, ax_min = fig.subplots(1, 3)
+    values = list(dict.fromkeys(p[key] for p in points))
+    at, numeric = _positions(values)
+    style = "-o" if numeric else "o"  # options of a group are not joined by lines
     rows = sorted({p["row"] for p in points})
     for k, row in enumerate(rows):
         mine = [p for p in points if p["row"] == row]
-        x = [float(p[key]) for p in mine]
+        x = [at[p[key]] for p in mine]
         ax_acc.errorbar(
             x,
             [p["test/acc mean"] for p in mine],
             [p["test/acc std"] or 0 for p in mine],
-            fmt="-o",
+            fmt=style,
             capsize=3,
             color=f"C{k}",
             label=row,
         )
-        ax_min.plot(x, [p["minutes per job"] or np.nan for p in mine], "-o", color=f"C{k}", label=row)
+        ax_min.plot(x, [p["minutes per job"] or np.nan for p in mine], style, color=f"C{k}", label=row)
         compared = [p for p in mine if p["mean_diff"] is not None]
         if compared:
-            cx = [float(p[key]) for p in compared]
+            cx = [at[p[key]] for p in compared]
             diff = np.array([p["mean_diff"] for p in compared])
             low = np.array([p["ci_low"] if p["ci_low"] is not None else p["mean_diff"] for p in compared])
             high = np.array([p["ci_high"] if p["ci_high"] is not None else p["mean_diff"] for p in compared])
@@ -203,7 +216,7 @@ def _plot(points: list[dict[str, Any]], key: str, path: Path) -> Path:
                 cx,
                 diff,
                 [diff - low, high - diff],
-                fmt="-o",
+                fmt=style,
                 capsize=3,
                 color=f"C{k}",
                 label=f"{row} - {compared[0]['reference']}",
@@ -214,10 +227,12 @@ def _plot(points: list[dict[str, Any]], key: str, path: Path) -> Path:
         (ax_acc, "test accuracy (%), mean ± sd"),
         (ax_min, "minutes per job"),
     ):
-        ax.set_xscale("log", base=2)
-        values = sorted({float(p[key]) for p in points})
-        ax.set_xticks(values, [f"{v:g}" for v in values])
-        ax.minorticks_off()
+        if numeric:
+            ax.set_xscale("log", base=2)
+            ax.minorticks_off()
+        else:
+            ax.set_xlim(-0.5, len(values) - 0.5)
+        ax.set_xticks([at[v] for v in values], values)
         ax.set_xlabel(key)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
