@@ -300,3 +300,19 @@ def test_bad_rope_or_decide_is_one_line_naming_the_flag(tmp_path, capsys, flag, 
 def test_defaults_of_the_flags():
     assert (check_rope(None), check_decide(None)) == (2.0, 0.95)
     assert (check_rope("1.5"), check_decide("0.9")) == (1.5, 0.9)
+
+
+def test_two_seeds_with_the_same_mean_difference_keep_the_interactions_variance():
+    """Two seeds that happen to give the same mean difference, on faces whose differences do not repeat: the
+    unbiased total (MS_seed + MS_face - MS_err) / (r N) is 0 or below, but the variance of the mean never
+    drops under MS_err / (r N), so the posterior is not a zero-width certainty."""
+    n = 3000
+    d = np.zeros((2, n), dtype=int)
+    for s in range(2):  # each seed: 60 faces only the row gets right, 80 only the reference, none shared
+        d[s, 140 * s : 140 * s + 60], d[s, 140 * s + 60 : 140 * s + 140] = 1, -1
+    vc = variance_components(d)
+    assert vc["ms_seed"] == pytest.approx(0.0)  # same mean difference, -20 faces, in both seeds
+    assert vc["ms_seed"] + vc["ms_face"] - vc["ms_err"] <= 0.0
+    assert vc["variance"] == pytest.approx(1e4 * vc["ms_err"] / (2 * n)) and vc["variance"] > 0.07
+    post = two_level_posterior(d)
+    assert post.loc == pytest.approx(-20 / 30) and post.scale == pytest.approx(vc["variance"] ** 0.5)

@@ -183,9 +183,11 @@ def variance_components(differences: np.ndarray) -> dict[str, float]:
     ms_face = r * float(((face_means - grand) ** 2).sum()) / (n - 1)
     resid = d - seed_means[:, None] - face_means[None, :] + grand
     ms_err = float((resid**2).sum()) / ((r - 1) * (n - 1))
-    # sigma_a^2 / r + sigma_e^2 / (r N) falls with seeds; sigma_b^2 / N does not (clipped at 0 each)
+    # sigma_a^2 / r + sigma_e^2 / (r N) falls with seeds; sigma_b^2 / N does not (clipped at 0 each). The
+    # unbiased total can reach 0 (two seeds with the same mean difference, faces that matter no more than
+    # chance): it is kept at least sigma_e^2 / (r N), the interaction's own share, which MS_err estimates
     sigma_b2 = max((ms_face - ms_err) / r, 0.0)
-    total = max((ms_seed + ms_face - ms_err) / (r * n), 0.0)
+    total = max((ms_seed + ms_face - ms_err) / (r * n), ms_err / (r * n))
     face_part = min(sigma_b2 / n, total)
     return {
         "ms_seed": ms_seed,
