@@ -41,9 +41,10 @@ check-results: install ## every figure README.md and docs/ cite from experiments
 # the model that ships with the package (fer_attention/inference/shipped/MODEL_CARD.md): conf/experiment/shipped.yaml
 # is the recipe of the run chosen on validation; its table is SHIPPED_FOLDER
 MODEL_RUN ?= logs/model/run
-SHIPPED_FOLDER ?= experiments/results/ablation_modules_fer2013_perface_cpu
-model: install ## rebuild the shipped model end to end: train its recipe on FER_ROOT, then fp16 weights, int8 ONNX and the card
-	$(BIN)/fer-train experiment=shipped data.root=$(FER_ROOT) hydra.run.dir=$(MODEL_RUN) '~callbacks.progress_bar' $(ARGS)
+SHIPPED_FOLDER ?= experiments/results/ferplus_targets_perface_cpu
+MODEL_DATA_ROOT ?= ../shared/data/ferplus
+model: install ## rebuild the shipped model end to end: train its recipe on MODEL_DATA_ROOT (FER+), then fp16 weights, int8 ONNX and the card
+	$(BIN)/fer-train experiment=shipped data.root=$(MODEL_DATA_ROOT) hydra.run.dir=$(MODEL_RUN) '~callbacks.progress_bar' $(ARGS)
 	$(BIN)/python -m experiments.ship_model build --run $(MODEL_RUN) --folder $(SHIPPED_FOLDER) --command "make model"
 
 rederive: install ## re-aggregate every committed result folder from its jobs (ARGS=--check: compare, write nothing)

@@ -244,14 +244,14 @@ def model_card(card: dict[str, Any]) -> str:
         f"| per-class recall | {recall} |",
         f"| result folder | [{card['result_folder']}](../../../{card['result_folder']}/README.md) |",
         f"| files | `{card['files']['fp16']}` (fp16 weights), `{card['files']['int8_onnx']}` (int8 ONNX) |",
-        f"| rebuild | `{card['rebuild']}` (FER_ROOT=<the data>; conf/experiment/shipped.yaml is the recipe) |",
+        f"| rebuild | `{card['rebuild']}` (MODEL_DATA_ROOT=<the data>; conf/experiment/shipped.yaml is the recipe) |",
         f"| suite commit | `{card['commit']}` ({card['built']}) |",
         "",
         "![confusion matrix on the test split](confusion.png)",
         "",
         *candidate_lines(chosen),
-        "Not for decisions about people: expressions are not emotions, and FER2013's faces and labels carry the",
-        "biases of web images and of their taggers.",
+        "Not for decisions about people: expressions are not emotions, and FER2013's faces and their labels carry",
+        "the biases of web images and of their taggers.",
         "",
     ]
     return "\n".join(lines)
@@ -263,7 +263,8 @@ def candidate_lines(chosen: dict[str, Any]) -> list[str]:
     if not candidates:
         return []
     elsewhere = chosen.get("trained_on") or {}
-    lines = [f"Candidates, validation accuracy on {chosen.get('validation') or 'the validation split'}:", ""]
+    data = chosen.get("validation")
+    lines = [f"Candidates, accuracy on {f'the {data} validation split' if data else 'validation'}:", ""]
     for name, acc in sorted(candidates.items(), key=lambda item: -item[1]):
         note = (
             f" (a model trained on {elsewhere[name]}, scored on these faces by `fer-eval split=val`)"
