@@ -124,12 +124,15 @@ def _figures(line: str) -> list[tuple[str, str]]:
 
 
 def _known(folders: list[str], notes: bool) -> str:
-    """The tables fer-report wrote in the folders (table.md, along.md), and with ``notes`` their READMEs,
-    whose notes may quote an older table: differences and p-values are looked up in the tables only
-    (in the README where a folder has no other table)."""
+    """The tables fer-report wrote in the folders (table.md, along.md, and those of a comparison written into
+    a subfolder, such as ``votes_vs_label/along.md``), and with ``notes`` their READMEs, whose notes may quote an
+    older table: differences and p-values are looked up in the tables only (in the README where a folder has
+    no other table)."""
     texts = []
     for name in folders:
-        tables = sorted(p for p in (RESULTS / name).glob("*.md") if p.name != "README.md")
+        folder = RESULTS / name
+        tables = sorted(p for p in folder.glob("*.md") if p.name != "README.md")
+        tables += sorted(p for pattern in ("*/table.md", "*/along.md") for p in folder.glob(pattern))
         readme = RESULTS / name / "README.md"
         if notes or not tables:
             tables.append(readme)

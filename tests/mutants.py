@@ -204,9 +204,16 @@ MUTANTS = [
     (
         "faces left out of the variance",
         "fer_attention/reporting/decision.py",
-        "total = max((ms_seed + ms_face - ms_err) / (r * n), 0.0)",
+        "total = max((ms_seed + ms_face - ms_err) / (r * n), ms_err / (r * n))",
         "total = max(ms_seed / (r * n), 0.0)",
         "tests/test_decision.py::test_seeds_and_faces_variance_matches_the_spread_over_fresh_faces_and_seeds",
+    ),
+    (
+        "no floor under the seeds x faces variance",
+        "fer_attention/reporting/decision.py",
+        "total = max((ms_seed + ms_face - ms_err) / (r * n), ms_err / (r * n))",
+        "total = max((ms_seed + ms_face - ms_err) / (r * n), 0.0)",
+        "tests/test_decision.py::test_two_seeds_with_the_same_mean_difference_keep_the_interactions_variance",
     ),
     (
         "posterior without the k-fold correction",

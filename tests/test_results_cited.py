@@ -51,3 +51,20 @@ def test_a_verdict_row_is_checked_against_the_folders_it_links_and_not_against_o
     assert "README.md:4: 'Holm 0.971' is not in pretrained_modules_ckplus48_cpu" in out
     assert "'p 0.498'" not in out
     assert "5 cited figures checked in 1 files, 2 differ" in out
+
+
+def test_a_comparison_written_into_a_subfolder_counts_as_the_folders_table(tmp_path, capsys):
+    along = check_results.RESULTS / "ferplus_targets_perface_cpu" / "votes_vs_label" / "along.md"
+    row = next(
+        ln for ln in along.read_text().splitlines() if ln.startswith("| vgg16 | data.source.target=label")
+    )
+    delta = row.split("|")[5].strip()
+    page = tmp_path / "README.md"
+    page.write_text(
+        f"Votes against the label for `vgg16`: {delta}, and -9.87 [-9.99, -9.11] for nothing "
+        "([table](experiments/results/ferplus_targets_perface_cpu/README.md)).\n"
+    )
+    assert check_results.main([str(page)]) == 1
+    out = capsys.readouterr().out
+    assert f"'{delta}'" not in out
+    assert "'-9.87 [-9.99, -9.11]' is not in ferplus_targets_perface_cpu" in out
