@@ -41,7 +41,7 @@ check-results: install ## every figure README.md and docs/ cite from experiments
 # the model that ships with the package (fer_attention/inference/shipped/MODEL_CARD.md): conf/experiment/shipped.yaml
 # is the recipe of the run chosen on validation; its table is SHIPPED_FOLDER
 MODEL_RUN ?= logs/model/run
-SHIPPED_FOLDER ?= experiments/results/ferplus_targets_perface_cpu
+SHIPPED_FOLDER ?= experiments/results/ferplus_full_long_cpu
 MODEL_DATA_ROOT ?= ../shared/data/ferplus
 model: install ## rebuild the shipped model end to end: train its recipe on MODEL_DATA_ROOT (FER+), then fp16 weights, int8 ONNX and the card
 	$(BIN)/fer-train experiment=shipped data.root=$(MODEL_DATA_ROOT) hydra.run.dir=$(MODEL_RUN) '~callbacks.progress_bar' $(ARGS)

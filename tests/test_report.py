@@ -204,6 +204,21 @@ def test_published_folder_holds_no_checkpoints_and_re_aggregates_alone(tmp_path)
         publish(tmp_path / "pub" / "jobs" / "0_ablation-full+data.fold-0+seed-0" / ".hydra", tmp_path / "x")
 
 
+def test_a_published_single_run_names_its_fer_train_command_and_start(tmp_path):
+    # `fer-train ... hydra.run.dir=runs/x` (no -m) leaves no multirun.yaml: the job's own record stands in
+    fake_sweep(tmp_path / "runs", {"full": [0.83]}, kfold=False)
+    job = next((tmp_path / "runs").iterdir())
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["data=ferplus", "trainer.max_epochs=30"]))
+    assert report_main([str(tmp_path / "runs"), "--out", str(tmp_path / "pub"), "--publish"]) == 0
+    info = json.loads((tmp_path / "pub" / "run.json").read_text())
+    assert info["command"] == "fer-train data=ferplus trainer.max_epochs=30"
+    assert info["started"] is not None and info["wall_seconds"] is not None and info["wall_seconds"] >= 0
+    # two single runs side by side are no one command
+    fake_sweep(tmp_path / "two", {"full": [0.83, 0.84]}, kfold=False)
+    assert report_main([str(tmp_path / "two"), "--out", str(tmp_path / "pub2"), "--publish"]) == 0
+    assert json.loads((tmp_path / "pub2" / "run.json").read_text())["command"] is None
+
+
 def test_val_curve_joins_time_and_accuracy_lines_of_an_epoch(tmp_path):
     job_dir = tmp_path / "sweep" / "0_ablation-full"
     (job_dir / "csv").mkdir(parents=True)

@@ -56,11 +56,16 @@ def machine() -> dict[str, Any]:
     }
 
 
-def sweep_command(sweep_dir: Path) -> str | None:
-    """The ``fer-train -m ...`` command line of a sweep, from its ``multirun.yaml``."""
+def sweep_command(sweep_dir: Path, job_dirs: list[Path] = ()) -> str | None:
+    """The ``fer-train -m ...`` command line of a sweep, from its ``multirun.yaml``; for a folder of one
+    single run (``fer-train`` without ``-m``, no ``multirun.yaml``), ``fer-train ...`` from that job's
+    ``.hydra/overrides.yaml``."""
     file = sweep_dir / "multirun.yaml"
     if not file.is_file():
-        return None
+        single = [j / ".hydra" / "overrides.yaml" for j in job_dirs]
+        if len(single) != 1 or not single[0].is_file():
+            return None
+        return "fer-train " + " ".join(_quote(str(o)) for o in yaml.safe_load(single[0].read_text()) or [])
     overrides = (yaml.safe_load(file.read_text()) or {}).get("hydra", {}).get("overrides", {})
     # the launcher and its settings say how the jobs ran (side by side or one after another)
     launcher = [
@@ -74,9 +79,16 @@ def _quote(override: str) -> str:
 
 
 def wall_time(sweep_dir: Path, job_dirs: list[Path]) -> dict[str, Any]:
-    """Start (the sweep's ``multirun.yaml``), end (the last ``metrics.json``) and the seconds between,
-    plus the sum of the jobs' own ``seconds``."""
-    start = (sweep_dir / "multirun.yaml").stat().st_mtime if (sweep_dir / "multirun.yaml").is_file() else None
+    """Start (the sweep's ``multirun.yaml``; without one, the earliest job's ``.hydra/overrides.yaml``),
+    end (the last ``metrics.json``) and the seconds between, plus the sum of the jobs' own ``seconds``."""
+    records = (
+        [sweep_dir / "multirun.yaml"]
+        if (sweep_dir / "multirun.yaml").is_file()
+        else [
+            j / ".hydra" / "overrides.yaml" for j in job_dirs if (j / ".hydra" / "overrides.yaml").is_file()
+        ]
+    )
+    start = min((f.stat().st_mtime for f in records), default=None)
     ends, job_seconds = [], 0.0
     for job in job_dirs:
         metrics = job / METRICS_FILE
@@ -244,7 +256,7 @@ def _sweep_record(sweep_dir: Path, job_dirs: list[Path]) -> dict[str, Any]:
     """run.json's entry for one sweep: its command, this machine, its dates and wall time, its jobs."""
     return {
         "sweep_dir": str(sweep_dir),
-        "command": sweep_command(sweep_dir),
+        "command": sweep_command(sweep_dir, job_dirs),
         "machine": machine(),
         **wall_time(sweep_dir, job_dirs),
         "jobs": len(job_dirs),
