@@ -45,7 +45,7 @@ def load_weights_only(path: str | Path) -> Any:
 
 # The checkpoints read_checkpoint serves (noted 2026-12-06): those of fer-attention 0.1.0 in the layout it
 # writes since 2026-12-02, the layout of the one committed checkpoint, the shipped model
-# (fer_attention/inference/shipped/ferplus_514k.fp16.pt, written 2026-12-07 by Lightning 2.6.6): plain
+# (fer_attention/inference/shipped/ferplus_1190k.fp16.pt, written 2026-12-07 by Lightning 2.6.6): plain
 # ``net.*`` state-dict keys, the image size in ``data_config.image_size``, the LBP stream switched by
 # ``net.modules.lbp``. The layouts of earlier 0.1.0 checkpoints (2026-11-26 to 2026-12-01) are not read,
 # since no committed checkpoint has them: :func:`_earlier_layout` names them in a one-line error
