@@ -24,6 +24,18 @@ def test_budget_cpu_composes_a_cpu_setting_per_dataset(make_cfg, tmp_path):
     assert (lab.trainer.max_epochs, wild.trainer.max_epochs, affect.trainer.max_epochs) == (30, 15, 2)
 
 
+def test_ferplus_trains_30_epochs_on_the_cpu_budget_and_its_committed_table_keeps_15(make_cfg, tmp_path):
+    # FER+'s row was chosen on FER2013Valid (experiments/results/ferplus_full_long_cpu) after its table had run
+    base = ["data=ferplus", f"data.root={tmp_path}"]
+    assert make_cfg(["budget=cpu", *base]).trainer.max_epochs == 30
+    assert make_cfg(["budget=cpu", *base, "experiment=shipped"], subdir="s").trainer.max_epochs == 30
+    assert make_cfg(["budget=cpu", *base, "sweep=ferplus_targets"], subdir="t").trainer.max_epochs == 15
+    # the table's pin is the cpu budget's row only: another budget keeps its own epochs
+    quick = make_cfg(["budget=quick", *base], subdir="q").trainer.max_epochs
+    table = make_cfg(["budget=quick", *base, "sweep=ferplus_targets"], subdir="qt").trainer.max_epochs
+    assert table == quick != 15
+
+
 def test_bf16_falls_back_to_fp32_with_one_line_on_cpus_without_it(monkeypatch, caplog):
     monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: False)
     with caplog.at_level(logging.WARNING, logger="fer_attention.runtime"):
