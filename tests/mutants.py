@@ -292,6 +292,13 @@ MUTANTS = [
         "not 0 <= value <= _MAX_MB",
         "tests/test_config_errors.py::test_bad_config_value_names_key_value_and_allowed",
     ),
+    (
+        "two single runs one command",
+        "fer_attention/reporting/results.py",
+        "if len(single) != 1 or not single[0].is_file():",
+        "if not single or not single[0].is_file():",
+        "tests/test_report.py::test_a_published_single_run_names_its_fer_train_command_and_start",
+    ),
 ]
 
 
