@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +57,18 @@ def machine() -> dict[str, Any]:
     }
 
 
-def sweep_command(sweep_dir: Path, job_dirs: list[Path] = ()) -> str | None:
+def _job_overrides(job_dir: Path) -> Path:
+    """Where Hydra recorded a job's overrides (written when the job starts)."""
+    return job_dir / ".hydra" / "overrides.yaml"
+
+
+def sweep_command(sweep_dir: Path, job_dirs: Sequence[Path] = ()) -> str | None:
     """The ``fer-train -m ...`` command line of a sweep, from its ``multirun.yaml``; for a folder of one
     single run (``fer-train`` without ``-m``, no ``multirun.yaml``), ``fer-train ...`` from that job's
     ``.hydra/overrides.yaml``."""
     file = sweep_dir / "multirun.yaml"
     if not file.is_file():
-        single = [j / ".hydra" / "overrides.yaml" for j in job_dirs]
+        single = [_job_overrides(j) for j in job_dirs]
         if len(single) != 1 or not single[0].is_file():
             return None
         return "fer-train " + " ".join(_quote(str(o)) for o in yaml.safe_load(single[0].read_text()) or [])
@@ -81,14 +87,10 @@ def _quote(override: str) -> str:
 def wall_time(sweep_dir: Path, job_dirs: list[Path]) -> dict[str, Any]:
     """Start (the sweep's ``multirun.yaml``; without one, the earliest job's ``.hydra/overrides.yaml``),
     end (the last ``metrics.json``) and the seconds between, plus the sum of the jobs' own ``seconds``."""
-    records = (
-        [sweep_dir / "multirun.yaml"]
-        if (sweep_dir / "multirun.yaml").is_file()
-        else [
-            j / ".hydra" / "overrides.yaml" for j in job_dirs if (j / ".hydra" / "overrides.yaml").is_file()
-        ]
-    )
-    start = min((f.stat().st_mtime for f in records), default=None)
+    records = [sweep_dir / "multirun.yaml"]
+    if not records[0].is_file():
+        records = [_job_overrides(j) for j in job_dirs]
+    start = min((f.stat().st_mtime for f in records if f.is_file()), default=None)
     ends, job_seconds = [], 0.0
     for job in job_dirs:
         metrics = job / METRICS_FILE
