@@ -239,6 +239,18 @@ def test_fixed_split_table_decides_with_seeds_and_faces(tmp_path):
     assert wide["verdict"][0] == EQUIVALENT and "p (TOST ±15)" in wide["table"]
 
 
+def test_a_row_of_one_pair_is_undecided_and_its_budget_is_a_second_seed(tmp_path):
+    rng = np.random.default_rng(6)
+    ref = rng.random((1, 800)) < 0.65
+    fixed_split_sweep(tmp_path / "s", {"full": ref, "vgg16": ref ^ (rng.random((1, 800)) < 0.02)})
+    out = report(tmp_path / "s", tmp_path / "r")
+    assert {r["ablation"]: r for r in out["rows"]}["vgg16"]["outcome"] == UNDECIDED
+    assert (
+        "What would decide the rest, if the mean and the variance stay: ablation=vgg16: 1 pair, "
+        "and a decision needs 2 (another seed)." in out["table"]
+    )
+
+
 def test_jobs_without_predictions_fall_back_to_seeds_with_one_warning_naming_them(tmp_path):
     rng = np.random.default_rng(4)
     ref = rng.random((3, 500)) < 0.65

@@ -213,15 +213,21 @@ def table_verdict(rows: list[Row], reference: Row | None) -> tuple[str, str] | N
 
 def verdict_line(rows: list[Row], reference: Row, decide: float) -> str:
     """One paragraph: the verdict on the reference row being best, and for each undecided row what budget
-    would decide it (more seeds, or none: the smallest ROPE at which it would be equivalent)."""
+    would decide it (a second pair, more seeds, or none: the smallest ROPE at which it would be equivalent)."""
     verdict, reason = table_verdict(rows, reference) or ("undecided", "")
     text = f"**Verdict** for {reference.label} (ROPE ±{_rope_text(rows)} points, P ≥ {decide:g}): **{verdict}**; {reason}."
     budget = []
     for row in rows:
         c = row.comparison
-        if row is reference or c is None or c.outcome != UNDECIDED or c.rope_equivalent is None:
+        if row is reference or c is None or c.outcome != UNDECIDED:
             continue
-        if c.seeds_to_decide is not None:
+        if c.pairs < 2:
+            budget.append(
+                f"{row.label}: {c.pairs} pair{'' if c.pairs == 1 else 's'}, and a decision needs 2 (another seed)"
+            )
+        elif c.rope_equivalent is None:
+            continue
+        elif c.seeds_to_decide is not None:
             budget.append(f"{row.label}: about {c.seeds_to_decide} seeds would decide it")
         else:
             budget.append(
