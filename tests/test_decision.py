@@ -251,6 +251,17 @@ def test_a_row_of_one_pair_is_undecided_and_its_budget_is_a_second_seed(tmp_path
     )
 
 
+def test_rows_follow_the_sweep_order_past_job_9(tmp_path):
+    rng = np.random.default_rng(7)
+    rows = {name: rng.random((2, 200)) < 0.6 for name in ("full", "b", "c", "d", "e", "f")}
+    # jobs 0_ to 11_, two a row: "f" is 10_ and 11_, which a text sort puts before 1_
+    fixed_split_sweep(tmp_path / "s", rows)
+    # a sweep appended beside the jobs (as a published folder's jobs/ holds it) comes after them
+    fixed_split_sweep(tmp_path / "s" / "appended", {"g": rng.random((2, 200)) < 0.6})
+    out = report(tmp_path / "s", tmp_path / "r")
+    assert [r["ablation"] for r in out["rows"]] == ["full", "b", "c", "d", "e", "f", "g"]
+
+
 def test_jobs_without_predictions_fall_back_to_seeds_with_one_warning_naming_them(tmp_path):
     rng = np.random.default_rng(4)
     ref = rng.random((3, 500)) < 0.65
