@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from fer_attention.reporting.decision import (
     kfold_posterior,
     two_level_posterior,
 )
-from fer_attention.reporting.jobs import COMPARED, Job, Row, sort_key
+from fer_attention.reporting.jobs import COMPARED, Job, Row, launch_order, sort_key
 from fer_attention.reporting.plots import plot_curves, plot_rows
 from fer_attention.reporting.stats import holm, mean_interval, paired_comparison
 from fer_attention.reporting.tables import table_markdown, table_verdict, write_csv_tables
@@ -83,7 +82,7 @@ def _jobs_under(root: Path) -> list[Job]:
     if not root.is_dir():
         raise FileNotFoundError(f"multirun dir {root} does not exist")
     jobs = []
-    for hydra_dir in sorted(root.rglob(".hydra"), key=lambda d: _launch_order(d.relative_to(root))):
+    for hydra_dir in sorted(root.rglob(".hydra"), key=lambda d: launch_order(d.relative_to(root))):
         path = hydra_dir.parent
         if path == root:
             continue
@@ -95,15 +94,6 @@ def _jobs_under(root: Path) -> list[Job]:
             state = "missing"
         jobs.append(Job(path, _parse_overrides(path), metrics, state, status.get("error")))
     return jobs
-
-
-def _launch_order(path: Path) -> tuple:
-    """Hydra's job directories (``<n>_<overrides>``) by job number, so that ``10_`` follows ``9_``; other
-    directories (a sweep appended beside them) after them, by name."""
-    number = re.compile(r"^(\d+)_")
-    return tuple(
-        (0, int(m.group(1)), part) if (m := number.match(part)) else (1, 0, part) for part in path.parts
-    )
 
 
 def select_seeds(jobs: list[Job], seeds: list[str] | None) -> list[Job]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,3 +128,12 @@ def sort_key(value: str) -> tuple[int, float | str]:
         return 0, float(value)
     except ValueError:
         return 1, value
+
+
+def launch_order(path: Path) -> tuple:
+    """Hydra's job directories (``<n>_<overrides>``) by job number, so that ``10_`` follows ``9_``; other
+    directories (a sweep appended beside them) after them, by name."""
+    number = re.compile(r"^(\d+)_")
+    return tuple(
+        (0, int(m.group(1)), part) if (m := number.match(part)) else (1, 0, part) for part in path.parts
+    )
